@@ -1,0 +1,520 @@
+"""Typed, validated configuration for one OMASGAN run.
+
+Every section is a dataclass that validates itself at construction (``__post_init__``), so an
+invalid value is rejected with one line naming it and what is allowed, before any data is read or
+any network is built.  A whole config is loaded from a nested dict, a JSON or a YAML file, and
+overridden with dotted keys (``task2.mu=0.2``), whose values are parsed as YAML scalars.
+
+``default_config(dataset)`` gives the paper's defaults for a data set (DESIGN.md 3.3-3.5):
+synthetic Q = 4096, N = 100, mu = 8, nu = 20; image sets Q = 1024, N = 256, mu = 0.2, nu = 0.3;
+alpha = 0.3, beta = 1, gamma = 0.7, delta = 0.4 (alpha + delta = 0.7); zeta = 0.5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DIVERGENCES = (
+    "kl",
+    "reverse_kl",
+    "pearson",
+    "neyman",
+    "squared_hellinger",
+    "jensen_shannon",
+    "gan",
+    "total_variation",
+    "klwgan",
+    "wasserstein",
+)
+NETWORK_KINDS = ("mlp", "dcgan", "resnet")
+DATASET_NAMES = ("synthetic", "digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn", "tabular")
+PROTOCOL_NAMES = ("loo", "occ", "ood")
+GENERATOR_LOSSES = ("non_saturating", "saturating")
+TASK2_REFERENCES = ("generator", "data")
+J_INITS = ("scratch", "task3", "task1")
+STAGES = ("task1", "task2", "task3", "j")
+
+
+def _choice(section: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{section}.{name}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def _at_least(section: str, name: str, value: float, low: float, *, strict: bool = False) -> None:
+    bad = not math.isfinite(value) or (value <= low if strict else value < low)
+    if bad:
+        relation = ">" if strict else ">="
+        raise ConfigError(f"{section}.{name}={value!r} is out of range; it must be a finite number {relation} {low}")
+
+
+def _in_unit_interval(section: str, name: str, value: float) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ConfigError(f"{section}.{name}={value!r} is out of range; it must lie in [0, 1]")
+
+
+def _check_optimizer(section: str, lr: float, beta1: float, beta2: float) -> None:
+    _at_least(section, "lr", lr, 0.0, strict=True)
+    for name, beta in (("beta1", beta1), ("beta2", beta2)):
+        if not (0.0 <= beta < 1.0):
+            raise ConfigError(f"{section}.{name}={beta!r} is out of range; it must lie in [0, 1)")
+
+
+@dataclass
+class DataConfig:
+    """Which data, which protocol (DESIGN.md section 4) and how the splits are cut."""
+
+    dataset: str = "digits"
+    protocol: str = "loo"
+    holdout: int | None = 0
+    data_root: str | None = None
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    val_anomaly_fraction: float = 0.05
+    ood_dataset: str | None = None
+    download: bool = False
+    max_train: int | None = None
+    tabular_path: str | None = None
+    label_column: str | int = "label"
+    synthetic_n_per_class: int = 1000
+
+    def __post_init__(self) -> None:
+        _choice("data", "dataset", self.dataset, DATASET_NAMES)
+        _choice("data", "protocol", self.protocol, PROTOCOL_NAMES)
+        if self.protocol == "ood":
+            if self.ood_dataset is None:
+                raise ConfigError("data.protocol='ood' needs data.ood_dataset (the anomaly data set)")
+            _choice("data", "ood_dataset", self.ood_dataset, DATASET_NAMES)
+        elif self.holdout is None:
+            raise ConfigError(f"data.holdout is required for protocol {self.protocol!r}; give a class label")
+        if not (0.0 < self.val_fraction < 1.0):
+            raise ConfigError(f"data.val_fraction={self.val_fraction!r} is out of range; it must lie in (0, 1)")
+        if not (0.0 <= self.val_anomaly_fraction <= 1.0):
+            raise ConfigError(
+                f"data.val_anomaly_fraction={self.val_anomaly_fraction!r} is out of range; it must lie in [0, 1]"
+            )
+        if self.max_train is not None and self.max_train < 1:
+            raise ConfigError(f"data.max_train={self.max_train!r} is out of range; it must be >= 1 or null")
+        if self.synthetic_n_per_class < 2:
+            raise ConfigError(f"data.synthetic_n_per_class={self.synthetic_n_per_class!r} must be >= 2")
+        if self.dataset == "tabular" and not self.tabular_path:
+            raise ConfigError("data.dataset='tabular' needs data.tabular_path (a .parquet, .csv, .npy or .npz file)")
+
+
+@dataclass
+class NetworkConfig:
+    """Architectures of G/B (generator family) and D/C/J (discriminator family), DESIGN.md 3.7."""
+
+    kind: str = "mlp"
+    latent_dim: int = 16
+    g_width: int = 256
+    d_width: int = 256
+    depth: int = 3
+    g_batchnorm: bool = True
+    d_batchnorm: bool = False
+    spectral_norm: bool = False
+
+    def __post_init__(self) -> None:
+        _choice("network", "kind", self.kind, NETWORK_KINDS)
+        for name in ("latent_dim", "g_width", "d_width", "depth"):
+            _at_least("network", name, getattr(self, name), 1)
+
+
+@dataclass
+class DivergenceConfig:
+    """The distribution metric shared by Tasks 1-3 and J (DESIGN.md 3.1).
+
+    ``klwgan_tau`` is the KL-WGAN temperature, ``gp_weight`` the WGAN-GP lambda, ``r1_gamma`` the
+    weight of the optional R1 penalty (gamma/2 * E||grad_x v(x)||^2 on P-side samples).
+    """
+
+    name: str = "gan"
+    klwgan_tau: float = 5.0
+    gp_weight: float = 10.0
+    r1_gamma: float = 0.0
+    generator_loss: str = "non_saturating"
+
+    def __post_init__(self) -> None:
+        _choice("divergence", "name", self.name, DIVERGENCES)
+        _choice("divergence", "generator_loss", self.generator_loss, GENERATOR_LOSSES)
+        _at_least("divergence", "klwgan_tau", self.klwgan_tau, 0.0, strict=True)
+        _at_least("divergence", "gp_weight", self.gp_weight, 0.0)
+        _at_least("divergence", "r1_gamma", self.r1_gamma, 0.0)
+
+
+@dataclass
+class Task1Config:
+    """Task 1: the base f-GAN (G, D) on the normal data."""
+
+    epochs: int = 60
+    batch_size: int = 128
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1
+
+    def __post_init__(self) -> None:
+        _at_least("task1", "epochs", self.epochs, 1)
+        _at_least("task1", "batch_size", self.batch_size, 2)
+        _at_least("task1", "d_steps", self.d_steps, 1)
+        _check_optimizer("task1", self.lr_g, self.beta1, self.beta2)
+        _check_optimizer("task1", self.lr_d, self.beta1, self.beta2)
+
+
+@dataclass
+class Task2Config:
+    """Task 2: the boundary model B, L_B = -m(B, G) + mu d(B, G) + nu s(B, z).
+
+    ``batch_size`` is N of eq. (4), ``bank_size`` is Q of eq. (3), ``p`` the norm of d.
+    One epoch is ceil(n_train / N) steps, so epochs are comparable across stages.
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    bank_size: int = 1024
+    mu: float = 0.2
+    nu: float = 0.3
+    p: float = 2.0
+    bank_refresh: int = 1
+    eps: float = 1e-6
+    lr_b: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1
+    reference: str = "generator"
+
+    def __post_init__(self) -> None:
+        _at_least("task2", "epochs", self.epochs, 1)
+        _at_least("task2", "batch_size", self.batch_size, 2)
+        _at_least("task2", "bank_size", self.bank_size, 1)
+        _at_least("task2", "mu", self.mu, 0.0)
+        _at_least("task2", "nu", self.nu, 0.0)
+        _at_least("task2", "p", self.p, 1.0)
+        _at_least("task2", "bank_refresh", self.bank_refresh, 1)
+        _at_least("task2", "eps", self.eps, 0.0, strict=True)
+        _at_least("task2", "d_steps", self.d_steps, 0)
+        _check_optimizer("task2", self.lr_b, self.beta1, self.beta2)
+        _check_optimizer("task2", self.lr_d, self.beta1, self.beta2)
+        _choice("task2", "reference", self.reference, TASK2_REFERENCES)
+
+
+@dataclass
+class Task3Config:
+    """Task 3 (eq. 5): G' and C retrained with the boundary samples.
+
+    Admissible region (paper section 3.4): alpha + delta in [0, 1] and gamma >= alpha + delta - 1.
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    alpha: float = 0.3
+    beta: float = 1.0
+    gamma: float = 0.7
+    delta: float = 0.4
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1
+
+    def __post_init__(self) -> None:
+        _at_least("task3", "epochs", self.epochs, 1)
+        _at_least("task3", "batch_size", self.batch_size, 2)
+        _at_least("task3", "d_steps", self.d_steps, 1)
+        for name in ("alpha", "beta", "gamma", "delta"):
+            _at_least("task3", name, getattr(self, name), 0.0)
+        total = self.alpha + self.delta
+        if not (0.0 <= total <= 1.0 + 1e-9):
+            raise ConfigError(
+                f"task3.alpha + task3.delta = {total:g} (alpha={self.alpha:g}, delta={self.delta:g}) "
+                "is outside the admissible region; it must lie in [0, 1]"
+            )
+        if self.gamma < total - 1.0 - 1e-9:
+            raise ConfigError(
+                f"task3.gamma={self.gamma:g} is below alpha + delta - 1 = {total - 1.0:g}; "
+                "the admissible region needs gamma >= alpha + delta - 1"
+            )
+        _check_optimizer("task3", self.lr_g, self.beta1, self.beta2)
+        _check_optimizer("task3", self.lr_d, self.beta1, self.beta2)
+
+
+@dataclass
+class JConfig:
+    """The final discriminator J (eq. 6); ``init`` picks its starting weights."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    zeta: float = 0.5
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    init: str = "scratch"
+
+    def __post_init__(self) -> None:
+        _at_least("j", "epochs", self.epochs, 1)
+        _at_least("j", "batch_size", self.batch_size, 2)
+        _in_unit_interval("j", "zeta", self.zeta)
+        _check_optimizer("j", self.lr, self.beta1, self.beta2)
+        _choice("j", "init", self.init, J_INITS)
+
+
+@dataclass
+class OMASGANConfig:
+    """Everything one OMASGAN run depends on."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
+    task1: Task1Config = field(default_factory=Task1Config)
+    task2: Task2Config = field(default_factory=Task2Config)
+    task3: Task3Config = field(default_factory=Task3Config)
+    j: JConfig = field(default_factory=JConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, kind in _section_types().items():
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"config section {name!r} must be a {kind.__name__}")
+        if self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} is out of range; it must be >= 0")
+
+    # ---- conversion -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A nested plain dict (JSON/YAML serialisable) that ``from_dict`` reads back."""
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"task2.mu": 0.2, ...}``: every leaf under its dotted key."""
+        out: dict[str, Any] = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "OMASGANConfig":
+        return _build(cls, raw, "")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "OMASGANConfig":
+        """Read a JSON or YAML file holding a full or partial nested config (missing keys take defaults)."""
+        return cls.from_dict(read_config_file(path))
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "OMASGANConfig":
+        """A new config with dotted-key overrides applied: ``["task2.mu=0.2", "j.zeta=0.3"]``."""
+        raw = self.to_dict()
+        items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+        for key, value in items:
+            _set_dotted(raw, key, value)
+        return OMASGANConfig.from_dict(raw)
+
+    def merged(self, partial: dict[str, Any]) -> "OMASGANConfig":
+        """A new config with a (possibly partial) nested dict laid over this one."""
+        raw = self.to_dict()
+        for key, value in _flatten(partial).items():
+            _set_dotted(raw, key, value)
+        return OMASGANConfig.from_dict(raw)
+
+
+def _section_types() -> dict[str, type]:
+    return {
+        "data": DataConfig,
+        "network": NetworkConfig,
+        "divergence": DivergenceConfig,
+        "task1": Task1Config,
+        "task2": Task2Config,
+        "task3": Task3Config,
+        "j": JConfig,
+    }
+
+
+def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"task2.mu=0.2"`` into ``("task2.mu", 0.2)``; the value is parsed as a YAML scalar."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value (e.g. task2.mu=0.2)")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key, parsed
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) == 1:
+        if key not in raw or isinstance(raw[key], dict):
+            allowed = ", ".join(k for k, v in raw.items() if not isinstance(v, dict))
+            sections = ", ".join(k for k, v in raw.items() if isinstance(v, dict))
+            raise ConfigError(f"unknown config key {key!r}; top-level keys: {allowed}; sections: {sections}")
+        raw[key] = value
+        return
+    if len(parts) != 2 or parts[0] not in raw or not isinstance(raw[parts[0]], dict):
+        sections = ", ".join(k for k, v in raw.items() if isinstance(v, dict))
+        raise ConfigError(f"unknown config key {key!r}; use section.key with a section among: {sections}")
+    section, name = parts
+    if name not in raw[section]:
+        raise ConfigError(
+            f"unknown config key {key!r}; section {section!r} has: {', '.join(sorted(raw[section]))}"
+        )
+    raw[section][name] = value
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a field annotation; ints are accepted for floats."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+        raise ConfigError(f"{where}={value!r} has the wrong type; expected {names}")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}={value!r} has the wrong type; expected true or false")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}={value!r} has the wrong type; expected an integer")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}={value!r} has the wrong type; expected a number")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}={value!r} has the wrong type; expected a string")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        where = prefix.rstrip(".") or "the config"
+        raise ConfigError(f"unknown key {prefix}{unknown[0]!r} in {where}; allowed: {', '.join(sorted(names))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _build(annotation, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, annotation, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a nested config mapping from ``.json``, ``.yaml`` or ``.yml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {str(path)!r} must end in .json, .yaml or .yml")
+    except (json.JSONDecodeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"config file {str(path)!r} is not valid: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
+    # A file written by `omasgan run` / `omasgan report` may wrap the config under "config".
+    if "config" in raw and isinstance(raw["config"], dict) and set(raw) - set(_section_types()) - {"seed"}:
+        raw = raw["config"]
+    return raw
+
+
+# ---- per-data-set defaults ------------------------------------------------------------------------
+
+_IMAGE_SETS_28 = ("mnist", "fashion_mnist", "kmnist")
+_IMAGE_SETS_32 = ("cifar10", "svhn")
+
+
+def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig:
+    """The paper's defaults for ``dataset`` (DESIGN.md 3.3-3.5), with practical epoch budgets.
+
+    The paper trains 500 epochs on MNIST; the defaults here are budgets a CPU can finish, and every
+    one of them can be overridden (``task1.epochs=500``).
+    """
+    _choice("data", "dataset", dataset, DATASET_NAMES)
+    data = DataConfig(dataset=dataset, **data_kwargs)
+    if dataset == "synthetic":
+        return OMASGANConfig(
+            data=data,
+            network=NetworkConfig(kind="mlp", latent_dim=2, g_width=128, d_width=128, depth=3),
+            divergence=DivergenceConfig(name="gan"),
+            task1=Task1Config(epochs=40, batch_size=100, lr_g=1e-3, lr_d=1e-3),
+            task2=Task2Config(epochs=15, batch_size=100, bank_size=4096, mu=8.0, nu=20.0, lr_b=5e-4, lr_d=5e-4),
+            task3=Task3Config(epochs=20, batch_size=100, lr_g=1e-3, lr_d=1e-3),
+            j=JConfig(epochs=30, batch_size=100, lr=1e-3),
+        )
+    if dataset in ("digits", "tabular"):
+        return OMASGANConfig(
+            data=data,
+            network=NetworkConfig(kind="mlp", latent_dim=16, g_width=256, d_width=256, depth=3),
+            divergence=DivergenceConfig(name="gan"),
+            task1=Task1Config(epochs=150, batch_size=64, lr_g=5e-4, lr_d=5e-4),
+            task2=Task2Config(epochs=30, batch_size=256, bank_size=1024, mu=0.2, nu=0.3),
+            task3=Task3Config(epochs=50, batch_size=64),
+            j=JConfig(epochs=50, batch_size=64),
+        )
+    kind = "dcgan" if dataset in _IMAGE_SETS_28 else "resnet"
+    return OMASGANConfig(
+        data=data,
+        network=NetworkConfig(kind=kind, latent_dim=128, g_width=64, d_width=64, d_batchnorm=False),
+        divergence=DivergenceConfig(name="klwgan"),
+        task1=Task1Config(epochs=20, batch_size=256),
+        task2=Task2Config(epochs=5, batch_size=256, bank_size=1024, mu=0.2, nu=0.3),
+        task3=Task3Config(epochs=5, batch_size=256),
+        j=JConfig(epochs=5, batch_size=256),
+    )

@@ -1,0 +1,88 @@
+"""A saved OMASGAN model: a folder that ``omasgan score`` and ``OMASGANDetector.load`` read.
+
+    model.json   {"format": "omasgan-model/1", "checkpoint": "j.pt", "threshold": t,
+                  "transform": {...}, "detector": "final", ...}
+    j.pt         the final discriminator J (a stage checkpoint, see :mod:`omasgan.checkpoint`)
+
+``omasgan run`` writes this layout (plus the other stages' checkpoints and metrics.json); the
+detector API writes the same layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, load_stage
+from .config import OMASGANConfig
+from .divergences import build_divergence
+from .errors import OMASGANError
+from .scoring import anomaly_scores
+from .transform import InputTransform
+
+MODEL_FORMAT = "omasgan-model/1"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write text to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_model_json(folder: Path, threshold: float, transform: InputTransform, extra: dict[str, Any] | None = None) -> None:
+    document = {
+        "format": MODEL_FORMAT,
+        "checkpoint": "j.pt",
+        "detector": "final",
+        "threshold": float(threshold),
+        "transform": transform.to_dict(),
+        **(extra or {}),
+    }
+    atomic_write_text(folder / "model.json", json.dumps(document, indent=2))
+
+
+class SavedModel:
+    """A model folder loaded for scoring: J, its config, threshold and input transform."""
+
+    def __init__(self, folder: str | Path, device: str | torch.device = "cpu") -> None:
+        folder = Path(folder)
+        manifest = folder / "model.json"
+        if not manifest.is_file():
+            raise OMASGANError(
+                f"{str(folder)!r} is not an OMASGAN model folder (no model.json); pass the --out folder of "
+                "`omasgan run` or a folder written by OMASGANDetector.save"
+            )
+        document = json.loads(manifest.read_text())
+        if document.get("format") != MODEL_FORMAT:
+            raise CheckpointError(f"{str(manifest)!r} is not an {MODEL_FORMAT} file")
+        result, payload = load_stage(folder / document["checkpoint"], device)
+        self.folder = folder
+        self.config = OMASGANConfig.from_dict(payload["config"])
+        self.detector: nn.Module = result.modules["detector"]
+        self.threshold = float(document["threshold"])
+        self.transform = InputTransform.from_dict(document["transform"])
+        self.document = document
+        self.device = torch.device(device)
+
+    def scores(self, raw: Any) -> np.ndarray:
+        """Anomaly scores j(x) (higher = more anomalous) of raw samples."""
+        x = self.transform.apply(raw).to(self.device)
+        return anomaly_scores("final", self.detector, x, build_divergence(self.config.divergence)).cpu().numpy()
+
+    def predict(self, raw: Any) -> np.ndarray:
+        return (self.scores(raw) >= self.threshold).astype(np.int64)

@@ -1,0 +1,156 @@
+"""SN-ResNet generator and discriminator for (C, 32, 32) images, C in {1, 3}.
+
+The CIFAR-10 ResNet of Miyato et al. (2018, Table 4), also the architecture of Song & Ermon's (2020)
+KL-WGAN CIFAR experiments, with ``width`` channels in every block (their G uses 256, their D 128).
+``depth`` does not apply (the block plan is fixed).
+
+Initialisation (as in the SN-GAN reference code): Xavier-uniform weights with gain sqrt(2) for the 3x3
+convolutions inside residual branches and gain 1 for shortcuts, the input linear layer, the output
+convolution and the final linear layer; biases 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._layers import apply_spectral_norm, output_activation
+
+
+def _init(module: nn.Module, gain: float = 1.0) -> nn.Module:
+    nn.init.xavier_uniform_(module.weight, gain)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+    return module
+
+
+def _bn(channels: int, on: bool) -> nn.Module:
+    return nn.BatchNorm2d(channels) if on else nn.Identity()
+
+
+class GeneratorBlock(nn.Module):
+    """Up-sampling residual block: (B, in, H, W) -> (B, out, 2H, 2W).
+
+    branch:   BN -> ReLU -> nearest-upsample x2 -> conv3x3 -> BN -> ReLU -> conv3x3
+    shortcut: nearest-upsample x2 -> conv1x1
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, batchnorm: bool = True) -> None:
+        super().__init__()
+        g = math.sqrt(2.0)
+        self.bn1 = _bn(in_ch, batchnorm)
+        self.conv1 = _init(nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=not batchnorm), g)
+        self.bn2 = _bn(out_ch, batchnorm)
+        self.conv2 = _init(nn.Conv2d(out_ch, out_ch, 3, 1, 1), g)
+        self.shortcut = _init(nn.Conv2d(in_ch, out_ch, 1, 1, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class OptimizedDiscriminatorBlock(nn.Module):
+    """First discriminator block, on the raw image: (B, in, H, W) -> (B, out, H/2, W/2).
+
+    branch:   conv3x3 -> ReLU -> conv3x3 -> avgpool2      (no ReLU before the first conv)
+    shortcut: avgpool2 -> conv1x1
+    """
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        g = math.sqrt(2.0)
+        self.conv1 = _init(nn.Conv2d(in_ch, out_ch, 3, 1, 1), g)
+        self.conv2 = _init(nn.Conv2d(out_ch, out_ch, 3, 1, 1), g)
+        self.shortcut = _init(nn.Conv2d(in_ch, out_ch, 1, 1, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(x))), 2)
+        return h + self.shortcut(F.avg_pool2d(x, 2))
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual discriminator block: (B, in, H, W) -> (B, out, H/2, W/2) or (B, out, H, W).
+
+    branch:   ReLU -> conv3x3 -> ReLU -> conv3x3 [-> avgpool2 when downsampling]
+    shortcut: conv1x1 [-> avgpool2] when downsampling or in != out, else the identity
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, downsample: bool) -> None:
+        super().__init__()
+        g = math.sqrt(2.0)
+        self.downsample = downsample
+        self.conv1 = _init(nn.Conv2d(in_ch, out_ch, 3, 1, 1), g)
+        self.conv2 = _init(nn.Conv2d(out_ch, out_ch, 3, 1, 1), g)
+        self.shortcut = _init(nn.Conv2d(in_ch, out_ch, 1, 1, 0)) if downsample or in_ch != out_ch else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.conv1(F.relu(x))))
+        s = x if self.shortcut is None else self.shortcut(x)
+        if self.downsample:
+            h, s = F.avg_pool2d(h, 2), F.avg_pool2d(s, 2)
+        return h + s
+
+
+class ResNetGenerator(nn.Module):
+    """z (B, latent_dim) -> x (B, C, 32, 32); w = ``width``::
+
+        Linear(latent_dim, w*4*4) -> (w, 4, 4)
+        GeneratorBlock x 3: (w, 8, 8) -> (w, 16, 16) -> (w, 32, 32)
+        BN -> ReLU -> conv3x3(w, C) -> output activation (tanh | identity)
+
+    ``batchnorm=False`` replaces every BatchNorm by the identity.
+    """
+
+    kind = "resnet"
+
+    def __init__(self, sample_shape: tuple[int, ...], latent_dim: int, width: int = 64,
+                 output: str = "tanh", batchnorm: bool = True) -> None:
+        super().__init__()
+        self.sample_shape = tuple(sample_shape)
+        self.latent_dim = latent_dim
+        self.width = width
+        self.linear = _init(nn.Linear(latent_dim, width * 4 * 4))
+        self.blocks = nn.Sequential(*(GeneratorBlock(width, width, batchnorm) for _ in range(3)))
+        self.bn = _bn(width, batchnorm)
+        self.conv = _init(nn.Conv2d(width, self.sample_shape[0], 3, 1, 1))
+        self.out = output_activation(output)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.linear(z).view(z.shape[0], self.width, 4, 4)
+        h = self.blocks(h)
+        return self.out(self.conv(F.relu(self.bn(h))))
+
+
+class ResNetDiscriminator(nn.Module):
+    """x (B, C, 32, 32) -> raw logits (B,); w = ``width``::
+
+        OptimizedDiscriminatorBlock(C, w)          -> (w, 16, 16)
+        DiscriminatorBlock(w, w, downsample=True)  -> (w, 8, 8)
+        DiscriminatorBlock(w, w) x 2               -> (w, 8, 8)
+        ReLU -> sum over H, W -> Linear(w, 1) -> squeeze
+
+    Every convolution and the linear layer are always spectrally normalised (that is what makes it
+    the SN-ResNet); there is no BatchNorm.
+    """
+
+    kind = "resnet"
+
+    def __init__(self, sample_shape: tuple[int, ...], width: int = 64) -> None:
+        super().__init__()
+        self.sample_shape = tuple(sample_shape)
+        self.blocks = nn.Sequential(
+            OptimizedDiscriminatorBlock(self.sample_shape[0], width),
+            DiscriminatorBlock(width, width, downsample=True),
+            DiscriminatorBlock(width, width, downsample=False),
+            DiscriminatorBlock(width, width, downsample=False),
+        )
+        self.linear = _init(nn.Linear(width, 1))
+        apply_spectral_norm(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        return self.linear(h).squeeze(1)
