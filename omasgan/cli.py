@@ -46,6 +46,8 @@ def build_config(args: argparse.Namespace) -> OMASGANConfig:
         value = getattr(args, flag, None)
         if value is not None:
             flags[key] = value
+    if isinstance(flags.get("data.label_column"), str) and flags["data.label_column"].lstrip("-").isdigit():
+        flags["data.label_column"] = int(flags["data.label_column"])
     if getattr(args, "download", False):
         flags["data.download"] = True
     config = config.with_overrides(flags)

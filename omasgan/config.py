@@ -104,8 +104,6 @@ class DataConfig:
             raise ConfigError(f"data.max_train={self.max_train!r} is out of range; it must be >= 1 or null")
         if self.synthetic_n_per_class < 2:
             raise ConfigError(f"data.synthetic_n_per_class={self.synthetic_n_per_class!r} must be >= 2")
-        if self.dataset == "tabular" and not self.tabular_path:
-            raise ConfigError("data.dataset='tabular' needs data.tabular_path (a .parquet, .csv, .npy or .npz file)")
 
 
 @dataclass
@@ -211,7 +209,8 @@ class Task2Config:
 class Task3Config:
     """Task 3 (eq. 5): G' and C retrained with the boundary samples.
 
-    Admissible region (paper section 3.4): alpha + delta in [0, 1] and gamma >= alpha + delta - 1.
+    Admissible region (paper section 3.4): alpha + delta in [0, 1] and gamma >= alpha + delta - 1
+    (so gamma may be negative when alpha + delta < 1); alpha, beta, delta >= 0.
     """
 
     epochs: int = 20
@@ -230,8 +229,10 @@ class Task3Config:
         _at_least("task3", "epochs", self.epochs, 1)
         _at_least("task3", "batch_size", self.batch_size, 2)
         _at_least("task3", "d_steps", self.d_steps, 1)
-        for name in ("alpha", "beta", "gamma", "delta"):
+        for name in ("alpha", "beta", "delta"):
             _at_least("task3", name, getattr(self, name), 0.0)
+        if not math.isfinite(self.gamma):
+            raise ConfigError(f"task3.gamma={self.gamma!r} must be a finite number")
         total = self.alpha + self.delta
         if not (0.0 <= total <= 1.0 + 1e-9):
             raise ConfigError(

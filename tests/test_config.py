@@ -1,0 +1,102 @@
+"""Config validation (one clear line per bad value), loading, overrides and paper defaults."""
+
+import json
+
+import pytest
+
+from omasgan.config import (
+    DIVERGENCES,
+    OMASGANConfig,
+    Task3Config,
+    default_config,
+    parse_override,
+)
+from omasgan.errors import ConfigError
+
+
+def test_paper_defaults():
+    syn = default_config("synthetic")
+    assert (syn.task2.bank_size, syn.task2.batch_size, syn.task2.mu, syn.task2.nu) == (4096, 100, 8.0, 20.0)
+    mnist = default_config("mnist")
+    assert (mnist.task2.bank_size, mnist.task2.batch_size, mnist.task2.mu, mnist.task2.nu) == (1024, 256, 0.2, 0.3)
+    assert mnist.network.kind == "dcgan" and mnist.network.latent_dim == 128
+    for config in (syn, mnist, default_config("digits")):
+        t3 = config.task3
+        assert (t3.alpha, t3.beta, t3.gamma, t3.delta) == (0.3, 1.0, 0.7, 0.4)
+        assert t3.alpha + t3.delta == pytest.approx(0.7)
+        assert config.j.zeta == 0.5
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("divergence.name=kll", r"divergence.name='kll' is not allowed; choose one of: kl, reverse_kl"),
+        ("network.kind=cnn", r"network.kind='cnn' is not allowed; choose one of: mlp, dcgan, resnet"),
+        ("data.dataset=mnsit", r"data.dataset='mnsit' is not allowed"),
+        ("data.protocol=lol", r"data.protocol='lol' is not allowed; choose one of: loo, occ, ood"),
+        ("task2.mu=-1", r"task2.mu=-1.0 is out of range; it must be a finite number >= 0"),
+        ("task2.nu=-0.5", r"task2.nu=-0.5 is out of range"),
+        ("task2.bank_size=-3", r"task2.bank_size=-3 is out of range"),
+        ("task2.batch_size=-3", r"task2.batch_size=-3 is out of range"),
+        ("task3.alpha=0.8", r"alpha \+ task3.delta = 1.2 .* outside the admissible region; it must lie in \[0, 1\]"),
+        ("j.zeta=1.5", r"j.zeta=1.5 is out of range; it must lie in \[0, 1\]"),
+        ("task2.mu=abc", r"task2.mu='abc' has the wrong type; expected a number"),
+        ("task2.epochs=2.5", r"task2.epochs=2.5 has the wrong type; expected an integer"),
+        ("task2.muu=1", r"unknown config key 'task2.muu'; section 'task2' has: "),
+        ("tsk2.mu=1", r"unknown config key 'tsk2.mu'"),
+    ],
+)
+def test_bad_values_name_the_value_and_what_is_allowed(override, message):
+    with pytest.raises(ConfigError, match=message):
+        default_config("synthetic").with_overrides([override])
+
+
+def test_gamma_admissible_bound():
+    # alpha + delta = 0.7, so gamma may go down to -0.3 but not below
+    Task3Config(alpha=0.3, delta=0.4, gamma=-0.3)
+    with pytest.raises(ConfigError, match=r"task3.gamma=-0.5 is below alpha \+ delta - 1 = -0.3"):
+        Task3Config(alpha=0.3, delta=0.4, gamma=-0.5)
+    with pytest.raises(ConfigError, match=r"task3.gamma=-0.1 is below alpha \+ delta - 1 = 0"):
+        Task3Config(alpha=0.5, delta=0.5, gamma=-0.1)
+
+
+def test_every_divergence_is_accepted():
+    for name in DIVERGENCES:
+        assert default_config("synthetic").with_overrides([f"divergence.name={name}"]).divergence.name == name
+
+
+def test_round_trip_dict_json_yaml(tmp_path):
+    config = default_config("mnist", holdout=3).with_overrides(["task2.mu=0.5", "seed=7"])
+    assert OMASGANConfig.from_dict(config.to_dict()) == config
+    (tmp_path / "c.json").write_text(json.dumps(config.to_dict()))
+    assert OMASGANConfig.load(tmp_path / "c.json") == config
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    assert OMASGANConfig.load(tmp_path / "c.yaml") == config
+
+
+def test_partial_file_merges_over_defaults(tmp_path):
+    (tmp_path / "p.yaml").write_text("task2:\n  mu: 1.5\nj:\n  zeta: 0.25\n")
+    from omasgan.config import read_config_file
+
+    config = default_config("synthetic").merged(read_config_file(tmp_path / "p.yaml"))
+    assert config.task2.mu == 1.5 and config.j.zeta == 0.25 and config.task2.nu == 20.0
+
+
+def test_overrides_parse_yaml_scalars():
+    assert parse_override("task2.mu=0.2") == ("task2.mu", 0.2)
+    assert parse_override("network.spectral_norm=true") == ("network.spectral_norm", True)
+    assert parse_override("data.max_train=null") == ("data.max_train", None)
+    with pytest.raises(ConfigError, match="not of the form"):
+        parse_override("task2.mu")
+
+
+def test_flat_keys():
+    flat = default_config("synthetic").flat()
+    assert flat["task2.mu"] == 8.0 and flat["seed"] == 0 and "data.dataset" in flat
+
+
+def test_ood_needs_second_dataset():
+    with pytest.raises(ConfigError, match="needs data.ood_dataset"):
+        default_config("mnist").with_overrides(["data.protocol=ood"])
