@@ -5,7 +5,8 @@
 
 d pulls each boundary sample to the nearest of a bank of Q samples of the frozen generator; s is
 small when B spreads nearby latent codes far apart, which keeps B on every mode.  s uses every row
-of the N x N pairwise matrix (the public reference code used only the first row).
+of the N x N pairwise matrix (the public reference code used only the first row).  Both use
+torch.cdist, whose backward is finite (zero) where a distance is zero, e.g. on the diagonal.
 """
 
 from __future__ import annotations
@@ -30,17 +31,8 @@ def dispersion(z: Tensor, samples: Tensor, eps: float = 1e-6) -> Tensor:
     if n < 2:
         raise ValueError(f"dispersion needs a batch of at least 2 samples, got {n}")
     latent = torch.cdist(_flat(z), _flat(z), p=2.0)
-    data = _pairwise_euclidean(_flat(samples))
+    data = torch.cdist(_flat(samples), _flat(samples), p=2.0)
     ratio = latent / (data + eps)
     off_diagonal = ~torch.eye(n, dtype=torch.bool, device=z.device)
     return (ratio * off_diagonal).sum(dim=1).div(n - 1).mean()
 
-
-def _pairwise_euclidean(x: Tensor) -> Tensor:
-    """||x_i - x_j||_2 with a gradient that stays finite on the diagonal (where the distance is 0).
-
-    torch.cdist's backward is NaN-free only off the diagonal on some paths; here the squared
-    distances are clamped before the square root so d||x_i - x_i|| contributes a zero gradient.
-    """
-    squared = (x.unsqueeze(1) - x.unsqueeze(0)).pow(2).sum(-1)
-    return squared.clamp_min(1e-12).sqrt() * (squared > 0)

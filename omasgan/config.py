@@ -502,7 +502,7 @@ def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig
     if dataset in ("digits", "tabular"):
         return OMASGANConfig(
             data=data,
-            network=NetworkConfig(kind="mlp", latent_dim=16, g_width=256, d_width=256, depth=3),
+            network=NetworkConfig(kind="mlp", latent_dim=16, g_width=256, d_width=256, depth=3, spectral_norm=True),
             divergence=DivergenceConfig(name="gan"),
             task1=Task1Config(epochs=150, batch_size=64, lr_g=5e-4, lr_d=5e-4),
             task2=Task2Config(epochs=30, batch_size=256, bank_size=1024, mu=0.2, nu=0.3),
@@ -512,7 +512,7 @@ def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig
     kind = "dcgan" if dataset in _IMAGE_SETS_28 else "resnet"
     return OMASGANConfig(
         data=data,
-        network=NetworkConfig(kind=kind, latent_dim=128, g_width=64, d_width=64, d_batchnorm=False),
+        network=NetworkConfig(kind=kind, latent_dim=128, g_width=64, d_width=64, d_batchnorm=False, spectral_norm=True),
         divergence=DivergenceConfig(name="klwgan"),
         task1=Task1Config(epochs=20, batch_size=256),
         task2=Task2Config(epochs=5, batch_size=256, bank_size=1024, mu=0.2, nu=0.3),
