@@ -17,7 +17,7 @@ def _blobs(n, seed=0):
 
 @pytest.fixture(scope="module")
 def fitted():
-    config = tiny_config(task1__epochs=20, task2__epochs=6, task3__epochs=6, j__epochs=40)
+    config = tiny_config()
     return OMASGANDetector(config).fit(_blobs(600))
 
 
