@@ -1,0 +1,207 @@
+"""One trial: the OMASGAN stages up to ``last_stage`` for one config, stage by stage, with the stage
+cache, a checkpoint at every stage boundary and a report after every stage.
+
+This module holds the logic; :mod:`omasgan.trainables.function_trainables` binds it to Ray Tune's
+``tune.report`` / ``tune.get_checkpoint``.  A trial's parameters are a flat dict of dotted config
+keys (``{"task2.mu": 0.2}``) laid over a base config.
+
+Checkpoint folder (written at every stage boundary)::
+
+    state.json       {"completed": [...], "evaluations": {...}, "trained": {...}, "cache": {...}}
+    <stage>.pt       the stage payload (omasgan.checkpoint format) of every completed stage
+
+A restored trial loads its completed stages from there and continues with the next one; because
+every stage seeds itself from (seed, stage), the result equals an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from omasgan.checkpoint import modules_from_payload, stage_payload
+from omasgan.config import STAGES, OMASGANConfig
+from omasgan.metrics import METRIC_NAMES
+from omasgan.pipeline import evaluate_stage, run_stage
+from omasgan.run import load_run_data, validate_run
+from omasgan.stages import StageResult
+
+from .cache import CacheStats, StageCache, stage_cache_key
+
+OBJECTIVE = "objective"
+"""The metric every report carries: the best validation AUROC of any detector trained so far."""
+
+Reporter = Callable[[dict[str, Any], "Path | None"], None]
+
+
+def trial_config(base: dict[str, Any], params: dict[str, Any]) -> OMASGANConfig:
+    """The base config with a trial's dotted-key parameters laid over it (keys starting with "_"
+    are trial metadata and are skipped)."""
+    overrides = {k: v for k, v in params.items() if not k.startswith("_")}
+    return OMASGANConfig.from_dict(base).with_overrides(overrides)
+
+
+@dataclass
+class FaultInjection:
+    """Test hook: raise once inside ``stage`` after ``epoch`` epochs, per trial (a marker file in
+    ``marker_dir`` records that the fault already fired, so the retry runs through)."""
+
+    stage: str
+    epoch: int
+    marker_dir: str
+
+    def hook(self, trial_id: str) -> Callable[[str, int, int, dict[str, float]], None]:
+        marker = Path(self.marker_dir) / f"fault-{trial_id}"
+
+        def on_epoch(stage: str, epoch: int, epochs: int, losses: dict[str, float]) -> None:
+            if stage == self.stage and epoch == self.epoch and not marker.exists():
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("fired")
+                raise RuntimeError(f"injected fault in {stage} at epoch {epoch}")
+
+        return on_epoch
+
+
+@dataclass
+class TrialSettings:
+    """What every trial of a trainable shares."""
+
+    base: dict[str, Any]
+    last_stage: str = "j"
+    cache_root: str | None = None
+    cache_options: dict[str, Any] = field(default_factory=dict)
+    fault: FaultInjection | None = None
+    write_scores: bool = True
+
+    def __post_init__(self) -> None:
+        if self.last_stage not in STAGES:
+            raise ValueError(f"last_stage={self.last_stage!r}; choose one of: {', '.join(STAGES)}")
+
+
+@dataclass
+class TrialState:
+    completed: list[str] = field(default_factory=list)
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trained: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STAGES})
+    cache: dict[str, int] = field(default_factory=dict)
+    payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"completed": self.completed, "evaluations": self.evaluations, "trained": self.trained,
+                "cache": self.cache}
+
+    @classmethod
+    def restore(cls, folder: Path) -> "TrialState":
+        document = json.loads((folder / "state.json").read_text())
+        state = cls(document["completed"], document["evaluations"], document["trained"], document.get("cache", {}))
+        for stage in state.completed:
+            state.payloads[stage] = torch.load(folder / f"{stage}.pt", map_location="cpu", weights_only=True)
+        return state
+
+    def write(self, folder: Path) -> None:
+        for stage in self.completed:
+            if not (folder / f"{stage}.pt").exists():
+                torch.save(self.payloads[stage], folder / f"{stage}.pt")
+        (folder / "state.json").write_text(json.dumps(self.to_json(), indent=2))
+
+
+def _result_from_payload(payload: dict[str, Any], device: torch.device) -> StageResult:
+    return StageResult(
+        payload["stage"], modules_from_payload(payload, device), payload.get("history", {}),
+        float(payload.get("wall_time_s", 0.0)), int(payload.get("steps", 0)),
+    )
+
+
+def _flat_metrics(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{name}": float(metrics[name]) for name in METRIC_NAMES}
+
+
+def build_report(stage: str, state: TrialState, last_stage: str, stats: CacheStats, wall_s: float) -> dict[str, Any]:
+    """The metrics reported after ``stage``: the objective, the stage, its validation metrics, the
+    validation AUROC of every detector so far, cache counters and training counts; after the last
+    stage also every detector's test metrics."""
+    aurocs = [e["metrics"]["val"]["auroc"] for e in state.evaluations.values()]
+    finite = [a for a in aurocs if a is not None and math.isfinite(a)]
+    report: dict[str, Any] = {
+        OBJECTIVE: max(finite) if finite else float("nan"),
+        "stage": stage,
+        "stage_index": STAGES.index(stage) + 1,
+        "done": stage == last_stage,
+        "stage_wall_s": wall_s,
+    }
+    evaluation = state.evaluations.get(stage)
+    if evaluation is not None:
+        report.update(_flat_metrics("val", evaluation["metrics"]["val"]))
+    for ev in state.evaluations.values():
+        report[f"val_{ev['detector']}_auroc"] = float(ev["metrics"]["val"]["auroc"])
+    if stage == last_stage:
+        for ev in state.evaluations.values():
+            report.update(_flat_metrics(f"test_{ev['detector']}", ev["metrics"]["test"]))
+    report.update(stats.as_metrics())
+    report.update({f"trained_{s}": n for s, n in state.trained.items()})
+    return report
+
+
+def run_trial(
+    params: dict[str, Any],
+    settings: TrialSettings,
+    report: Reporter,
+    *,
+    restored: Path | None = None,
+    trial_dir: Path | None = None,
+    trial_id: str = "trial",
+    device: str | torch.device = "cpu",
+) -> TrialState:
+    """Run (or resume) one trial; ``report(metrics, checkpoint_folder)`` is called after each stage."""
+    device = torch.device(device)
+    config = trial_config(settings.base, params)
+    validate_run(config)
+    splits = load_run_data(config, device)
+    state = TrialState.restore(restored) if restored is not None else TrialState()
+    cache = StageCache(settings.cache_root, **settings.cache_options) if settings.cache_root else None
+    stats = cache.stats if cache is not None else CacheStats()
+    on_epoch = settings.fault.hook(trial_id) if settings.fault is not None else None
+    results: dict[str, StageResult] = {s: _result_from_payload(state.payloads[s], device) for s in state.completed}
+
+    for stage in STAGES[: STAGES.index(settings.last_stage) + 1]:
+        if stage in state.completed:
+            continue
+
+        def build(stage: str = stage) -> dict[str, Any]:
+            trained = run_stage(stage, config, splits, results, on_epoch)
+            state.trained[stage] += 1
+            return stage_payload(trained, config, splits.sample_shape, splits.is_image)
+
+        if cache is not None:
+            payload, _ = cache.get_or_build(stage, stage_cache_key(config, stage), build)
+        else:
+            payload = build()
+            stats.count("misses", stage)
+        results[stage] = _result_from_payload(payload, device)
+        state.payloads[stage] = payload
+        evaluation = evaluate_stage(stage, results[stage], config, splits)
+        if evaluation is not None:
+            state.evaluations[stage] = {"detector": evaluation.detector, "threshold": evaluation.threshold,
+                                        "metrics": evaluation.metrics}
+            if trial_dir is not None and settings.write_scores:
+                np.savez_compressed(trial_dir / f"scores-{evaluation.detector}.npz",
+                                    val_y=splits.val_y.cpu().numpy(), test_y=splits.test_y.cpu().numpy(),
+                                    **evaluation.scores)
+        state.completed.append(stage)
+        state.cache = stats.as_metrics()
+        metrics = build_report(stage, state, settings.last_stage, stats, float(payload.get("wall_time_s", 0.0)))
+        folder = Path(tempfile.mkdtemp(prefix=f"omasgan-{stage}-"))
+        try:
+            state.write(folder)
+            report(metrics, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return state
