@@ -13,8 +13,6 @@ The threshold is chosen on a validation set: the max-F1 threshold when labelled 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from .config import STAGES, OMASGANConfig, default_config
 from .data.splits import DataSplits
 from .errors import ConfigError, DataError
 from .metrics import max_f1_threshold
-from .model_folder import SavedModel, write_model_json
+from .model_folder import SavedModel, atomic_folder, write_model_json
 from .networks import check_network_shape
 from .pipeline import run_stage
 from .scoring import anomaly_scores
@@ -166,22 +164,11 @@ class OMASGANDetector:
     def save(self, path: str | Path) -> Path:
         """Write the model folder (model.json + j.pt) atomically; ``omasgan score --model`` reads it."""
         self._check_fitted()
-        path = Path(path)
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(f"{str(path)!r} exists and is not empty; choose a new folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-        try:
-            payload = stage_payload(self.stages_["j"], self.config_, self.transform_.sample_shape, len(self.transform_.sample_shape) == 3)
-            save_stage(staging / "j.pt", payload)
+        with atomic_folder(path) as staging:
+            shape = self.transform_.sample_shape
+            save_stage(staging / "j.pt", stage_payload(self.stages_["j"], self.config_, shape, len(shape) == 3))
             write_model_json(staging, self.threshold_, self.transform_, {"source": "OMASGANDetector"})
-            if path.exists():
-                path.rmdir()
-            staging.rename(path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "OMASGANDetector":

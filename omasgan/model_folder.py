@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from torch import nn
 from .checkpoint import CheckpointError, load_stage
 from .config import OMASGANConfig
 from .divergences import build_divergence
-from .errors import OMASGANError
+from .errors import ConfigError, OMASGANError
 from .scoring import anomaly_scores
 from .transform import InputTransform
 
@@ -41,6 +43,33 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_new_folder(path: Path) -> None:
+    """A folder to be written must not exist, or be empty, and its parent must be writable."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"output folder {str(path)!r} already exists and is not empty; choose another one")
+    parent = path.parent if str(path.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"output folder's parent {str(parent)!r} is not writable")
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a staging folder beside ``path``; on success it is renamed to ``path``, on any error
+    (or interrupt) it is removed, so ``path`` never holds half of what was meant to be written."""
+    path = Path(path)
+    check_new_folder(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent if str(path.parent) else "."))
+    try:
+        yield staging
+        if path.exists():
+            path.rmdir()
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

@@ -14,9 +14,6 @@ file is written, so a failed run (bad input, a NaN loss, Ctrl-C) leaves nothing 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ from .checkpoint import save_stage, stage_payload
 from .config import OMASGANConfig
 from .data import DataSplits, load_splits, validate_data_request
 from .errors import ConfigError
-from .model_folder import atomic_write_text, write_model_json
+from .model_folder import atomic_folder, atomic_write_text, check_new_folder, write_model_json
 from .networks import check_network_shape
 from .pipeline import PipelineResult, metrics_document, run_pipeline
 from .stages.common import EpochCallback, StageResult, latent, sample_frozen
@@ -46,16 +43,6 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"device {name!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
         return device
     raise ConfigError(f"device {name!r} is not allowed; choose cpu, cuda or cuda:N")
-
-
-def check_output_folder(out: Path) -> None:
-    """The output folder must not exist, or be empty; its parent must be writable."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"output folder {str(out)!r} already exists and is not empty; choose another --out")
-    parent = out.parent if out.parent != Path("") else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"output folder's parent {str(parent)!r} is not writable")
 
 
 def validate_run(config: OMASGANConfig) -> None:
@@ -99,14 +86,13 @@ def execute_run(
     """Validate, train, evaluate and write the run folder ``out`` atomically (see module docstring)."""
     out = Path(out)
     torch_device = resolve_device(device)
-    check_output_folder(out)
+    check_new_folder(out)
     validate_run(config)
     if threads:
         torch.set_num_threads(threads)
     splits = load_run_data(config, torch_device)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent if str(out.parent) else "."))
-    try:
+    with atomic_folder(out) as staging:
         atomic_write_text(staging / "config.json", json.dumps(config.to_dict(), indent=2))
 
         def stage_end(stage: str, result: StageResult, evaluation) -> None:
@@ -129,12 +115,6 @@ def execute_run(
         )
         if splits.sample_shape == (2,):
             _plot_boundary(result, splits, staging / "boundary.png")
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return RunOutcome(out, result, splits, document)
 
 

@@ -89,3 +89,57 @@ def test_two_concurrent_trials_needing_one_task1_entry_train_it_once(local_ray, 
     finals = [r.metrics for r in grid]
     assert sum(m["trained_task1"] for m in finals) == 1
     assert sum(m["cache_hits"] for m in finals) >= 1
+
+
+DRIVER = """
+import json, sys
+import ray
+from ray import tune
+from omasgan.config import OMASGANConfig
+from omasgan.trainables import FaultInjection, pipeline_trainable
+base = OMASGANConfig.from_dict(json.load(open(sys.argv[1])))
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+trainable = pipeline_trainable(base, cpus_per_trial=1,
+                               fault=FaultInjection("task2", 1, sys.argv[3], action="pause"))
+tune.Tuner(trainable, param_space={"task2.mu": 3.0},
+           tune_config=tune.TuneConfig(metric="objective", mode="max"),
+           run_config=tune.RunConfig(name="interrupted", storage_path=sys.argv[2], verbose=0)).fit()
+"""
+
+
+def test_tuner_restore_of_a_killed_driver_resumes_at_task2(local_ray, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = tiny_config(**SHORT)
+    (tmp_path / "base.json").write_text(json.dumps(base.to_dict()))
+    markers, storage = tmp_path / "markers", tmp_path / "storage"
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", PYTHONPATH=str(Path(__file__).parent))
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path / "base.json"), str(storage), str(markers)],
+                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (markers.exists() and any(markers.iterdir())):
+            assert driver.poll() is None, "the driver exited before reaching Task 2"
+            assert time.time() < deadline, "the trial never reached Task 2"
+            time.sleep(0.5)
+        time.sleep(8)  # let Tune persist the experiment state with Task 1's checkpoint
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+
+    reference = _fit(pipeline_trainable(base, cpus_per_trial=1), {"task2.mu": 3.0}, tmp_path, "reference")
+    restored = tune.Tuner.restore(str(storage / "interrupted"), trainable=pipeline_trainable(base, cpus_per_trial=1),
+                                  resume_unfinished=True, resume_errored=True)
+    grid = restored.fit()
+    assert not grid.errors
+    final = grid[0].metrics
+    assert final["done"] and final["trained_task1"] == 1 and final["trained_task2"] == 1
+    stages = list(grid[0].metrics_dataframe["stage"])
+    assert stages.count("task1") == 1 and stages[-1] == "j"
+    for key in ("objective", "test_final_auroc", "test_task1_auroc"):
+        assert final[key] == reference[0].metrics[key], key

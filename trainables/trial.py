@@ -20,6 +20,7 @@ import json
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -51,12 +52,15 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> OMASGANConfig:
 
 @dataclass
 class FaultInjection:
-    """Test hook: raise once inside ``stage`` after ``epoch`` epochs, per trial (a marker file in
-    ``marker_dir`` records that the fault already fired, so the retry runs through)."""
+    """Test hook: once per trial, inside ``stage`` after ``epoch`` epochs, either raise (``action =
+    "raise"``) or stop for ``pause_s`` seconds (``"pause"``, so a test can kill the driver there).
+    A marker file in ``marker_dir`` records that the fault fired, so the retry runs through."""
 
     stage: str
     epoch: int
     marker_dir: str
+    action: str = "raise"
+    pause_s: float = 600.0
 
     def hook(self, trial_id: str) -> Callable[[str, int, int, dict[str, float]], None]:
         marker = Path(self.marker_dir) / f"fault-{trial_id}"
@@ -65,6 +69,9 @@ class FaultInjection:
             if stage == self.stage and epoch == self.epoch and not marker.exists():
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text("fired")
+                if self.action == "pause":
+                    time.sleep(self.pause_s)
+                    return
                 raise RuntimeError(f"injected fault in {stage} at epoch {epoch}")
 
         return on_epoch

@@ -49,6 +49,13 @@ def adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.opti
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2))
 
 
+def descend(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    """One gradient step of ``optimizer`` on ``loss``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Full batches per pass over n samples (the last partial batch is dropped); at least 1."""
     return max(1, n // batch_size)

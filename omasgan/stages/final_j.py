@@ -18,6 +18,7 @@ from .common import (
     StageResult,
     StageTimer,
     adam,
+    descend,
     critic_penalty,
     epoch_batches,
     freeze,
@@ -66,9 +67,7 @@ def train_j(
             penalty = critic_penalty(divergence, config.divergence, detector, b_samples, x)
             if penalty is not None:
                 loss = loss + penalty
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss)
             log.add(loss_j=loss)
             step += 1
         means = log.end_epoch()

@@ -18,6 +18,7 @@ from .common import (
     StageResult,
     StageTimer,
     adam,
+    descend,
     critic_penalty,
     epoch_batches,
     latent,
@@ -55,16 +56,12 @@ def train_task1(
             penalty = critic_penalty(divergence, config.divergence, critic, x, fake)
             if penalty is not None:
                 loss_d = loss_d + penalty
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            descend(opt_d, loss_d)
             log.add(loss_d=loss_d)
             step += 1
             if step % cfg.d_steps == 0:
                 loss_g = divergence.generator_loss(critic(generator(latent(cfg.batch_size, net.latent_dim, device))))
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
+                descend(opt_g, loss_g)
                 log.add(loss_g=loss_g)
         means = log.end_epoch()
         if on_epoch is not None:

@@ -30,6 +30,7 @@ from .common import (
     StageResult,
     StageTimer,
     adam,
+    descend,
     critic_penalty,
     freeze,
     latent,
@@ -79,9 +80,7 @@ def train_task2(
                 penalty = critic_penalty(divergence, config.divergence, critic, positive, negative)
                 if penalty is not None:
                     loss_d = loss_d + penalty
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                descend(opt_d, loss_d)
                 log.add(loss_d=loss_d)
 
             samples = boundary(z)
@@ -90,9 +89,7 @@ def train_task2(
             d_term = nearest_bank_distance(samples, bank, cfg.p)
             s_term = dispersion(z, samples, cfg.eps)
             loss_b = m_q_term + cfg.mu * d_term + cfg.nu * s_term
-            opt_b.zero_grad(set_to_none=True)
-            loss_b.backward()
-            opt_b.step()
+            descend(opt_b, loss_b)
             log.add(loss_b=loss_b, m_fake_term=m_q_term, d=d_term, s=s_term)
             step += 1
         means = log.end_epoch()

@@ -22,6 +22,7 @@ from .common import (
     StageResult,
     StageTimer,
     adam,
+    descend,
     critic_penalty,
     epoch_batches,
     freeze,
@@ -74,16 +75,12 @@ def train_task3(
             penalty = critic_penalty(divergence, config.divergence, critic, x, g_prime_samples)
             if penalty is not None:
                 loss_c = loss_c + penalty
-            opt_c.zero_grad(set_to_none=True)
-            loss_c.backward()
-            opt_c.step()
+            descend(opt_c, loss_c)
             log.add(loss_c=loss_c)
             step += 1
             if step % cfg.d_steps == 0 and cfg.beta > 0:
                 loss_g = cfg.beta * divergence.generator_loss(critic(retrained_g(latent(n, latent_dim, device))))
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
+                descend(opt_g, loss_g)
                 log.add(loss_g=loss_g)
         means = log.end_epoch()
         if on_epoch is not None:
