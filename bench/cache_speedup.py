@@ -34,9 +34,9 @@ def search(base, grid, storage: Path, name: str, cache_root: str | None, concurr
             "task2.mu": tune.grid_search(sorted({g["task2.mu"] for g in grid})),
             "j.zeta": tune.grid_search(sorted({g["j.zeta"] for g in grid})),
         },
-        tune_config=tune.TuneConfig(metric="objective", mode="max", max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        tune_config=tune.TuneConfig(metric="objective", mode="max", max_concurrent_trials=concurrency,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0),
     )
     start = time.perf_counter()
     results = tuner.fit()

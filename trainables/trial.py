@@ -31,6 +31,7 @@ import torch
 from omasgan.checkpoint import modules_from_payload, stage_payload
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.metrics import METRIC_NAMES
+from omasgan.networks import check_network_shape
 from omasgan.pipeline import evaluate_stage, run_stage
 from omasgan.run import load_run_data, validate_run
 from omasgan.stages import StageResult
@@ -120,6 +121,20 @@ class TrialState:
         (folder / "state.json").write_text(json.dumps(self.to_json(), indent=2))
 
 
+_SPLITS_MEMO: dict[tuple[str, str], Any] = {}
+
+
+def trial_splits(config: OMASGANConfig, device: torch.device):
+    """The data splits of a trial, loaded once per worker process for each data request (a reused
+    Tune actor runs many trials on the same data)."""
+    key = (json.dumps(config.to_dict()["data"], sort_keys=True), str(device))
+    if key not in _SPLITS_MEMO:
+        validate_run(config)
+        _SPLITS_MEMO.clear()  # keep one data set in memory per worker
+        _SPLITS_MEMO[key] = load_run_data(config, device)
+    return _SPLITS_MEMO[key]
+
+
 def _result_from_payload(payload: dict[str, Any], device: torch.device) -> StageResult:
     return StageResult(
         payload["stage"], modules_from_payload(payload, device), payload.get("history", {}),
@@ -170,8 +185,8 @@ def run_trial(
     """Run (or resume) one trial; ``report(metrics, checkpoint_folder)`` is called after each stage."""
     device = torch.device(device)
     config = trial_config(settings.base, params)
-    validate_run(config)
-    splits = load_run_data(config, device)
+    splits = trial_splits(config, device)
+    check_network_shape(config.network.kind, splits.sample_shape)
     state = TrialState.restore(restored) if restored is not None else TrialState()
     cache = StageCache(settings.cache_root, **settings.cache_options) if settings.cache_root else None
     stats = cache.stats if cache is not None else CacheStats()

@@ -1,0 +1,104 @@
+"""Search spaces: 500 samples of the full space are admissible configs, branch parameter names
+never collide, the paper's defaults round-trip as starting points, sensitivity grids stay admissible."""
+
+import optuna
+import pytest
+
+from omasgan.config import DIVERGENCES, default_config
+from omasgan.errors import ConfigError
+from omasgan.search_spaces import (
+    SENSITIVITY_PARAMS,
+    build_space,
+    paper_point,
+    points_to_evaluate,
+    resolve_params,
+    seed_list,
+    sensitivity_grid,
+)
+from omasgan.trainables.trial import trial_config
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _sample(space, n, seed=0):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    samples = []
+    for _ in range(n):
+        trial = study.ask()
+        constants = space(trial)
+        samples.append({**trial.params, **constants})
+        study.tell(trial, 0.0)
+    return samples
+
+
+def test_500_samples_of_the_full_space_are_admissible_configs():
+    base = default_config("synthetic").to_dict()
+    samples = _sample(build_space("full", with_optimizer=True, with_batch=True), 500)
+    seen = set()
+    for params in samples:
+        config = trial_config(base, params)  # validates: raises on any inadmissible value
+        t3 = config.task3
+        assert 0.0 <= t3.alpha + t3.delta <= 1.0 + 1e-12
+        assert t3.gamma >= t3.alpha + t3.delta - 1.0 - 1e-12
+        assert 0.0 <= config.j.zeta <= 1.0 and config.task2.mu > 0 and config.task2.nu > 0
+        seen.add(config.divergence.name)
+    assert seen == set(DIVERGENCES)
+
+
+def test_branch_parameters_never_collide():
+    # one Optuna study across all branches raises if a name is reused with another distribution
+    distributions: dict[str, object] = {}
+    for params in _sample(build_space("full"), 300, seed=1):
+        branch = params["divergence.name"]
+        if branch != "klwgan":
+            assert "divergence.klwgan_tau" not in params
+        if branch != "wasserstein":
+            assert "divergence.gp_weight" not in params
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    for _ in range(100):
+        trial = study.ask()
+        build_space("full")(trial)
+        for name, distribution in trial.distributions.items():
+            assert distributions.setdefault(name, distribution) == distribution, name
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("space", ["task2", "task3", "j"])
+def test_stage_spaces_touch_only_their_stage(space):
+    for params in _sample(build_space(space), 20):
+        keys = {k.lstrip("_").split(".")[0] for k in resolve_params(params)}
+        assert keys == {space}
+
+
+def test_paper_defaults_round_trip_as_points_to_evaluate():
+    for dataset in ("synthetic", "mnist", "digits"):
+        point = points_to_evaluate(dataset)[0]
+        config = trial_config(default_config(dataset).to_dict(), {**point, **resolve_params(point)})
+        assert config.task3.alpha == pytest.approx(0.3) and config.task3.delta == pytest.approx(0.4)
+        assert config.task3.gamma == pytest.approx(0.7) and config.j.zeta == 0.5
+        assert config.task2.mu == default_config(dataset).task2.mu
+    assert points_to_evaluate("mnist")[0]["divergence.klwgan_tau"] == 5.0
+    # the point lies inside the space's ranges, so OptunaSearch accepts it
+    study = optuna.create_study()
+    study.enqueue_trial(paper_point(default_config("mnist"), "full"))
+    trial = study.ask()
+    build_space("full")(trial)
+    assert trial.params["task2.mu"] == 0.2
+
+
+@pytest.mark.parametrize("param", SENSITIVITY_PARAMS)
+def test_sensitivity_grids_include_the_default_and_stay_admissible(param):
+    base = default_config("mnist")
+    grid = sensitivity_grid(param, base)
+    section, name = param.split(".")
+    assert getattr(getattr(base, section), name) in grid and len(grid) >= 4
+    for value in grid:
+        base.with_overrides({param: value})
+
+
+def test_unknown_sensitivity_parameter_and_space():
+    with pytest.raises(ConfigError, match="unknown sensitivity parameter 'task2.muu'; choose one of"):
+        sensitivity_grid("task2.muu", default_config("digits"))
+    with pytest.raises(ValueError, match="unknown search space 'task4'"):
+        build_space("task4")
+    assert seed_list(3) == [0, 1, 2]
