@@ -122,12 +122,17 @@ def test_tabular_nan_and_empty_normal_set(tmp_path, capsys):
     assert main(["run", "--dataset", "tabular", "--tabular-path", str(tmp_path / "t.npy"), "--label-column", "-1",
                  "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "NaN" in _error_line(capsys)
-    # occ on a class with no training rows -> empty normal set
+    # a class the file lacks
     x[3, 1] = 0.0
     np.save(tmp_path / "u.npy", np.column_stack([x, np.zeros(40)]))
     assert main(["run", "--dataset", "tabular", "--tabular-path", str(tmp_path / "u.npy"), "--label-column", "-1",
                  "--protocol", "occ", "--holdout", "1", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "holdout class 1" in _error_line(capsys)
+    # leave-one-out of the only class -> no normal sample to train on
+    assert main(["run", "--dataset", "tabular", "--tabular-path", str(tmp_path / "u.npy"), "--label-column", "-1",
+                 "--protocol", "loo", "--holdout", "0", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "no normal samples" in _error_line(capsys)
+    assert not (tmp_path / "o").exists()
 
 
 def test_existing_output_folder_is_refused(tmp_path, capsys):
