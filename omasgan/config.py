@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -389,18 +390,17 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a field annotation; ints are accepted for floats."""
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
-        errors = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _coerce(value, option, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue
         names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
         raise ConfigError(f"{where}={value!r} has the wrong type; expected {names}")
     if annotation is bool:

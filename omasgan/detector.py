@@ -39,8 +39,7 @@ def _default_for_shape(shape: tuple[int, ...]) -> OMASGANConfig:
         return default_config("mnist")
     if shape[1:] == (32, 32):
         return default_config("cifar10")
-    config = default_config("digits")  # mlp on the flattened image
-    return config
+    return default_config("digits")  # an mlp on the flattened image
 
 
 def _as_array(X: Any, name: str) -> np.ndarray:
