@@ -504,7 +504,7 @@ def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig
             data=data,
             network=NetworkConfig(kind="mlp", latent_dim=16, g_width=256, d_width=256, depth=3, spectral_norm=True),
             divergence=DivergenceConfig(name="gan"),
-            task1=Task1Config(epochs=150, batch_size=64, lr_g=5e-4, lr_d=5e-4),
+            task1=Task1Config(epochs=60, batch_size=64, lr_g=5e-4, lr_d=5e-4),
             task2=Task2Config(epochs=30, batch_size=256, bank_size=1024, mu=0.2, nu=0.3),
             task3=Task3Config(epochs=50, batch_size=64),
             j=JConfig(epochs=50, batch_size=64),

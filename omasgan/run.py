@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .model_folder import atomic_folder, atomic_write_text, check_new_folder, write_model_json
 from .networks import check_network_shape
 from .pipeline import PipelineResult, metrics_document, run_pipeline
-from .stages.common import EpochCallback, StageResult, latent, sample_frozen
+from .stages.common import EpochCallback, StageResult, latent, samples_without_graph
 
 
 def resolve_device(name: str) -> torch.device:
@@ -123,8 +123,8 @@ def _plot_boundary(result: PipelineResult, splits: DataSplits, path: Path) -> No
 
     latent_dim = result.config.network.latent_dim
     device = splits.train_x.device
-    g = sample_frozen(result.stages["task1"].modules["generator"].eval(), latent(2000, latent_dim, device))
-    b = sample_frozen(result.stages["task2"].modules["boundary"].eval(), latent(2000, latent_dim, device))
+    g = samples_without_graph(result.stages["task1"].modules["generator"].eval(), latent(2000, latent_dim, device))
+    b = samples_without_graph(result.stages["task2"].modules["boundary"].eval(), latent(2000, latent_dim, device))
     plot_boundary_samples(
         splits.train_x.cpu().numpy(), g.cpu().numpy(), b.cpu().numpy(), path, title=splits.description.split(":")[0]
     )

@@ -62,16 +62,16 @@ class StageCacheOwnerDied(StageCacheError):
 
 def stage_dependencies(config: OMASGANConfig, stage: str) -> dict[str, Any]:
     """Everything the output of ``stage`` depends on, as plain JSON data."""
-    data = config.to_dict()["data"]
+    everything = config.to_dict()
     upstream = STAGES[: STAGES.index(stage) + 1]
     return {
         "code_version": CODE_VERSION,
         "stage": stage,
-        "data": {k: data[k] for k in DATA_KEYS},
+        "data": {k: everything["data"][k] for k in DATA_KEYS},
         "seed": config.seed,
-        "network": config.to_dict()["network"],
-        "divergence": config.to_dict()["divergence"],
-        "stages": {name: config.to_dict()[name] for name in upstream},
+        "network": everything["network"],
+        "divergence": everything["divergence"],
+        "stages": {name: everything[name] for name in upstream},
     }
 
 

@@ -92,8 +92,9 @@ def latent(n: int, latent_dim: int, device: torch.device) -> Tensor:
 
 
 @torch.no_grad()
-def sample_frozen(generator: nn.Module, z: Tensor) -> Tensor:
-    """Samples of a frozen generator (in eval mode; caller keeps it there)."""
+def samples_without_graph(generator: nn.Module, z: Tensor) -> Tensor:
+    """generator(z) with no autograd graph: for frozen generators, and for a trained generator's
+    samples on the critic's side of a step (its mode, and so BatchNorm's, is left as it is)."""
     return generator(z)
 
 

@@ -24,7 +24,7 @@ from .common import (
     freeze,
     latent,
     new_critic,
-    sample_frozen,
+    samples_without_graph,
     seed_stage,
     trainable_copy,
 )
@@ -59,8 +59,8 @@ def train_j(
         for index in epoch_batches(train_x.shape[0], cfg.batch_size, device):
             x = train_x[index]
             n = x.shape[0]
-            b_samples = sample_frozen(frozen_b, latent(n, latent_dim, device))
-            g_samples = sample_frozen(frozen_g, latent(n, latent_dim, device))
+            b_samples = samples_without_graph(frozen_b, latent(n, latent_dim, device))
+            g_samples = samples_without_graph(frozen_g, latent(n, latent_dim, device))
             loss = j_loss(
                 divergence, cfg.zeta, v_boundary=detector(b_samples), v_data=detector(x), v_retrained=detector(g_samples)
             )

@@ -24,6 +24,7 @@ from .common import (
     latent,
     new_critic,
     new_generator,
+    samples_without_graph,
     seed_stage,
 )
 
@@ -50,7 +51,7 @@ def train_task1(
     for epoch in range(1, cfg.epochs + 1):
         for index in epoch_batches(train_x.shape[0], cfg.batch_size, device):
             x = train_x[index]
-            fake = generator(latent(x.shape[0], net.latent_dim, device)).detach()
+            fake = samples_without_graph(generator, latent(x.shape[0], net.latent_dim, device))
             v_real, v_fake = critic(x), critic(fake)
             loss_d = divergence.discriminator_loss(v_real, v_fake)
             penalty = critic_penalty(divergence, config.divergence, critic, x, fake)

@@ -34,7 +34,7 @@ from .common import (
     critic_penalty,
     freeze,
     latent,
-    sample_frozen,
+    samples_without_graph,
     seed_stage,
     steps_per_epoch,
     trainable_copy,
@@ -67,15 +67,15 @@ def train_task2(
     for epoch in range(1, cfg.epochs + 1):
         for _ in range(n_steps):
             if bank is None or step % cfg.bank_refresh == 0:
-                bank = sample_frozen(frozen_g, latent(cfg.bank_size, latent_dim, device))
+                bank = samples_without_graph(frozen_g, latent(cfg.bank_size, latent_dim, device))
             z = latent(cfg.batch_size, latent_dim, device)
 
             for _ in range(cfg.d_steps):
                 if data_batches is not None:
                     positive = data_batches.next()
                 else:
-                    positive = sample_frozen(frozen_g, latent(cfg.batch_size, latent_dim, device))
-                negative = boundary(z).detach()
+                    positive = samples_without_graph(frozen_g, latent(cfg.batch_size, latent_dim, device))
+                negative = samples_without_graph(boundary, z)
                 loss_d = divergence.discriminator_loss(critic(positive), critic(negative))
                 penalty = critic_penalty(divergence, config.divergence, critic, positive, negative)
                 if penalty is not None:

@@ -27,7 +27,7 @@ from .common import (
     epoch_batches,
     freeze,
     latent,
-    sample_frozen,
+    samples_without_graph,
     seed_stage,
     trainable_copy,
 )
@@ -58,9 +58,9 @@ def train_task3(
         for index in epoch_batches(train_x.shape[0], cfg.batch_size, device):
             x = train_x[index]
             n = x.shape[0]
-            g_samples = sample_frozen(frozen_g, latent(n, latent_dim, device))
-            b_samples = sample_frozen(frozen_b, latent(n, latent_dim, device))
-            g_prime_samples = retrained_g(latent(n, latent_dim, device)).detach()
+            g_samples = samples_without_graph(frozen_g, latent(n, latent_dim, device))
+            b_samples = samples_without_graph(frozen_b, latent(n, latent_dim, device))
+            g_prime_samples = samples_without_graph(retrained_g, latent(n, latent_dim, device))
             loss_c = task3_critic_loss(
                 divergence,
                 cfg.alpha,
