@@ -70,3 +70,14 @@ def test_fault_in_task2_resumes_at_task2_with_identical_results(tmp_path):
     for key in expected:
         if key.startswith(("val_", "test_")) or key == OBJECTIVE:
             assert final[key] == expected[key], key
+
+
+def test_cache_counters_add_up_over_a_resume(tmp_path):
+    faulty = settings(tmp_path, cache_root=str(tmp_path / "cache"),
+                      fault=FaultInjection("task3", 1, str(tmp_path / "markers")))
+    first = Recorder(tmp_path / "first")
+    with pytest.raises(RuntimeError, match="injected fault"):
+        run_trial({}, faulty, first, trial_id="t1")
+    resumed = Recorder(tmp_path / "second")
+    run_trial({}, faulty, resumed, restored=first.checkpoints[-1], trial_id="t1")
+    assert resumed.reports[-1]["cache_misses"] == 4  # task1 and task2 before the fault, task3 and j after

@@ -146,9 +146,10 @@ def _flat_metrics(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{name}": float(metrics[name]) for name in METRIC_NAMES}
 
 
-def build_report(stage: str, state: TrialState, last_stage: str, stats: CacheStats, wall_s: float) -> dict[str, Any]:
+def build_report(stage: str, state: TrialState, last_stage: str, wall_s: float) -> dict[str, Any]:
     """The metrics reported after ``stage``: the objective, the stage, its validation metrics, the
-    validation AUROC of every detector so far, cache counters and training counts; after the last
+    validation AUROC of every detector so far, cache counters and training counts (both summed
+    over every attempt of the trial); after the last
     stage also every detector's test metrics."""
     aurocs = [e["metrics"]["val"]["auroc"] for e in state.evaluations.values()]
     finite = [a for a in aurocs if a is not None and math.isfinite(a)]
@@ -167,7 +168,7 @@ def build_report(stage: str, state: TrialState, last_stage: str, stats: CacheSta
     if stage == last_stage:
         for ev in state.evaluations.values():
             report.update(_flat_metrics(f"test_{ev['detector']}", ev["metrics"]["test"]))
-    report.update(stats.as_metrics())
+    report.update(state.cache)
     report.update({f"trained_{s}": n for s, n in state.trained.items()})
     return report
 
@@ -190,6 +191,7 @@ def run_trial(
     state = TrialState.restore(restored) if restored is not None else TrialState()
     cache = StageCache(settings.cache_root, **settings.cache_options) if settings.cache_root else None
     stats = cache.stats if cache is not None else CacheStats()
+    earlier_attempts = dict(state.cache)  # counters of the attempts before a restore
     on_epoch = settings.fault.hook(trial_id) if settings.fault is not None else None
     results: dict[str, StageResult] = {s: _result_from_payload(state.payloads[s], device) for s in state.completed}
 
@@ -218,8 +220,8 @@ def run_trial(
                                     val_y=splits.val_y.cpu().numpy(), test_y=splits.test_y.cpu().numpy(),
                                     **evaluation.scores)
         state.completed.append(stage)
-        state.cache = stats.as_metrics()
-        metrics = build_report(stage, state, settings.last_stage, stats, float(payload.get("wall_time_s", 0.0)))
+        state.cache = {k: earlier_attempts.get(k, 0) + v for k, v in stats.as_metrics().items()}
+        metrics = build_report(stage, state, settings.last_stage, float(payload.get("wall_time_s", 0.0)))
         folder = Path(tempfile.mkdtemp(prefix=f"omasgan-{stage}-"))
         try:
             state.write(folder)
