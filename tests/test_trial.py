@@ -34,6 +34,7 @@ def test_reports_every_stage_with_the_objective(tmp_path):
     for report in recorder.reports:
         assert OBJECTIVE in report and 0.0 <= report[OBJECTIVE] <= 1.0
     assert "val_auroc" in recorder.reports[0] and "val_auroc" not in recorder.reports[1]
+    assert {"task2_loss_b", "task2_d", "task2_s"} <= set(recorder.reports[1])  # Task 2 reports its loss terms
     assert recorder.reports[-1]["done"] and "test_final_auroc" in recorder.reports[-1]
     assert "test_final_auroc" not in recorder.reports[0]  # test metrics only once the pipeline is finished
     objective = [r[OBJECTIVE] for r in recorder.reports]

@@ -160,6 +160,9 @@ def build_report(stage: str, state: TrialState, last_stage: str, wall_s: float) 
         "done": stage == last_stage,
         "stage_wall_s": wall_s,
     }
+    # the stage's last-epoch mean losses (Task 2 has no detector: these are what it reports)
+    history = state.payloads[stage].get("history", {})
+    report.update({f"{stage}_{name}": float(values[-1]) for name, values in history.items() if values})
     evaluation = state.evaluations.get(stage)
     if evaluation is not None:
         report.update(_flat_metrics("val", evaluation["metrics"]["val"]))
