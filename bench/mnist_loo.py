@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from omasgan.config import OMASGANConfig, default_config, read_config_file
+from omasgan.config import default_config, read_config_file
 from omasgan.provenance import library_versions
 from omasgan.run import load_run_data, validate_run
 from omasgan.pipeline import run_pipeline

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .config import DATASET_NAMES, PROTOCOL_NAMES, STAGES, OMASGANConfig, default_config, read_config_file
+from .config import DATASET_NAMES, PROTOCOL_NAMES, OMASGANConfig, default_config, read_config_file
 from .errors import OMASGANError
 
 STAGE_TITLES = {"task1": "Task 1 (GAN)", "task2": "Task 2 (boundary B)", "task3": "Task 3 (G', C)", "j": "J (final)"}

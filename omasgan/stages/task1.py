@@ -7,7 +7,6 @@ Output: the generator G and the discriminator D.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..config import OMASGANConfig
