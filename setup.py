@@ -49,5 +49,9 @@ setup(
         "tqdm>=4.64",
     ],
     extras_require={"test": ["pytest>=8.0"]},
-    entry_points={"console_scripts": ["omasgan = omasgan.cli:main"]},
+    entry_points={
+        "console_scripts": ["omasgan = omasgan.cli:main"],
+        # the Ray / Optuna study commands live in omasgan.distributed, so omasgan.cli never imports Ray
+        "omasgan.commands": ["studies = omasgan.distributed.cli:register"],
+    },
 )

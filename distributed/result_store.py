@@ -3,11 +3,13 @@
 Layout under ``<root>`` (a local path or any ``pyarrow.fs`` URI), hive-partitioned so any Parquet
 reader (pandas, pyarrow.dataset, DuckDB, Polars) finds the partition columns with no project code::
 
-    results/dataset=<d>/holdout_class=<k>/seed=<s>/<study>.<trial>.<stage>.<uuid>.parquet
-    scores/dataset=<d>/holdout_class=<k>/seed=<s>/<study>.<trial>.<detector>.<uuid>.parquet
+    results/dataset=<d>/holdout_class=<k>/seed=<s>/<study>.<trial>.<method>.<stage>.parquet
+    scores/dataset=<d>/holdout_class=<k>/seed=<s>/<study>.<trial>.<method>.<detector>.parquet
+    samples/dataset=<d>/holdout_class=<k>/seed=<s>/<study>.<trial>.npz   (2-D data: x, G(z), B(z))
 
-Every file is written under a temporary name and renamed into place, with a unique name, so
-concurrent writers never collide and a reader never sees half a file.  The schema is explicit and
+Every file is written under a unique temporary name and renamed into place, so a reader never sees
+half a file.  A file's name is unique per (study, trial, unit, method, stage): writing the same unit
+and stage again (a retried or resumed trial) replaces the file instead of adding a duplicate row.  The schema is explicit and
 versioned (``SCHEMA_VERSION``): the config is stored both flattened (one typed column per config
 key, ``cfg_<section>_<key>``) and as JSON.
 """
@@ -74,6 +76,8 @@ def result_schema() -> pa.Schema:
         pa.field("split", pa.string()),
         *[pa.field(name, pa.float64()) for name in METRIC_NAMES],
         pa.field("threshold", pa.float64()),
+        pa.field("sweep_param", pa.string()),
+        pa.field("sweep_value", pa.float64()),
         pa.field("wall_time_s", pa.float64()),
         pa.field("status", pa.string(), nullable=False),
         pa.field("error", pa.string()),
@@ -130,7 +134,7 @@ class UnitKey:
 
 
 def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
 class ResultStore:
@@ -146,11 +150,40 @@ class ResultStore:
     def _write(self, table: pa.Table, folder: str, stem: str) -> str:
         directory = f"{self.base}/{folder}"
         self.fs.create_dir(directory, recursive=True)
-        final = f"{directory}/{_safe(stem)}.{uuid.uuid4().hex[:12]}.parquet"
+        final = f"{directory}/{_safe(stem)}.parquet"
         temporary = f"{directory}/.{uuid.uuid4().hex}.tmp"
         pq.write_table(table, temporary, filesystem=self.fs)
+        self.fs.move(temporary, final)  # replaces an earlier attempt's file atomically
+        return final
+
+    def write_samples(self, key: UnitKey, arrays: dict[str, Any]) -> str:
+        """Named arrays of one unit (for 2-D data: ``x``, ``generated``, ``boundary``) as an .npz."""
+        import io
+
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        directory = f"{self.base}/{key.folder('samples')}"
+        self.fs.create_dir(directory, recursive=True)
+        final = f"{directory}/{_safe(f'{key.study}.{key.trial_id}')}.npz"
+        temporary = f"{directory}/.{uuid.uuid4().hex}.tmp"
+        with self.fs.open_output_stream(temporary) as stream:
+            stream.write(buffer.getvalue())
         self.fs.move(temporary, final)
         return final
+
+    def files(self, table: str = "results") -> list[str]:
+        """Paths of every finished file of ``table`` (temporary files excluded)."""
+        directory = f"{self.base}/{table}"
+        if self.fs.get_file_info(directory).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(directory, recursive=True))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and not i.base_name.startswith("."))
+
+    def delete(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self.fs.delete_file(path)
 
     def write_stage_rows(
         self,
@@ -163,6 +196,7 @@ class ResultStore:
         status: str = "ok",
         error: str | None = None,
         device: str = "cpu",
+        sweep: tuple[str, float] | None = None,
     ) -> str:
         """One file with a row per split of ``stage`` (or one row without a split for a stage with no
         detector, or for an error)."""
@@ -176,6 +210,7 @@ class ResultStore:
             "config_json": json.dumps(config.to_dict(), sort_keys=True) if config else None,
             "code_version": CODE_VERSION, "versions_json": json.dumps(library_versions(), sort_keys=True),
             "host": socket.gethostname(), "device": device,
+            "sweep_param": sweep[0] if sweep else None, "sweep_value": float(sweep[1]) if sweep else None,
             "created_at": datetime.now(timezone.utc),
         }
         if config is not None:
@@ -191,7 +226,7 @@ class ResultStore:
         else:
             rows.append(dict(common))
         table = pa.Table.from_pylist(rows, schema=result_schema())
-        return self._write(table, key.folder("results"), f"{key.study}.{key.trial_id}.{stage}")
+        return self._write(table, key.folder("results"), f"{key.study}.{key.trial_id}.{key.method}.{stage}")
 
     def write_scores(self, key: UnitKey, detector: str, scores: dict[str, Iterable[float]],
                      labels: dict[str, Iterable[int]]) -> str:
@@ -210,7 +245,7 @@ class ResultStore:
             columns["label"] += [int(v) for v in split_labels]
             columns["score"] += [float(v) for v in values]
         table = pa.table(columns, schema=score_schema())
-        return self._write(table, key.folder("scores"), f"{key.study}.{key.trial_id}.{detector}")
+        return self._write(table, key.folder("scores"), f"{key.study}.{key.trial_id}.{key.method}.{detector}")
 
     def read(self, table: str = "results", filter: Any = None) -> pa.Table:
         """The whole table (``results`` or ``scores``) with its partition columns, optionally filtered

@@ -48,16 +48,33 @@ def test_rows_schema_and_partitions_read_back_without_project_code(tmp_path):
     assert read.filter(ds.field("seed") == 1).num_rows == 1
 
 
-def test_error_rows_and_unique_files(tmp_path):
+def test_error_rows_and_rewrites_replace_instead_of_duplicating(tmp_path):
     store = ResultStore(str(tmp_path))
     first = store.write_stage_rows(_key(), "task2", config=None, status="error", error="loss became nan")
-    second = store.write_stage_rows(_key(), "task2", config=None, status="error", error="again")
-    assert first != second
+    other = store.write_stage_rows(_key(trial="t2"), "task2", config=None, status="error", error="again")
+    assert first != other
     table = store.read()
     assert table.num_rows == 2 and set(table.column("status").to_pylist()) == {"error"}
-    assert not list(tmp_path.rglob("*.tmp"))
     assert table.column("auroc").to_pylist() == [None, None]
     assert sorted(table.column("error").to_pylist()) == ["again", "loss became nan"]
+    # a retried unit writes the same stage again: its file is replaced, no duplicate row appears
+    again = store.write_stage_rows(_key(), "task2", config=tiny_config(), wall_time_s=2.0)
+    assert again == first
+    table = store.read()
+    assert table.num_rows == 2 and sorted(table.column("status").to_pylist()) == ["error", "ok"]
+    assert not list(tmp_path.rglob("*.tmp")) and len(store.files()) == 2
+
+
+def test_sweep_columns_and_samples(tmp_path):
+    import numpy as np
+
+    store = ResultStore(str(tmp_path))
+    store.write_stage_rows(_key(), "j", config=tiny_config(), evaluation=EVALUATION, sweep=("task2.mu", 0.5))
+    frame = store.read().to_pandas()
+    assert set(frame.sweep_param) == {"task2.mu"} and set(frame.sweep_value) == {0.5}
+    path = store.write_samples(_key(), {"x": np.zeros((3, 2)), "boundary": np.ones((4, 2))})
+    with np.load(path) as arrays:
+        assert arrays["x"].shape == (3, 2) and arrays["boundary"].shape == (4, 2)
 
 
 def test_scores_table(tmp_path):

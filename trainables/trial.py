@@ -88,6 +88,9 @@ class TrialSettings:
     cache_options: dict[str, Any] = field(default_factory=dict)
     fault: FaultInjection | None = None
     write_scores: bool = True
+    evaluate_stages: tuple[str, ...] | None = None
+    """Stages whose detector is scored (None: every stage; a study's unit scores only the stage it
+    trains, the upstream ones it takes from the cache were scored when they were trained)."""
 
     def __post_init__(self) -> None:
         if self.last_stage not in STAGES:
@@ -101,6 +104,8 @@ class TrialState:
     trained: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STAGES})
     cache: dict[str, int] = field(default_factory=dict)
     payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-sample scores of each scored stage ({"val": array, "test": array}); not checkpointed."""
 
     def to_json(self) -> dict[str, Any]:
         return {"completed": self.completed, "evaluations": self.evaluations, "trained": self.trained,
@@ -214,8 +219,10 @@ def run_trial(
             stats.count("misses", stage)
         results[stage] = _result_from_payload(payload, device)
         state.payloads[stage] = payload
-        evaluation = evaluate_stage(stage, results[stage], config, splits)
+        scored = settings.evaluate_stages is None or stage in settings.evaluate_stages
+        evaluation = evaluate_stage(stage, results[stage], config, splits) if scored else None
         if evaluation is not None:
+            state.scores[stage] = evaluation.scores
             state.evaluations[stage] = {"detector": evaluation.detector, "threshold": evaluation.threshold,
                                         "metrics": evaluation.metrics}
             if trial_dir is not None and settings.write_scores:

@@ -1,0 +1,302 @@
+"""``omasgan search | sensitivity | seeds | results``: argument parsing, the studies' experiments, and
+their final tables.  Every check of the input runs before Ray starts (see studies.prepare_study)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from omasgan.cli import _add_config_options, build_config
+from omasgan.config import STAGES, OMASGANConfig
+from omasgan.errors import ConfigError
+
+from .studies import (
+    SCHEDULERS,
+    RunOptions,
+    StudyOutcome,
+    default_study_name,
+    parse_float_list,
+    parse_int_list,
+    prepare_study,
+)
+from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
+
+SPACES = ("full", "task2", "task3", "j")
+
+
+# ---------------------------------------------------------------- the experiments of each study
+
+
+def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
+    """Tuner + OptunaSearch: seeded multivariate TPE over the space, the base config's values
+    (for the defaults: the paper's) tried first, the study persisted in the journal file."""
+    import optuna
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from omasgan.search_spaces import build_space, paper_point
+
+    from .study_runner import Experiment
+
+    o = spec.options
+    base = OMASGANConfig.from_dict(spec.base_config)
+
+    def make_searcher():
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(paths.journal)))
+        sampler = optuna.samplers.TPESampler(seed=o["sampler_seed"], multivariate=True, group=True, constant_liar=True,
+                                             n_startup_trials=max(1, min(10, o["trials"] // 3)))
+        searcher = OptunaSearch(
+            space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"]),
+            metric="objective", mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
+            study_name=spec.name, storage=storage,
+        )
+        return ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
+
+    def make_scheduler():
+        stages = STAGES.index(spec.last_stage) + 1
+        return ASHAScheduler(time_attr="training_iteration", max_t=stages, grace_period=1, reduction_factor=2)
+
+    return Experiment({}, o["trials"], o["trials"], make_searcher,
+                      make_scheduler if o["scheduler"] == "asha" else None)
+
+
+def sensitivity_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
+    """A grid: one trial per (parameter, value), every other value as the base config has it."""
+    from ray import tune
+
+    from .study_runner import Experiment
+
+    sweeps = spec.options["sweeps"]
+    return Experiment({"_sweep": tune.grid_search(sweeps)}, 1, len(sweeps))
+
+
+def seeds_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
+    """One trial of the fixed config; its units are every (class, seed)."""
+    from .study_runner import Experiment
+
+    return Experiment({}, 1, 1)
+
+
+EXPERIMENTS = {"search": search_experiment, "sensitivity": sensitivity_experiment, "seeds": seeds_experiment}
+
+
+# ---------------------------------------------------------------- building the spec from arguments
+
+
+def sensitivity_sweeps(base: OMASGANConfig, params: list[str], values: list[float] | None, grid: str | None) -> list[dict]:
+    from omasgan.search_spaces import SENSITIVITY_PARAMS, sensitivity_grid
+
+    sweeps = []
+    for param in params:
+        if grid == "paper":
+            if param not in SENSITIVITY_PARAMS:
+                raise ConfigError(f"--grid paper has no grid for {param!r}; it has grids for: "
+                                  f"{', '.join(SENSITIVITY_PARAMS)} (or give --values)")
+            grid_values = sensitivity_grid(param, base)
+        else:
+            grid_values = list(values or [])
+        for value in grid_values:
+            base.with_overrides({param: value})  # unknown key or inadmissible value: a ConfigError here
+            sweeps.append({"param": param, "value": float(value)})
+    return sweeps
+
+
+def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
+    if args.resume:  # everything else comes from the stored study.json
+        name = args.name or ""
+        if not name:
+            raise ConfigError("--resume needs --name, the study to continue")
+        return StudySpec(name=name, kind=kind, dataset="-", classes=[0], seeds=[0], base_config={})
+    base = build_config(args)
+    classes = parse_int_list(args.classes, "--classes")
+    seeds = parse_int_list(args.seeds, "--seeds")
+    options: dict[str, Any] = {}
+    if kind == "search":
+        if args.trials < 1:
+            raise ConfigError(f"--trials must be >= 1; got {args.trials}")
+        options.update(space=args.space, trials=args.trials, scheduler=args.scheduler, sampler_seed=args.sampler_seed,
+                       with_optimizer=args.with_optimizer, with_batch=args.with_batch)
+    elif kind == "sensitivity":
+        params = [p.strip() for p in args.param.split(",") if p.strip()]
+        if not params:
+            raise ConfigError("--param is empty; give a dotted config key such as task2.mu")
+        if (args.values is None) == (args.grid is None):
+            raise ConfigError("give exactly one of --values V1,V2,... or --grid paper")
+        values = parse_float_list(args.values, "--values") if args.values is not None else None
+        options.update(sweeps=sensitivity_sweeps(base, params, values, args.grid))
+    return StudySpec(
+        name=args.name or default_study_name(kind, base.data.dataset), kind=kind, dataset=base.data.dataset,
+        classes=classes, seeds=seeds, base_config=base.to_dict(), last_stage=args.last_stage, options=options,
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
+        storage=args.storage, study_dir=args.study_dir, address=args.address, cpus_per_unit=args.cpus_per_unit,
+        gpus_per_unit=args.gpus_per_unit, parallel_units=args.parallel_units, max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures, resume=args.resume, verbose=args.verbose, report=args.report,
+    )
+
+
+# ---------------------------------------------------------------- running and printing
+
+
+def run_study(kind: str, spec: StudySpec, options: RunOptions) -> StudyOutcome:
+    """Check, then run a study end to end; returns its outcome (rows are in ``outcome.store``)."""
+    paths = prepare_study(spec, options)  # every input check, before Ray starts
+    spec = StudySpec.read(paths.control)
+    from .study_runner import run_experiment
+
+    return run_experiment(spec, options, paths, EXPERIMENTS[kind](spec, options, paths))
+
+
+def final_table(outcome: StudyOutcome) -> str:
+    from .tables import render, search_table, seeds_table, sensitivity_table
+    rows = outcome.rows()
+    kind = outcome.spec.kind
+    if kind == "search":
+        title = "trials, best first (val_auroc: mean validation AUROC of the final J over the units; the search maximises it)"
+        table = search_table(rows, outcome.trial_configs)
+    elif kind == "sensitivity":
+        title = "sensitivity: the final J's AUROC per swept value (mean and SD over classes x seeds)"
+        table = sensitivity_table(rows)
+    else:
+        title = "test AUROC per held-out class: mean and SD over seeds, per detector"
+        table = seeds_table(rows)
+    return f"{title}\n{render(table)}"
+
+
+def print_outcome(outcome: StudyOutcome) -> None:
+    print()
+    print(final_table(outcome))
+    if outcome.trial_errors:
+        print(f"\n{len(outcome.trial_errors)} trial(s) ended with an error:")
+        for trial_id, error in outcome.trial_errors.items():
+            print(f"  {trial_id}: {error}")
+    if outcome.removed_files:
+        print(f"\nremoved {outcome.removed_files} result file(s) of trials the interrupted driver never recorded")
+    paths = outcome.paths
+    print(f"\nstudy folder:   {paths.control}")
+    print(f"results:        {paths.data_root}/results  (Parquet, hive partitions dataset/holdout_class/seed)")
+    print(f"scores:         {paths.data_root}/scores")
+    if outcome.spec.kind == "search":
+        print(f"optuna journal: {paths.journal}")
+    print(f"tune:           {paths.tune_root}/{outcome.spec.name}")
+    print(f"summary:        omasgan results {paths.control}")
+
+
+def cmd_study(kind: str):
+    def handler(args: argparse.Namespace) -> int:
+        spec = spec_from_args(kind, args)
+        options = options_from_args(args)
+        outcome = run_study(kind, spec, options)
+        print_outcome(outcome)
+        if options.report:
+            from .report import write_report
+
+            print(f"report:         {write_report(outcome.paths.control)}")
+        return 0
+
+    return handler
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .result_store import ResultStore
+    from .tables import render, summary_table
+
+    root = Path(args.folder)
+    folders = study_folders(root)
+    if folders:
+        roots = sorted({result_root(f) for f in folders})
+    elif (root / "results").is_dir():
+        roots = [str(root.resolve())]
+    else:
+        raise ConfigError(f"{str(root)!r} holds no study ({STUDY_FILE}) and no results/ folder")
+    frames = [ResultStore(r).read().to_pandas() for r in roots]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if args.where:
+        try:
+            rows = rows.query(args.where)
+        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds for a bad expression
+            raise ConfigError(f"--where {args.where!r} is not a valid filter ({type(exc).__name__}: {exc}); "
+                              f"use pandas query syntax over the columns, e.g. \"stage == 'j' and seed == 0\"") from None
+    by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    unknown = [c for c in by if c not in rows.columns]
+    if unknown:
+        raise ConfigError(f"--by {unknown} are not columns; e.g. holdout_class, seed, trial_id, sweep_value")
+    print(f"{len(rows)} rows from {len(roots)} result folder(s)")
+    print(render(summary_table(rows, by)))
+    return 0
+
+
+# ---------------------------------------------------------------- argparse
+
+
+def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("--classes", default="0", help="held-out classes, e.g. 0-9 or 0,3,5 (default 0)")
+    parser.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2 or 0-2 (default 0)")
+    parser.add_argument("--last-stage", choices=STAGES, default="j", help="train up to this stage (default j)")
+    parser.add_argument("--name", help=f"study name, the folder under --storage (default {kind}-<dataset>-<time>)")
+    parser.add_argument("--storage", default="studies",
+                        help="where studies live: a folder, or a URI every node reaches (s3://..., default ./studies)")
+    parser.add_argument("--study-dir", default="studies",
+                        help="with a URI --storage: the local folder for study.json and the Optuna journal")
+    parser.add_argument("--resume", action="store_true", help="continue the study --name after an interruption")
+    parser.add_argument("--address", help="join a Ray cluster (auto, or ray://HOST:10001); default: embedded Ray")
+    parser.add_argument("--cpus-per-unit", type=float, default=1.0, help="CPUs of one (class, seed) unit (default 1)")
+    parser.add_argument("--gpus-per-unit", "--gpus-per-trial", dest="gpus_per_unit", type=float, default=0.0,
+                        help="GPUs of one unit; fractions pack several on one GPU (default 0)")
+    parser.add_argument("--parallel-units", type=int,
+                        help="units a trial runs at once (default: as many as the cluster holds)")
+    parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once (default 2)")
+    parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    parser.add_argument("--report", action="store_true", help="write the report when the study ends")
+    parser.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    search = sub.add_parser(
+        "search", help="Optuna search (Ray Tune) maximising the mean validation AUROC over classes x seeds",
+        description="Tuner + OptunaSearch (seeded multivariate TPE). Each trial trains every (class, seed) unit "
+        "as its own Ray task; the objective is the mean validation AUROC of the final J over the units.")
+    _add_config_options(search)
+    _add_run_options(search, "search")
+    search.add_argument("--space", choices=SPACES, default="full",
+                        help="full: divergence, mu, nu, alpha..delta, zeta; task2 / task3 / j: that stage's only")
+    search.add_argument("--trials", type=int, default=8, help="trials (default 8)")
+    search.add_argument("--scheduler", choices=SCHEDULERS, default="fifo", help="fifo, or asha (stops weak trials early)")
+    search.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    search.add_argument("--with-optimizer", action="store_true", help="also search the learning rates")
+    search.add_argument("--with-batch", action="store_true", help="also search Q (bank size) and N (batch size)")
+    search.set_defaults(handler=cmd_study("search"))
+
+    sens = sub.add_parser("sensitivity", help="one parameter at a time around a base config, over classes x seeds",
+                          description="A grid search (no Optuna): one trial per value of each --param.")
+    _add_config_options(sens)
+    _add_run_options(sens, "sensitivity")
+    sens.add_argument("--param", default="", help="dotted config key(s), e.g. task2.mu or task2.mu,j.zeta")
+    sens.add_argument("--values", help="values to try, e.g. 0.05,0.2,1")
+    sens.add_argument("--grid", choices=("paper",), help="the built-in grid around the base value")
+    sens.set_defaults(handler=cmd_study("sensitivity"))
+
+    seeds = sub.add_parser("seeds", help="a fixed config over classes x seeds: mean and SD of test AUROC",
+                           description="Trains --config (e.g. a search's best-config.json) on every (class, seed) "
+                           "and prints the mean and SD over seeds per class and overall (the paper's Figure 11).")
+    _add_config_options(seeds)
+    _add_run_options(seeds, "seeds")
+    seeds.set_defaults(handler=cmd_study("seeds"))
+
+    results = sub.add_parser("results", help="summarise the Parquet results of a study folder (or a folder of them)")
+    results.add_argument("folder", help="a study folder, a folder of study folders, or a folder holding results/")
+    results.add_argument("--where", help="a pandas query over the result columns, e.g. \"stage == 'j' and seed == 0\"")
+    results.add_argument("--by", help="extra columns to group by, e.g. holdout_class or sweep_value")
+    results.set_defaults(handler=cmd_results)
+
+    from .report_cli import add_report_parser
+
+    add_report_parser(sub)
+

@@ -1,0 +1,137 @@
+"""Runs a prepared study as one Ray Tune experiment: Ray start or join, the trial plan, Tuner (or
+``Tuner.restore`` on ``--resume``), and the clean-up of rows no recorded trial owns."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import ray
+from ray import tune
+
+from .progress import StudyProgress
+from .result_store import ResultStore
+from .studies import RunOptions, StudyOutcome, StudyPaths
+from .study_folder import StudySpec
+from .study_trainable import DRIVER_BUNDLE, OBJECTIVE, TrialPlan, make_study_trainable
+
+
+@dataclass
+class Experiment:
+    """What differs between the studies: the trials' parameters and how they are chosen."""
+
+    param_space: dict[str, Any]
+    num_samples: int
+    total_trials: int
+    make_searcher: Callable[[], Any] | None = None
+    make_scheduler: Callable[[], Any] | None = None
+
+
+def start_ray(options: RunOptions) -> None:
+    """Join ``--address``, or start an embedded Ray on this machine.
+
+    The embedded instance declares one logical CPU more than the machine has: each running trial's
+    coordinator holds a 0.01-CPU bundle and only waits on its units, so the units can use every core."""
+    # a study checkpoints a few bytes after every stage; Tune's warning about frequent snapshots is noise
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    quiet = {"log_to_driver": options.verbose, "include_dashboard": False, "logging_level": logging.WARNING}
+    if options.address:
+        ray.init(address=options.address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+    else:
+        ray.init(num_cpus=(os.cpu_count() or 1) + 1, **quiet)
+
+
+def parallel_units(spec: StudySpec, options: RunOptions) -> int:
+    """Units a trial runs at once: ``--parallel-units``, else as many as the cluster's CPUs (and GPUs)
+    hold next to one trial coordinator."""
+    if options.parallel_units:
+        return min(options.parallel_units, len(spec.units))
+    resources = ray.cluster_resources()
+    fit = math.floor((resources.get("CPU", 1) - DRIVER_BUNDLE["CPU"]) / options.cpus_per_unit)
+    if options.gpus_per_unit:
+        fit = min(fit, math.floor(resources.get("GPU", 0) / options.gpus_per_unit))
+    return max(1, min(len(spec.units), fit))
+
+
+def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths) -> TrialPlan:
+    return TrialPlan(
+        study=spec.name, study_kind=spec.kind, base_config=spec.base_config, units=[list(u) for u in spec.units],
+        last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
+        cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
+        parallel_units=parallel_units(spec, options), fault=options.fault,
+    )
+
+
+def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, experiment: Experiment) -> StudyOutcome:
+    """Fit (or restore and finish) the study's Tune experiment and return its outcome."""
+    start_ray(options)
+    plan = trial_plan(spec, options, paths)
+    trainable = make_study_trainable(plan)
+    progress = StudyProgress(spec.name, experiment.total_trials)
+    experiment_path = f"{paths.tune_root}/{spec.name}"
+    print(f"[{spec.name}] {spec.kind} on {spec.dataset}: classes {spec.classes}, seeds {spec.seeds}, "
+          f"{len(spec.units)} units per trial, {plan.parallel_units} at once "
+          f"({options.cpus_per_unit} CPU, {options.gpus_per_unit} GPU each); folder {paths.control}", flush=True)
+    run_config = tune.RunConfig(
+        name=spec.name, storage_path=paths.tune_root, verbose=0, callbacks=[progress],
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+    )
+    if options.resume and tune.Tuner.can_restore(experiment_path):
+        print(f"[{spec.name}] resuming the Tune experiment at {experiment_path}", flush=True)
+        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=experiment.param_space or None)
+    else:
+        if options.resume:
+            print(f"[{spec.name}] no Tune experiment state was saved before the interruption; starting it anew",
+                  flush=True)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=experiment.param_space,
+            tune_config=tune.TuneConfig(
+                metric=OBJECTIVE, mode="max", num_samples=experiment.num_samples,
+                search_alg=experiment.make_searcher() if experiment.make_searcher else None,
+                scheduler=experiment.make_scheduler() if experiment.make_scheduler else None,
+                max_concurrent_trials=None if experiment.make_searcher else options.max_concurrent,
+                reuse_actors=True,  # one coordinator process serves many trials
+            ),
+            run_config=run_config,
+        )
+    grid = tuner.fit()
+    trials = list(getattr(grid, "_experiment_analysis").trials)
+    outcome = StudyOutcome(
+        spec=spec, paths=paths, trial_ids=[t.trial_id for t in trials],
+        trial_configs={t.trial_id: dict(t.config) for t in trials},
+        trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
+    )
+    outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
+    return outcome
+
+
+def _error_of(trial: Any) -> str:
+    path = getattr(trial, "error_file", None) or ""
+    try:
+        with open(path) as handle:
+            lines = [line for line in handle.read().strip().splitlines() if line.strip()]
+        return lines[-1][:300] if lines else "error"
+    except OSError:
+        return "error (no error file)"
+
+
+def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str]) -> int:
+    """Delete this study's result and score files whose trial the experiment does not know.
+
+    Such files come from a trial that was started and killed with the driver before the experiment
+    state recorded it; the restored experiment runs its config again as a new trial."""
+    orphans = []
+    for table in ("results", "scores"):
+        for path in store.files(table):
+            parts = path.rsplit("/", 1)[-1].split(".")
+            if len(parts) >= 4 and parts[0] == study and parts[1] not in trial_ids:
+                orphans.append(path)
+    store.delete(orphans)
+    return len(orphans)

@@ -1,0 +1,147 @@
+"""The Tune trainable of a study trial: its (class, seed) units as Ray tasks, stage by stage.
+
+A trial reserves a placement group of one small bundle for itself (it only waits) and one bundle
+per unit it runs at once::
+
+    [{"CPU": 0.01}] + [{"CPU": cpus_per_unit, "GPU": gpus_per_unit}] * parallel_units
+
+Tune captures the trial's child tasks in that group, so a trial over 10 classes with 10 one-GPU
+bundles trains its 10 units on 10 GPUs at once, possibly on different nodes.
+
+After every stage round the trial reports the mean over its units of the stage's metrics and saves a
+checkpoint (the rounds done and every unit's outcome; the models themselves are in the stage cache),
+so a retried trial, or a trial of a restored experiment, resumes with its next stage.  The reported
+``objective`` is the mean validation AUROC over the trial's units of the newest detector (Task 1's
+until Task 3 is trained, then Task 3's, then J's): the search maximises the final J's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from omasgan.config import STAGES
+
+from omasgan.trainables.function_trainables import trial_device
+
+from .units import UnitOutcome, UnitTask, run_unit, summarize_round
+
+OBJECTIVE = "objective"
+DRIVER_BUNDLE = {"CPU": 0.01}
+
+
+@dataclass
+class TrialPlan:
+    """What every trial of a study shares (captured by the trainable, so plain data)."""
+
+    study: str
+    study_kind: str
+    base_config: dict[str, Any]
+    units: list[tuple[int, int]]
+    last_stage: str
+    cache_root: str
+    store_root: str
+    cpus_per_unit: float = 1.0
+    gpus_per_unit: float = 0.0
+    parallel_units: int = 1
+    fault: Any = None  # FaultInjection for tests
+
+    def resources(self) -> tune.PlacementGroupFactory:
+        unit = {"CPU": self.cpus_per_unit}
+        if self.gpus_per_unit:
+            unit["GPU"] = self.gpus_per_unit
+        return tune.PlacementGroupFactory([dict(DRIVER_BUNDLE)] + [unit] * self.parallel_units, strategy="PACK")
+
+
+def sweep_of(params: dict[str, Any]) -> tuple[str, float] | None:
+    sweep = params.get("_sweep")
+    return (sweep["param"], float(sweep["value"])) if sweep else None
+
+
+def trial_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config overrides: its sampled keys (helpers starting with "_" dropped) and, for a
+    sensitivity trial, the swept parameter's value."""
+    overrides = {k: v for k, v in params.items() if not k.startswith("_")}
+    sweep = sweep_of(params)
+    if sweep:
+        overrides[sweep[0]] = sweep[1]
+    return overrides
+
+
+@ray.remote(max_retries=0)
+def _unit_task(task: UnitTask) -> UnitOutcome:
+    return run_unit(task, device=trial_device())
+
+
+def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: str,
+               units: list[tuple[int, int]]) -> list[UnitOutcome]:
+    group = ray.util.get_current_placement_group()
+    options: dict[str, Any] = {"num_cpus": plan.cpus_per_unit, "num_gpus": plan.gpus_per_unit}
+    if group is not None:
+        options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True)
+    overrides = trial_overrides(params)
+    refs = [
+        _unit_task.options(**options).remote(UnitTask(
+            study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
+            params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
+            store_root=plan.store_root, sweep=sweep_of(params), threads=max(1, int(plan.cpus_per_unit)),
+            fault=plan.fault,
+        ))
+        for k, s in units
+    ]
+    return ray.get(refs)  # a lost worker or node raises here; Tune retries the trial from its checkpoint
+
+
+def make_study_trainable(plan: TrialPlan):
+    """The resource-wrapped function trainable of a study's trials."""
+
+    def omasgan_study_trial(params: dict[str, Any]) -> None:
+        trial_id = tune.get_context().get_trial_id()
+        checkpoint = tune.get_checkpoint()
+        state: dict[str, Any] = {"rounds": [], "outcomes": {}, "objective": float("nan")}
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                state = json.loads((Path(folder) / "study_trial.json").read_text())
+        stages = STAGES[: STAGES.index(plan.last_stage) + 1]
+        for stage in stages:
+            if stage in state["rounds"]:
+                continue
+            failed = {tuple(u) for u, o in _unit_items(state) if o["status"] != "ok"}
+            active = [u for u in plan.units if tuple(u) not in failed]
+            outcomes = _run_round(plan, trial_id, params, stage, active)
+            for outcome in outcomes:
+                state["outcomes"][f"{outcome.holdout},{outcome.seed}"] = asdict(outcome)
+            report = summarize_round(stage, outcomes)
+            report["units_failed"] += len(failed)
+            detector = next((o.detector for o in outcomes if o.status == "ok" and o.detector), None)
+            newest = report.get(f"val_{detector}_auroc") if detector else None
+            if newest is not None and math.isfinite(newest):
+                state["objective"] = newest
+            elif report["units_ok"] == 0:
+                state["objective"] = float("nan")
+            state["rounds"].append(stage)
+            report[OBJECTIVE] = state["objective"]
+            report["pipeline_done"] = stage == plan.last_stage
+            folder = Path(tempfile.mkdtemp(prefix=f"omasgan-study-{stage}-"))
+            try:
+                (folder / "study_trial.json").write_text(json.dumps(state))
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    return tune.with_resources(omasgan_study_trial, plan.resources())
+
+
+def _unit_items(state: dict[str, Any]):
+    for name, outcome in state["outcomes"].items():
+        k, s = name.split(",")
+        yield (int(k), int(s)), outcome

@@ -1,0 +1,112 @@
+"""Plain-text tables of study results, computed from the Parquet rows (a pandas DataFrame of the
+result store), so what a study prints is what it stored."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+DETECTORS = ("task1", "task3", "final")
+
+
+def _ok(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows.status == "ok"]
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render(frame: pd.DataFrame) -> str:
+    """A DataFrame as an aligned text table (NaN as "-")."""
+    if frame.empty:
+        return "(no rows)"
+    cells = [[str(c) for c in frame.columns]] + [[_fmt(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], top: int = 20) -> pd.DataFrame:
+    """One line per trial, best first: the objective (mean validation AUROC of the final detector
+    over the trial's units), its mean test AUROC (reported, never used to choose), units, params."""
+    final = _ok(rows)[(rows.detector == "final")]
+    records = []
+    for trial_id, params in trial_params.items():
+        mine = final[final.trial_id == trial_id]
+        errors = rows[(rows.trial_id == trial_id) & (rows.status == "error")]
+        record = {
+            "trial": trial_id,
+            "val_auroc": mine[mine.split == "val"].auroc.mean() if len(mine) else float("nan"),
+            "test_auroc": mine[mine.split == "test"].auroc.mean() if len(mine) else float("nan"),
+            "units_ok": len(mine[mine.split == "val"]),
+            "units_err": len(errors[["holdout_class", "seed"]].drop_duplicates()),
+        }
+        record.update({k: v for k, v in params.items() if not k.startswith("_") and not isinstance(v, dict)})
+        records.append(record)
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        return frame
+    return frame.sort_values("val_auroc", ascending=False, na_position="last").head(top).reset_index(drop=True)
+
+
+def seeds_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per held-out class and detector: mean and SD over seeds of test AUROC, plus the overall mean
+    and the mean of the per-class SDs (the paper's Figure 11)."""
+    test = _ok(rows)[(rows.split == "test") & rows.detector.notna()]
+    if test.empty:
+        return pd.DataFrame()
+    test = test.assign(column=test.method.where(test.method != "omasgan", test.detector))
+    grouped = test.groupby(["holdout_class", "column"]).auroc.agg(["mean", "std", "count"]).reset_index()
+    wide = grouped.pivot(index="holdout_class", columns="column", values=["mean", "std"])
+    columns = [c for c in (*DETECTORS, *sorted(set(test.column) - set(DETECTORS))) if c in set(test.column)]
+    frame = pd.DataFrame({"class": [str(k) for k in wide.index]})
+    for c in columns:
+        frame[f"{c}_mean"] = wide[("mean", c)].to_numpy()
+        frame[f"{c}_sd"] = wide[("std", c)].to_numpy()
+    summary = {"class": "mean"}
+    for c in columns:
+        summary[f"{c}_mean"] = frame[f"{c}_mean"].mean()
+        summary[f"{c}_sd"] = frame[f"{c}_sd"].mean()
+    frame = pd.concat([frame, pd.DataFrame([summary])], ignore_index=True)
+    frame["seeds"] = [int(grouped[grouped.holdout_class == int(k)]["count"].max()) if k != "mean" else
+                      int(grouped["count"].max()) for k in frame["class"]]
+    return frame
+
+
+def sensitivity_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per swept (parameter, value): mean and SD over units of the final detector's validation and
+    test AUROC."""
+    final = _ok(rows)[(rows.detector == "final") & rows.sweep_param.notna()]
+    if final.empty:
+        return pd.DataFrame()
+    out = []
+    for (param, value), group in final.groupby(["sweep_param", "sweep_value"]):
+        val, test = group[group.split == "val"].auroc, group[group.split == "test"].auroc
+        out.append({"param": param, "value": value, "val_auroc": val.mean(), "val_sd": val.std(),
+                    "test_auroc": test.mean(), "test_sd": test.std(), "units": len(val)})
+    return pd.DataFrame(out).sort_values(["param", "value"]).reset_index(drop=True)
+
+
+def summary_table(rows: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """``omasgan results``: per study, method, detector and split (and ``by``): rows, the mean and SD
+    of AUROC, mean AUPRC and F1, errors."""
+    keys = ["study", "study_kind", "method", "detector", "split", *(by or [])]
+    ok = _ok(rows)[rows.split.notna()]
+    if ok.empty:
+        frame = pd.DataFrame()
+    else:
+        frame = ok.groupby(keys, dropna=False).agg(
+            rows=("auroc", "size"), auroc=("auroc", "mean"), auroc_sd=("auroc", "std"),
+            auprc=("auprc", "mean"), f1=("f1", "mean"), wall_s=("wall_time_s", "mean"),
+        ).reset_index()
+    errors = rows[rows.status == "error"]
+    if len(errors):
+        counts = errors.groupby(["study", "stage"]).size().reset_index(name="errors")
+        frame = pd.concat([frame, counts.rename(columns={"stage": "detector"})], ignore_index=True)
+    return frame

@@ -1,0 +1,164 @@
+"""One study unit: a trial's config on one (held-out class, seed), trained up to one stage.
+
+A study trial runs its units stage by stage: round ``task1`` trains Task 1 of every unit, round
+``task2`` trains Task 2 on top of it, and so on.  Each round's unit takes its upstream stages from
+the study's stage cache (they were published by the previous round), trains its own stage, scores
+it, and writes that stage's rows to the Parquet store.  So a trial can report after every stage (for
+schedulers such as ASHA) and a retried trial resumes at its next stage with nothing retrained.
+
+This module is Ray-free; :mod:`.study_trainable` runs :func:`run_unit` as a Ray task.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from omasgan.checkpoint import modules_from_payload
+from omasgan.config import STAGES, OMASGANConfig
+from omasgan.metrics import METRIC_NAMES
+from omasgan.stages.common import latent, samples_without_graph
+
+from omasgan.trainables.trial import TrialSettings, run_trial, trial_config, trial_splits
+
+from .result_store import ResultStore, UnitKey
+
+SAMPLES_PER_PLOT = 2000
+
+
+@dataclass
+class UnitTask:
+    """Everything a unit needs; plain data, so Ray ships it to any node."""
+
+    study: str
+    study_kind: str
+    trial_id: str
+    base_config: dict[str, Any]
+    params: dict[str, Any]
+    holdout: int
+    seed: int
+    stage: str
+    cache_root: str
+    store_root: str
+    sweep: tuple[str, float] | None = None
+    threads: int = 1
+    fault: Any = None  # a trainables.FaultInjection (tests only)
+
+    def config(self) -> OMASGANConfig:
+        return trial_config(self.base_config, {**self.params, "data.holdout": self.holdout, "seed": self.seed})
+
+    def key(self, config: OMASGANConfig) -> UnitKey:
+        return UnitKey(self.study, self.study_kind, self.trial_id, config.data.dataset, self.holdout, self.seed)
+
+
+@dataclass
+class UnitOutcome:
+    """What a unit round returns to its trial."""
+
+    holdout: int
+    seed: int
+    stage: str
+    status: str
+    error: str | None = None
+    detector: str | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    losses: dict[str, float] = field(default_factory=dict)
+    trained: int = 0
+    cache: dict[str, int] = field(default_factory=dict)
+    device: str = "cpu"
+
+
+def _error_text(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
+    """Train ``task.stage`` of one unit (upstream stages from the cache), write its rows, return them.
+
+    An error inside the unit (a NaN loss, bad data) is caught: the unit writes an error row for the
+    stage and returns ``status="error"`` so the study goes on.  Errors of the system around it (a
+    dead worker, a lost node) are Ray's and reach the trial, which Tune retries.
+    """
+    torch.set_num_threads(max(1, task.threads))
+    store = ResultStore(task.store_root)
+    config = task.config()
+    key = task.key(config)
+    outcome = UnitOutcome(task.holdout, task.seed, task.stage, "ok", device=device)
+    settings = TrialSettings(
+        base=config.to_dict(), last_stage=task.stage, cache_root=task.cache_root, fault=task.fault,
+        write_scores=False, evaluate_stages=(task.stage,),
+    )
+    started = time.perf_counter()
+    try:
+        state = run_trial({}, settings, lambda metrics, folder: None, trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}",
+                          device=device)
+    except Exception as exc:  # noqa: BLE001 - recorded as the unit's error row
+        outcome.status, outcome.error = "error", _error_text(exc)
+        outcome.wall_time_s = time.perf_counter() - started
+        store.write_stage_rows(key, task.stage, config=config, wall_time_s=outcome.wall_time_s, status="error",
+                               error=outcome.error, device=device, sweep=task.sweep)
+        return outcome
+
+    payload = state.payloads[task.stage]
+    outcome.wall_time_s = float(payload.get("wall_time_s", 0.0))
+    outcome.losses = {name: float(values[-1]) for name, values in payload.get("history", {}).items() if values}
+    outcome.trained = state.trained[task.stage]
+    outcome.cache = dict(state.cache)
+    evaluation = state.evaluations.get(task.stage)
+    if evaluation is not None:
+        outcome.detector = evaluation["detector"]
+        outcome.metrics = {split: {m: float(v[m]) for m in METRIC_NAMES} for split, v in evaluation["metrics"].items()}
+        splits = trial_splits(config, torch.device(device))
+        store.write_scores(key, evaluation["detector"], state.scores[task.stage],
+                           {"val": splits.val_y.cpu().numpy(), "test": splits.test_y.cpu().numpy()})
+    store.write_stage_rows(key, task.stage, config=config, evaluation=evaluation, wall_time_s=outcome.wall_time_s,
+                           device=device, sweep=task.sweep)
+    if task.stage == "task2":
+        _write_plane_samples(store, key, config, state.payloads, device)
+    return outcome
+
+
+def _write_plane_samples(store: ResultStore, key: UnitKey, config: OMASGANConfig,
+                         payloads: dict[str, dict[str, Any]], device: str) -> None:
+    """For 2-D data, x, G(z) and B(z) (the paper's Figure 3) next to the results."""
+    splits = trial_splits(config, torch.device(device))
+    if splits.is_image or splits.sample_shape != (2,):
+        return
+    z = latent(SAMPLES_PER_PLOT, config.network.latent_dim, torch.device(device))
+    generator = modules_from_payload(payloads["task1"], torch.device(device))["generator"].eval()
+    boundary = modules_from_payload(payloads["task2"], torch.device(device))["boundary"].eval()
+    store.write_samples(key, {
+        "x": splits.train_x.cpu().numpy(),
+        "generated": samples_without_graph(generator, z).cpu().numpy(),
+        "boundary": samples_without_graph(boundary, z).cpu().numpy(),
+    })
+
+
+def summarize_round(stage: str, outcomes: list[UnitOutcome]) -> dict[str, Any]:
+    """A trial's report after a round: the mean over its ok units of each metric of the stage's
+    detector, unit counts, and the round's summed training counts and cache counters."""
+    ok = [o for o in outcomes if o.status == "ok"]
+    report: dict[str, Any] = {
+        "stage": stage, "stage_index": STAGES.index(stage) + 1,
+        "units_ok": len(ok), "units_failed": len(outcomes) - len(ok),
+        f"trained_{stage}": sum(o.trained for o in ok),
+        "stage_wall_s_mean": sum(o.wall_time_s for o in ok) / len(ok) if ok else float("nan"),
+    }
+    for name in {n for o in ok for n in o.cache}:
+        report[f"round_{name}"] = sum(o.cache.get(name, 0) for o in ok)
+    detectors = {o.detector for o in ok if o.detector}
+    for detector in detectors:
+        for split in ("val", "test"):
+            for metric in METRIC_NAMES:
+                values = [o.metrics[split][metric] for o in ok if o.detector == detector and split in o.metrics]
+                finite = [v for v in values if math.isfinite(v)]
+                report[f"{split}_{detector}_{metric}"] = sum(finite) / len(finite) if finite else float("nan")
+    return report
