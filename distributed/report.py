@@ -1,0 +1,393 @@
+"""``omasgan report``: one Markdown or HTML page of tables and PNG figures from the Parquet results of
+any mix of search, sensitivity, seeds and baseline studies.
+
+    omasgan report RESULTS_DIR [--out DIR] [--format md|html]
+
+RESULTS_DIR is a study folder (it holds ``study.json``) or a folder of study folders.  The report
+folder (default ``RESULTS_DIR/report``) holds ``report.md`` or ``report.html``, ``figures/*.png``
+(640 x 400 px), ``tables/*.csv`` (every table's numbers, unrounded) and, for a search study,
+``best-config.json``.  It is built in a temporary folder next to it and renamed into place, so a
+failure leaves the previous report (or nothing) behind, never half a report.
+
+Sections; each is left out with one line saying why when its inputs are missing:
+  1. test AUROC per held-out class, one bar chart per detector stage, baselines as extra bars (Figs 4-7);
+  2. ablation: Task 1 critic vs Task 3 critic vs final J, per class and on average (Figs 8-10);
+  3. seed robustness: mean, SD, min and max of test AUROC over seeds per class (Fig 11);
+  4. sensitivity curves: val and test AUROC of J against each swept parameter, with the seed spread;
+  5. search history, parameter importance and the best config (chosen on validation AUROC only);
+  6. histograms of J's test scores, normal vs anomalous samples;
+  7. for 2-D data: x, G(z) and B(z) (Fig 3);
+  8. AUROC / AUPRC / F1 per class and detector, wall time per stage and per trial.
+Which rows each section reads is in :mod:`.report_tables`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from omasgan.errors import ConfigError
+
+from . import report_figures as F
+from . import report_tables as T
+from .report_page import Page
+from .result_store import _safe
+
+from .report_cli import FORMATS, add_report_parser, cmd_report  # noqa: F401 - the command lives there
+PAGE_NAMES = {"md": "report.md", "html": "report.html"}
+BEST_CONFIG = "best-config.json"
+
+
+# ---- sections ------------------------------------------------------------------------------------
+
+def _classes_and_mean(table: pd.DataFrame) -> tuple[list, pd.DataFrame]:
+    frame = T.wide(table).set_index("holdout_class")
+    return list(frame.index), frame
+
+
+def _series(frame: pd.DataFrame, models: list[str], groups: list) -> dict[str, list[float]]:
+    return {m: [float(frame.loc[g, m]) if m in frame.columns else np.nan for g in groups] for m in models}
+
+
+def _omasgan_pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [p for p in pairs if p[1] != T.BASELINE_SOURCE]
+
+
+def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
+    """The studies read, what sections 1-3 and 6-8 show, and the error rows."""
+    page.heading("OMASGAN report", 1)
+    page.text(f"Read {len(inputs.studies)} study folder(s) under `{results_dir}`: "
+              f"{len(inputs.results)} result rows.")
+    page.table("studies", T.study_overview(inputs), "Studies read (rows: result rows; ok / error by status).")
+    page.text("Sections 1-3 and 6-8 show, per data set: every seeds study; the best trial of every search "
+              "study, chosen on validation AUROC only (section 5); and every baseline method on that data "
+              "set. Sensitivity studies appear in section 4 only. Only rows with status=ok enter a number.")
+    for study in sorted(inputs.results.loc[inputs.results["study_kind"] == "search", "study"].unique()):
+        ranked = T.rank_trials(inputs.results, study)
+        if len(ranked):
+            page.text(f"Search study `{study}`: trial `{ranked['trial_id'].iloc[0]}` is shown (mean validation "
+                      f"AUROC of J {ranked['val_auroc'].iloc[0]:.4f} over {ranked['units'].iloc[0]} units).")
+    errors = inputs.results[inputs.results["status"] == "error"]
+    if len(errors):
+        frame = errors[["study", "trial_id", "holdout_class", "seed", "method", "stage", "error"]].copy()
+        frame["error"] = frame["error"].fillna("").map(lambda e: e.splitlines()[0][:160] if e else "")
+        page.table("errors", frame.reset_index(drop=True), f"{len(errors)} error row(s).")
+
+
+def section_per_class(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """1. Per data set and source: test AUROC per class (mean over seeds) and its mean over classes,
+    a bar chart per detector stage with the baselines as extra bars, and the table behind them."""
+    page.heading("1. Test AUROC per held-out class")
+    page.text("Each bar is the test AUROC of one held-out class, averaged over seeds; the `mean` group and the "
+              "dashed line are the mean over classes. One chart per OMASGAN detector stage (task1: Task 1 "
+              "critic, task3: Task 3 critic, final: J), with the baselines on the same data set as extra bars "
+              "(paper Figures 4-7).")
+    if not pairs:
+        page.left_out("no ok test rows of a seeds study, a search study's best trial or a baseline")
+    for dataset, source in pairs:
+        rows = T.source_test_rows(reported, dataset, source)
+        table = T.per_class(rows)
+        groups, frame = _classes_and_mean(table)
+        page.table(f"auroc-{dataset}-{source}", frame.reset_index(),
+                   f"`{dataset}` / `{source}`: test AUROC, mean over seeds.")
+        models = T.model_order(table["model"])
+        baselines = [m for m in models if m not in T.DETECTORS]
+        for detector in [d for d in T.DETECTORS if d in models] or [None]:
+            shown = ([detector] if detector else []) + baselines
+            path = page.figure_path(f"auroc-{dataset}-{source}-{detector or 'baselines'}")
+            F.grouped_bars(path, groups, _series(frame, shown, groups),
+                           f"{dataset} / {source}: test AUROC per class ({detector or 'baselines'})",
+                           mean_line=shown[0])
+            page.figure(path, f"test AUROC per class, {detector or 'baselines'}")
+
+
+def section_ablation(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """2. Task 1 critic vs Task 3 critic vs final J: test AUROC per class and on average, and J's gains."""
+    page.heading("2. Ablation: Task 1 vs Task 3 vs final J")
+    page.text("Test AUROC of the three OMASGAN detectors per held-out class (mean over seeds) and the mean "
+              "over classes; `final - task1` and `final - task3` are J's gains (paper Figures 8-10).")
+    if not _omasgan_pairs(pairs):
+        page.left_out("no OMASGAN test rows (no seeds study and no search study with ok rows)")
+    for dataset, source in _omasgan_pairs(pairs):
+        rows = T.source_test_rows(reported, dataset, source)
+        rows = rows[rows["source"] == source]
+        if rows["model"].nunique() < 2:
+            page.left_out(f"`{dataset}` / `{source}` has test rows of one detector stage only")
+            continue
+        table = T.ablation(rows)
+        page.table(f"ablation-{dataset}-{source}", table, f"`{dataset}` / `{source}`: test AUROC per detector.")
+        frame = table.set_index("holdout_class")
+        groups = list(frame.index)
+        path = page.figure_path(f"ablation-{dataset}-{source}")
+        models = [d for d in T.DETECTORS if d in frame.columns]
+        F.grouped_bars(path, groups, _series(frame, models, groups),
+                       f"{dataset} / {source}: ablation (test AUROC)", mean_line="final" if "final" in models else None)
+        page.figure(path, "ablation: task1 vs task3 vs final")
+
+
+def section_seeds(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """3. Seed robustness of J: per class the mean, sample SD, min and max of test AUROC over seeds,
+    and the average SD over the classes that have at least two seeds."""
+    page.heading("3. Seed robustness")
+    page.text("Test AUROC of the final detector J over seeds, per held-out class: mean, sample SD (ddof=1), "
+              "min and max; the dot and error bar are mean +/- SD, the grey bar min..max (paper Figure 11).")
+    done = False
+    for dataset, source in _omasgan_pairs(pairs):
+        rows = reported[(reported["dataset"] == dataset) & (reported["source"] == source)
+                        & (reported["model"] == "final") & (reported["split"] == "test")]
+        if rows.empty or rows.groupby("holdout_class")["seed"].nunique().max() < 2:
+            continue
+        table = T.seed_table(rows)
+        page.table(f"seeds-{dataset}-{source}", table, f"`{dataset}` / `{source}`: test AUROC of J over seeds.")
+        page.text(f"Average SD over classes (classes with >= 2 seeds): {table['sd'].mean():.4f}.")
+        path = page.figure_path(f"seeds-{dataset}-{source}")
+        F.seed_spread(path, list(table["holdout_class"]), table["mean"], table["sd"], table["min"], table["max"],
+                      f"{dataset} / {source}: test AUROC over seeds")
+        page.figure(path, "seed robustness")
+        done = True
+    if not done:
+        page.left_out("no study has more than one seed for a held-out class (a seeds study gives them)")
+
+
+def section_sensitivity(page: Page, results: pd.DataFrame) -> None:
+    """4. Per sensitivity study and swept parameter: val and test AUROC of J against the value, as the
+    mean over seeds of the per-seed mean over classes, with a +/- SD band over seeds."""
+    page.heading("4. Sensitivity")
+    page.text("AUROC of the final detector J against each swept parameter (rows stage=j of sensitivity "
+              "studies, validation and test split): at each value, the mean over seeds of the per-seed mean "
+              "over held-out classes; the band and the `_sd` columns are the SD over seeds (ddof=1).")
+    rows = T.ok(results)
+    rows = rows[(rows["study_kind"] == "sensitivity") & (rows["method"] == T.OMASGAN) & (rows["stage"] == "j")
+                & rows["split"].isin(["val", "test"]) & rows["sweep_param"].notna()]
+    if rows.empty:
+        page.left_out("no ok rows of a sensitivity study (stage=j with sweep_param set)")
+        return
+    for (study, param), mine in rows.groupby(["study", "sweep_param"], sort=True):
+        table = T.sensitivity_table(mine)
+        page.table(f"sensitivity-{study}-{param}", table, f"`{study}`: `{param}`.")
+        path = page.figure_path(f"sensitivity-{study}-{param}")
+        curves = {s: (table[f"{s}_mean"], table[f"{s}_sd"]) for s in ("val", "test")
+                  if table[f"{s}_mean"].notna().any()}
+        F.sensitivity_curve(path, table["value"], curves, param, f"{study}: AUROC of J against {param}")
+        page.figure(path, f"sensitivity to {param}")
+
+
+def _optuna_study(item: T.StudyInput):
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(item.journal)))
+    return optuna.load_study(study_name=item.spec.name, storage=storage)
+
+
+def _search_history(page: Page, item: T.StudyInput) -> None:
+    """The Optuna objective per completed trial with the best so far, and fANOVA importances."""
+    import optuna
+
+    name = item.spec.name
+    if not item.journal.is_file():
+        page.left_out(f"search history and importance of `{name}`: "
+                      f"no Optuna journal ({item.journal.name}) in the folder")
+        return
+    try:
+        study = _optuna_study(item)
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        page.left_out(f"search history of `{name}`: the journal holds no readable study {name!r} ({exc})")
+        return
+    if len(study.directions) > 1:
+        page.left_out(f"search history of `{name}`: a multi-objective study")
+        return
+    states = Counter(t.state.name.lower() for t in study.trials)
+    page.text(f"Optuna study `{name}`: {len(study.trials)} trials (" +
+              ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+              + f"); direction {study.direction.name.lower()}.")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        page.left_out(f"search history of `{name}`: no completed trial")
+        return
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    path = page.figure_path(f"search-history-{name}")
+    F.search_history(path, [t.number for t in complete], [t.value for t in complete], maximize,
+                     f"{name}: objective per trial")
+    page.figure(path, "search history")
+    varying = {p for t in complete for p in t.params if len({repr(u.params.get(p)) for u in complete}) > 1}
+    if len(complete) < 2 or not varying:
+        page.left_out(f"parameter importance of `{name}`: needs >= 2 completed trials whose parameters vary "
+                      f"({len(complete)} completed)")
+        return
+    try:
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except (ValueError, RuntimeError) as exc:
+        page.left_out(f"parameter importance of `{name}`: {exc}")
+        return
+    if not importances:
+        page.left_out(f"parameter importance of `{name}`: no parameter is shared by every completed trial")
+        return
+    frame = pd.DataFrame({"param": list(importances), "importance": list(importances.values())})
+    page.table(f"importance-{name}", frame,
+               f"`{name}`: fANOVA importance of each parameter for the objective (sums to 1).")
+    path = page.figure_path(f"importance-{name}")
+    F.importance_bars(path, importances, f"{name}: parameter importance (fANOVA)")
+    page.figure(path, "parameter importance")
+
+
+def _best_config(page: Page, results: pd.DataFrame, name: str, filename: str) -> None:
+    page.text(f"Best config: read from the rows of `{name}` with stage=j (final detector J), split=val "
+              "(validation split only) and status=ok; per trial, the mean validation AUROC over its (held-out "
+              "class, seed) units. Trials covering the most units rank first. Test rows are never read here.")
+    ranked = T.rank_trials(results, name)
+    if ranked.empty:
+        page.left_out(f"best config of `{name}`: no ok validation rows of the final detector")
+        return
+    page.table(f"ranking-{name}", ranked.head(10), f"`{name}`: the 10 best trials on validation AUROC of J.")
+    trial = ranked["trial_id"].iloc[0]
+    config = T.best_config(results, name, trial)
+    if config is None:
+        page.left_out(f"best config of `{name}`: trial `{trial}` has no stored config")
+        return
+    (page.folder / filename).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    page.text(f"Best trial `{trial}`: mean validation AUROC {ranked['val_auroc'].iloc[0]:.4f} over "
+              f"{ranked['units'].iloc[0]} units. Its config, without `data.holdout` and `seed`, is "
+              f"[{filename}]({filename}): `omasgan run --config {filename} --holdout K` or "
+              f"`omasgan seeds --config {filename}` reruns it.")
+
+
+def section_search(page: Page, inputs: T.Inputs) -> None:
+    """5. Per search study: Optuna history and importances from its journal, and the best config."""
+    page.heading("5. Search: history, parameter importance and best config")
+    searches = [item for item in inputs.studies if item.spec.kind == "search"]
+    if not searches:
+        page.left_out("no search study")
+    for item in searches:
+        name = item.spec.name
+        page.heading(f"Search study `{name}`", 3)
+        _search_history(page, item)
+        filename = BEST_CONFIG if len(searches) == 1 else f"best-config-{_safe(name)}.json"
+        _best_config(page, inputs.results, name, filename)
+
+
+def _lowest_seed_per_class(frame: pd.DataFrame):
+    for holdout in sorted(frame["holdout_class"].unique()):
+        mine = frame[frame["holdout_class"] == holdout]
+        seed = mine["seed"].min()
+        mine = mine[mine["seed"] == seed]
+        yield holdout, seed, mine[mine["trial_id"] == mine["trial_id"].min()]
+
+
+def section_scores(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """6. Histograms of J's test scores, normal vs anomalous samples, one per held-out class (lowest seed)."""
+    page.heading("6. Anomaly scores of the test samples")
+    page.text("Test-split anomaly scores of the final detector J (higher = more anomalous) of normal (label 0) "
+              "and anomalous (label 1) samples, as densities, for the run with the lowest seed of each class.")
+    done = False
+    for dataset, source in _omasgan_pairs(pairs):
+        store = inputs.stores.get(source)
+        trials = sorted(reported.loc[reported["source"] == source, "trial_id"].unique())
+        scores = T.read_scores(store, source, trials) if store else pd.DataFrame()
+        scores = scores[scores["dataset"] == dataset] if len(scores) else scores
+        for holdout, seed, mine in (_lowest_seed_per_class(scores) if len(scores) else []):
+            path = page.figure_path(f"scores-{dataset}-{source}-class{holdout}")
+            F.score_histogram(path, mine.loc[mine["label"] == 0, "score"].to_numpy(),
+                              mine.loc[mine["label"] == 1, "score"].to_numpy(),
+                              f"{dataset} / {source}: J test scores, class {holdout} held out, seed {seed}")
+            page.figure(path, f"scores, class {holdout}")
+            done = True
+    if not done:
+        page.left_out("no per-sample test scores of the final detector in the scores table")
+
+
+def section_boundary(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """7. For 2-D data: x, G(z) and B(z) of the run with the lowest seed of each held-out class."""
+    page.heading("7. Boundary samples (2-D data)")
+    page.text("Normal data x, Task 1 samples G(z) and Task 2 boundary samples B(z) of the run with the lowest "
+              "seed of each held-out class (paper Figure 3).")
+    done = False
+    for dataset, source in _omasgan_pairs(pairs):
+        store = inputs.stores.get(source)
+        trials = sorted(reported.loc[reported["source"] == source, "trial_id"].unique())
+        found = T.find_samples(store, source, trials) if store else pd.DataFrame()
+        found = found[found["dataset"] == dataset] if len(found) else found
+        for holdout, seed, mine in (_lowest_seed_per_class(found) if len(found) else []):
+            arrays = T.load_samples(store, mine["path"].iloc[0])
+            x = arrays.get("x")
+            if x is None or x.ndim != 2 or x.shape[1] != 2:
+                page.left_out(f"`{dataset}` / `{source}` class {holdout}: the samples are not 2-D points")
+                continue
+            path = page.figure_path(f"boundary-{dataset}-{source}-class{holdout}")
+            F.boundary_scatter(path, x, arrays.get("generated"), arrays.get("boundary"),
+                               f"{dataset} / {source}: class {holdout} held out, seed {seed}")
+            page.figure(path, f"x, G(z), B(z), class {holdout}")
+            done = True
+    if not done:
+        page.left_out("no 2-D samples (only 2-D data sets such as synthetic save x, G(z) and B(z))")
+
+
+def section_tables(page: Page, results: pd.DataFrame, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """8. AUROC, AUPRC, F1 per class and model (test, mean over seeds); wall time per stage and trial."""
+    page.heading("8. Metrics and wall time")
+    if not pairs:
+        page.left_out("metrics: no ok test rows")
+    for dataset, source in pairs:
+        page.table(f"metrics-{dataset}-{source}", T.metrics_table(T.source_test_rows(reported, dataset, source)),
+                   f"`{dataset}` / `{source}`: test AUROC, AUPRC and F1 (at the validation threshold), mean "
+                   "over seeds; `mean` rows average the classes.")
+    stages = T.wall_stage_table(results)
+    if stages.empty:
+        page.left_out("wall time: no ok rows with a wall time")
+        return
+    page.table("wall-time-stages", stages,
+               "Wall time per stage (every study, every trial): units, mean and total seconds.")
+    page.table("wall-time-trials", T.wall_trial_table(results),
+               "Wall time per trial: total over its stages and units, and per (class, seed) unit.")
+
+
+# ---- entry points ----------------------------------------------------------------------------------
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not any((out / n).is_file() for n in PAGE_NAMES.values()))):
+        raise ConfigError(f"--out {str(out)!r} exists and is not a report folder (no report.md or report.html); "
+                          "give a new or empty folder")
+
+
+def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: str = "md") -> Path:
+    """Write the report of every study under ``results_dir``; return the page's path.
+
+    ``out`` defaults to ``<results_dir>/report``; an earlier report there is replaced whole."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"report format {fmt!r} is not allowed; choose one of: {', '.join(FORMATS)}")
+    results_dir = Path(results_dir)
+    inputs = T.load_inputs(results_dir)
+    out = Path(out) if out is not None else results_dir / "report"
+    _check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        page = Page(building)
+        reported = T.reported_rows(inputs.results)
+        pairs = T.sources(reported)
+        section_overview(page, inputs, results_dir)
+        section_per_class(page, reported, pairs)
+        section_ablation(page, reported, pairs)
+        section_seeds(page, reported, pairs)
+        section_sensitivity(page, inputs.results)
+        section_search(page, inputs)
+        section_scores(page, inputs, reported, pairs)
+        section_boundary(page, inputs, reported, pairs)
+        section_tables(page, inputs.results, reported, pairs)
+        (building / PAGE_NAMES[fmt]).write_text(page.render(fmt))
+        old = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
+        if out.exists():
+            os.replace(out, old)
+        os.replace(building, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return out / PAGE_NAMES[fmt]

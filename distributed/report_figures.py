@@ -1,0 +1,158 @@
+"""The PNG figures of ``omasgan report`` (matplotlib, Agg canvas, no display, no pyplot state).
+
+Every figure is ``WIDTH x HEIGHT`` pixels (640 x 400) and draws numbers it is given: what they are
+(means over seeds, over classes, ...) is computed in :mod:`.report_tables` and said in the report
+next to the figure.  Each function writes one PNG at ``path`` and returns the path.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+WIDTH, HEIGHT, DPI = 640, 400, 100
+COLOURS = {"task1": "tab:blue", "task3": "tab:orange", "final": "tab:green", "val": "tab:blue", "test": "tab:red"}
+_OTHER = ("tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI)
+    return figure, figure.subplots()
+
+
+def _save(figure, path: Path, left: float = 0.1) -> Path:
+    figure.subplots_adjust(left=left, right=0.97, bottom=0.13, top=0.91)  # fixed margins: cheaper than tight_layout
+    figure.savefig(path, dpi=DPI, format="png")  # no bbox_inches: the pixel size stays WIDTH x HEIGHT
+    return path
+
+
+def _colour(name: str, index: int) -> str:
+    return COLOURS.get(name, _OTHER[index % len(_OTHER)])
+
+
+def grouped_bars(path: Path, groups: Sequence[str], series: dict[str, Sequence[float]], title: str,
+                 ylabel: str = "test AUROC", mean_line: str | None = None) -> Path:
+    """Bars of ``series[name][i]`` at group ``groups[i]``, one colour per series (NaN = no bar).
+
+    With ``mean_line`` (a series name), that series' value at the group named ``"mean"`` is also drawn
+    as a dashed horizontal line across the figure."""
+    figure, ax = _figure()
+    names = list(series)
+    width = 0.8 / max(len(names), 1)
+    x = np.arange(len(groups))
+    for i, name in enumerate(names):
+        values = np.asarray(series[name], dtype=float)
+        ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(values, nan=0.0), width,
+               color=_colour(name, i), label=name)
+        if mean_line == name and "mean" in groups and math.isfinite(values[list(groups).index("mean")]):
+            ax.axhline(values[list(groups).index("mean")], color=_colour(name, i), linestyle="--", linewidth=1)
+    ax.set_xticks(x, [str(g) for g in groups])
+    ax.set_xlabel("held-out class")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right", ncols=min(len(names), 4))
+    return _save(figure, path)
+
+
+def seed_spread(path: Path, classes: Sequence[int], mean: Sequence[float], sd: Sequence[float],
+                low: Sequence[float], high: Sequence[float], title: str) -> Path:
+    """Per class: the mean over seeds (dot) with a +/- SD error bar, and the min..max range (grey bar),
+    the paper's Figure 11."""
+    figure, ax = _figure()
+    x = np.arange(len(classes))
+    ax.vlines(x, low, high, color="lightgray", linewidth=8, label="min..max over seeds")
+    ax.errorbar(x, mean, yerr=np.nan_to_num(np.asarray(sd, dtype=float)), fmt="o", color="tab:green",
+                capsize=4, label="mean +/- SD")
+    ax.set_xticks(x, [str(c) for c in classes])
+    ax.set_xlim(-0.5, len(classes) - 0.5)
+    ax.set_xlabel("held-out class")
+    ax.set_ylabel("test AUROC (final detector J)")
+    ax.set_ylim(0.0, 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(figure, path)
+
+
+def sensitivity_curve(path: Path, values: Sequence[float], curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+                      param: str, title: str) -> Path:
+    """``curves[split] = (mean, sd)`` against the swept ``values``: a line with a +/- SD band (the
+    spread over seeds); a log x axis when every value is positive and they span more than 10x."""
+    figure, ax = _figure()
+    x = np.asarray(values, dtype=float)
+    for i, (split, (mean, sd)) in enumerate(curves.items()):
+        mean, sd = np.asarray(mean, dtype=float), np.nan_to_num(np.asarray(sd, dtype=float))
+        ax.plot(x, mean, marker="o", color=_colour(split, i), label=f"{split} AUROC")
+        ax.fill_between(x, mean - sd, mean + sd, color=_colour(split, i), alpha=0.2)
+    if len(x) and x.min() > 0 and x.max() / x.min() > 10:
+        ax.set_xscale("log")
+    ax.set_xlabel(param)
+    ax.set_ylabel("AUROC of the final detector J")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(figure, path)
+
+
+def search_history(path: Path, numbers: Sequence[int], values: Sequence[float], maximize: bool, title: str) -> Path:
+    """The objective of each completed Optuna trial (dots) and the best value so far (step line)."""
+    figure, ax = _figure()
+    values = np.asarray(values, dtype=float)
+    best = np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values)
+    ax.scatter(numbers, values, s=14, color="tab:blue", label="trial")
+    ax.step(numbers, best, where="post", color="tab:red", label="best so far")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("Optuna trial number")
+    ax.set_ylabel("objective value")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right" if maximize else "upper right")
+    return _save(figure, path)
+
+
+def importance_bars(path: Path, importances: dict[str, float], title: str) -> Path:
+    """Horizontal bars of each parameter's importance (fANOVA, normalised to sum to 1)."""
+    figure, ax = _figure()
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set_xlabel("importance (fraction of the objective's variance)")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="y", labelsize=8)
+    return _save(figure, path, left=min(0.5, 0.04 + 0.011 * max(map(len, names), default=0)))
+
+
+def score_histogram(path: Path, normal: np.ndarray, anomalous: np.ndarray, title: str) -> Path:
+    """Density histograms of the anomaly scores of normal (label 0) and anomalous (label 1) samples
+    on shared bins (higher score = more anomalous)."""
+    figure, ax = _figure()
+    both = np.concatenate([normal, anomalous])
+    bins = np.histogram_bin_edges(both, bins=40) if both.size else 10
+    if normal.size:
+        ax.hist(normal, bins=bins, density=True, alpha=0.6, color="tab:blue", label=f"normal (n={normal.size})")
+    if anomalous.size:
+        ax.hist(anomalous, bins=bins, density=True, alpha=0.6, color="tab:red", label=f"anomaly (n={anomalous.size})")
+    ax.set_xlabel("anomaly score")
+    ax.set_ylabel("density")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def boundary_scatter(path: Path, x: np.ndarray, generated: np.ndarray | None, boundary: np.ndarray | None,
+                     title: str) -> Path:
+    """The paper's Figure 3: normal data x, the Task 1 samples G(z) and the boundary samples B(z)."""
+    figure, ax = _figure()
+    ax.scatter(x[:, 0], x[:, 1], s=3, c="tab:blue", alpha=0.5, label="x (normal data)")
+    if generated is not None:
+        ax.scatter(generated[:, 0], generated[:, 1], s=3, c="tab:orange", alpha=0.5, label="G(z)")
+    if boundary is not None:
+        ax.scatter(boundary[:, 0], boundary[:, 1], s=4, c="tab:green", alpha=0.8, label="B(z) (boundary)")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(fontsize=8, loc="upper right", markerscale=3)
+    ax.set_title(title, fontsize=10)
+    return _save(figure, path)

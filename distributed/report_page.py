@@ -1,0 +1,108 @@
+"""The page of ``omasgan report``: headings, text, tables and figures, rendered to Markdown or HTML.
+
+Text uses a tiny markup that both renderers understand: `code`, *emphasis* and [link](target).
+Every table is also saved unrounded as ``tables/<name>.csv`` next to the page.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .report_figures import HEIGHT, WIDTH
+from .result_store import _safe
+
+class Page:
+    """The report being built in ``folder``: blocks rendered to Markdown or HTML at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.blocks: list[tuple[str, object]] = []
+        (folder / "figures").mkdir(parents=True)
+        (folder / "tables").mkdir()
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(("heading", (level, text)))
+
+    def text(self, text: str) -> None:
+        self.blocks.append(("text", text))
+
+    def left_out(self, reason: str) -> None:
+        self.text(f"*Left out: {reason}.*")
+
+    def table(self, name: str, frame: pd.DataFrame, caption: str = "") -> None:
+        """A table on the page (4 decimals; 1 for ``*_s`` seconds; 6 digits for a swept ``value``) and,
+        unrounded, in tables/<name>.csv."""
+        csv = f"tables/{_safe(name)}.csv"
+        frame.to_csv(self.folder / csv, index=False)
+        self.blocks.append(("table", (frame, f"{caption} [CSV]({csv})".strip())))
+
+    def figure_path(self, name: str) -> Path:
+        return self.folder / "figures" / f"{_safe(name)}.png"
+
+    def figure(self, path: Path, alt: str) -> None:
+        self.blocks.append(("figure", (path.relative_to(self.folder).as_posix(), alt)))
+
+    # ---- rendering ---------------------------------------------------------------------------
+    @staticmethod
+    def _cell(value: object, column: str) -> str:
+        if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+            return "-"
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.1f}" if column.endswith("_s") else f"{value:.6g}" if column == "value" else f"{value:.4f}"
+        return str(value)
+
+    def render(self, fmt: str) -> str:
+        return self._markdown() if fmt == "md" else self._html()
+
+    def _markdown(self) -> str:
+        out = []
+        for kind, item in self.blocks:
+            if kind == "heading":
+                out.append(f"{'#' * item[0]} {item[1]}")
+            elif kind == "text":
+                out.append(item)
+            elif kind == "figure":
+                out.append(f"![{item[1]}]({item[0]})")
+            else:
+                frame, caption = item
+                lines = [caption, "", "| " + " | ".join(map(str, frame.columns)) + " |",
+                         "|" + "---|" * len(frame.columns)]
+                for row in frame.itertuples(index=False):
+                    cells = (self._cell(v, str(c)).replace("|", "\\|").replace("\n", " ")
+                             for v, c in zip(row, frame.columns))
+                    lines.append("| " + " | ".join(cells) + " |")
+                out.append("\n".join(lines))
+        return "\n\n".join(out) + "\n"
+
+    @staticmethod
+    def _inline(text: str) -> str:
+        text = html.escape(text)
+        text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
+        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+        return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+    def _html(self) -> str:
+        out = ['<!doctype html>', '<html><head><meta charset="utf-8"><title>OMASGAN report</title>',
+               "<style>body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
+               "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"]
+        for kind, item in self.blocks:
+            if kind == "heading":
+                out.append(f"<h{item[0]}>{self._inline(item[1])}</h{item[0]}>")
+            elif kind == "text":
+                out.append(f"<p>{self._inline(item)}</p>")
+            elif kind == "figure":
+                out.append(f'<p><img src="{html.escape(item[0])}" alt="{html.escape(item[1])}" '
+                           f'width="{WIDTH}" height="{HEIGHT}"></p>')
+            else:
+                frame, caption = item
+                head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+                body = "".join("<tr>" + "".join(f"<td>{html.escape(self._cell(v, str(c)))}</td>"
+                                                for v, c in zip(row, frame.columns)) + "</tr>"
+                               for row in frame.itertuples(index=False))
+                out.append(f"<p>{self._inline(caption)}</p><table><tr>{head}</tr>{body}</table>")
+        return "\n".join(out + ["</body></html>"]) + "\n"

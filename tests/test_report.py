@@ -1,0 +1,325 @@
+"""`omasgan report` on small synthetic results: every figure is a valid PNG of the stated size, the
+tables equal what pandas computes from the Parquet rows, missing inputs leave sections out with a
+reason, the best config is chosen on validation rows only and runs with `omasgan run --config`, and a
+failed report leaves the previous one intact."""
+
+import argparse
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from PIL import Image
+
+from omasgan.cli import main
+from omasgan.distributed import ResultStore, UnitKey
+from omasgan.distributed import report as report_module
+from omasgan.distributed.report import add_report_parser, write_report
+from omasgan.distributed.study_folder import JOURNAL_FILE, StudySpec
+from omasgan.errors import ConfigError
+
+from helpers import tiny_config
+
+CLASSES, DATASET = [0, 1], "synthetic"
+# the search's validation AUROC of J per trial and class: t1 is best over both units; t0 is higher on
+# the one unit it finished (its J failed on class 1) and t2 is best on test, never on validation
+SEARCH_VAL = {"t0": [0.99, None], "t1": [0.90, 0.80], "t2": [0.70, 0.72]}
+SEARCH_TEST = {"t0": [0.50, None], "t1": [0.60, 0.65], "t2": [0.95, 0.97]}
+SEARCH_MU = {"t0": 1.0, "t1": 4.0, "t2": 16.0}
+
+
+def _config(holdout, seed, **overrides):
+    return tiny_config(holdout=holdout, n_per_class=60, seed=seed, task1__epochs=2, task2__epochs=1,
+                       task3__epochs=1, j__epochs=2, network__g_width=16, network__d_width=16,
+                       task2__bank_size=128, **overrides)
+
+
+def _evaluation(detector, val, test, rng):
+    metrics = {}
+    for split, auroc in (("val", val), ("test", test)):
+        metrics[split] = {"auroc": auroc, **{m: float(rng.uniform(0.1, 0.9)) for m in
+                                             ("auprc", "f1", "precision", "recall", "accuracy")}}
+    return {"detector": detector, "threshold": 0.5, "metrics": metrics}
+
+
+def _pipeline(store, key, config, rng, val, test, *, sweep=None, fail_j=False):
+    """Rows of the four stages of one unit; Task 1 and Task 3 a little below J."""
+    for stage, detector, drop in (("task1", "task1", 0.2), ("task3", "task3", 0.1)):
+        store.write_stage_rows(key, stage, config=config, wall_time_s=float(rng.uniform(1, 5)), sweep=sweep,
+                               evaluation=_evaluation(detector, val - drop, test - drop, rng))
+    store.write_stage_rows(key, "task2", config=config, wall_time_s=float(rng.uniform(1, 5)), sweep=sweep)
+    if fail_j:
+        store.write_stage_rows(key, "j", config=config, status="error", error="loss became nan\nat step 3", sweep=sweep)
+    else:
+        store.write_stage_rows(key, "j", config=config, wall_time_s=float(rng.uniform(1, 5)), sweep=sweep,
+                               evaluation=_evaluation("final", val, test, rng))
+
+
+def _journal(folder, name, values):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / JOURNAL_FILE)))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in values:
+        trial = study.ask()
+        trial.suggest_float("task2.mu", 0.1, 20.0, log=True)
+        trial.suggest_float("j.zeta", 0.0, 1.0)
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+
+
+def _spec(folder, name, kind, seeds, **options):
+    StudySpec(name=name, kind=kind, dataset=DATASET, classes=CLASSES, seeds=seeds,
+              base_config=_config(0, 0).to_dict(), options=options).write(folder)
+
+
+def _search(folder, name, rng, *, scores=False, samples=False):
+    _spec(folder, name, "search", [0])
+    store = ResultStore(str(folder))
+    for trial, mu in SEARCH_MU.items():
+        for i, k in enumerate(CLASSES):
+            key = UnitKey(name, "search", trial, DATASET, k, 0)
+            config = _config(k, 0, task2__mu=mu)
+            _pipeline(store, key, config, rng, SEARCH_VAL[trial][i] or 0.5, SEARCH_TEST[trial][i] or 0.5,
+                      fail_j=SEARCH_VAL[trial][i] is None)
+            if scores and trial == "t1":
+                labels = np.r_[np.zeros(80, int), np.ones(20, int)]
+                values = rng.normal(size=100) + 2 * labels
+                store.write_scores(key, "final", {"val": values, "test": values}, {"val": labels, "test": labels})
+            if samples and trial == "t1":
+                store.write_samples(key, {"x": rng.normal(size=(200, 2)), "generated": rng.normal(size=(100, 2)),
+                                          "boundary": 2 * rng.normal(size=(50, 2))})
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """A folder of four studies: search (with journal, scores, samples), seeds, sensitivity, baseline."""
+    root = tmp_path_factory.mktemp("studies")
+    rng = np.random.default_rng(0)
+    _search(root / "srch", "srch", rng, scores=True, samples=True)
+    _journal(root / "srch", "srch", [0.6, 0.8, 0.7, None, 0.9])
+
+    _spec(root / "sds", "sds", "seeds", [0, 1, 2])
+    store = ResultStore(str(root / "sds"))
+    for k in CLASSES:
+        for s in (0, 1, 2):
+            auroc = float(rng.uniform(0.6, 0.95))
+            key = UnitKey("sds", "seeds", f"k{k}s{s}", DATASET, k, s)
+            _pipeline(store, key, _config(k, s), rng, auroc, auroc - 0.05)
+
+    _spec(root / "sens", "sens", "sensitivity", [0, 1])
+    store = ResultStore(str(root / "sens"))
+    for param, values in (("task2.mu", (1.0, 4.0, 16.0)), ("j.zeta", (0.0, 0.5))):
+        for v in values:
+            for k in CLASSES:
+                for s in (0, 1):
+                    key = UnitKey("sens", "sensitivity", f"{param}={v}", DATASET, k, s)
+                    store.write_stage_rows(key, "j", config=_config(k, s, **{param.replace(".", "__"): v}),
+                                           evaluation=_evaluation("final", *rng.uniform(0.5, 1.0, 2), rng),
+                                           sweep=(param, v), wall_time_s=1.0)
+
+    _spec(root / "base", "base", "baseline", [0])
+    store = ResultStore(str(root / "base"))
+    for method in ("knn", "iforest"):
+        for k in CLASSES:
+            key = UnitKey("base", "baseline", method, DATASET, k, 0, method=method)
+            store.write_stage_rows(key, "baseline", config=_config(k, 0), wall_time_s=0.5,
+                                   evaluation=_evaluation(method, *rng.uniform(0.5, 1.0, 2), rng))
+    page = write_report(root)
+    return root, page
+
+
+def _rows(root, study):
+    return ResultStore(str(root / study)).read("results").to_pandas().query("status == 'ok'")
+
+
+def _csv(page, name):
+    return pd.read_csv(page.parent / "tables" / f"{name}.csv")
+
+
+EXPECTED_FIGURES = (
+    [f"auroc-synthetic-{s}-{d}" for s in ("sds", "srch") for d in ("task1", "task3", "final")]
+    + ["ablation-synthetic-sds", "ablation-synthetic-srch", "seeds-synthetic-sds",
+       "sensitivity-sens-j.zeta", "sensitivity-sens-task2.mu", "search-history-srch", "importance-srch",
+       "scores-synthetic-srch-class0", "scores-synthetic-srch-class1",
+       "boundary-synthetic-srch-class0", "boundary-synthetic-srch-class1"])
+
+
+def test_every_figure_is_a_png_of_the_stated_size(studies):
+    root, page = studies
+    assert page == root / "report" / "report.md"
+    figures = page.parent / "figures"
+    assert sorted(p.stem for p in figures.glob("*.png")) == sorted(EXPECTED_FIGURES)
+    text = page.read_text()
+    for name in EXPECTED_FIGURES:
+        path = figures / f"{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000, name
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size == (640, 400), name
+        assert f"](figures/{name}.png)" in text
+    assert "Left out" not in text
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_per_class_ablation_and_metrics_tables_equal_pandas(studies):
+    root, page = studies
+    text = page.read_text()
+    seeds = _rows(root, "sds").query("split == 'test'")
+    table = _csv(page, "auroc-synthetic-sds").set_index("holdout_class")
+    for detector in ("task1", "task3", "final"):
+        expected = seeds[seeds.detector == detector].groupby("holdout_class").auroc.mean()
+        for k in CLASSES:
+            assert table.loc[str(k), detector] == pytest.approx(expected[k])
+            assert f"{expected[k]:.4f}" in text
+        assert table.loc["mean", detector] == pytest.approx(expected.mean())
+    base = _rows(root, "base").query("split == 'test'")
+    for method in ("knn", "iforest"):  # baselines sit next to the OMASGAN detectors
+        expected = base[base.method == method].groupby("holdout_class").auroc.mean()
+        assert list(table.loc[["0", "1"], method]) == pytest.approx(list(expected))
+    ablation = _csv(page, "ablation-synthetic-sds").set_index("holdout_class")
+    assert list(ablation.columns) == ["task1", "task3", "final", "final - task1", "final - task3"]
+    assert list(ablation["final - task1"]) == pytest.approx(list(ablation["final"] - ablation["task1"]))
+    # the search is reported through its best trial (t1) only
+    search = _csv(page, "auroc-synthetic-srch").set_index("holdout_class")
+    assert list(search.loc[["0", "1"], "final"]) == pytest.approx(SEARCH_TEST["t1"])
+    metrics = _csv(page, "metrics-synthetic-sds")
+    for metric in ("auroc", "auprc", "f1"):
+        expected = seeds.groupby(["detector", "holdout_class"])[metric].mean()
+        for (detector, k), value in expected.items():
+            row = metrics[(metrics.model == detector) & (metrics.holdout_class == str(k))]
+            assert row[metric].item() == pytest.approx(value)
+            assert row["seeds"].item() == 3
+
+
+def test_seed_sensitivity_and_wall_time_tables_equal_pandas(studies):
+    root, page = studies
+    final = _rows(root, "sds").query("split == 'test' and stage == 'j'")
+    expected = final.groupby("holdout_class").auroc.agg(["mean", "std", "min", "max"])
+    table = _csv(page, "seeds-synthetic-sds").set_index("holdout_class")
+    for column in ("mean", "min", "max"):
+        assert list(table[column]) == pytest.approx(list(expected[column]))
+    assert list(table["sd"]) == pytest.approx(list(expected["std"])) and set(table["seeds"]) == {3}
+    assert f"Average SD over classes (classes with >= 2 seeds): {expected['std'].mean():.4f}." in page.read_text()
+
+    sens = _rows(root, "sens").query("sweep_param == 'task2.mu'")
+    per_seed = sens.groupby(["sweep_value", "split", "seed"]).auroc.mean()
+    spread = per_seed.groupby(["sweep_value", "split"]).agg(["mean", "std"])
+    table = _csv(page, "sensitivity-sens-task2.mu").set_index("value")
+    assert list(table.index) == [1.0, 4.0, 16.0] and set(table["units"]) == {4} and set(table["seeds"]) == {2}
+    for (value, split), row in spread.iterrows():
+        assert table.loc[value, f"{split}_mean"] == pytest.approx(row["mean"])
+        assert table.loc[value, f"{split}_sd"] == pytest.approx(row["std"])
+
+    everything = pd.concat([_rows(root, s) for s in ("srch", "sds", "sens", "base")])
+    once = everything.drop_duplicates(["study", "trial_id", "holdout_class", "seed", "method", "stage"])
+    stages = _csv(page, "wall-time-stages").set_index(["study", "method", "stage"])
+    for key, total in once.groupby(["study", "method", "stage"]).wall_time_s.sum().items():
+        assert stages.loc[key, "total_s"] == pytest.approx(total)
+    trials = _csv(page, "wall-time-trials").set_index(["study", "trial_id"])
+    assert trials.loc[("srch", "t1"), "units"] == 2
+    assert trials.loc[("srch", "t1"), "total_s"] == pytest.approx(
+        once.query("study == 'srch' and trial_id == 't1'").wall_time_s.sum())
+    assert "| knn | iforest |" not in page.read_text()  # baselines are ordered after the detectors
+    assert "| final | iforest | knn |" in page.read_text()
+
+
+def test_search_section_importance_and_ranking(studies):
+    root, page = studies
+    text = page.read_text()
+    assert "5 trials (4 complete, 1 fail); direction maximize." in text
+    importance = _csv(page, "importance-srch")
+    assert set(importance["param"]) == {"task2.mu", "j.zeta"} and importance["importance"].sum() == pytest.approx(1.0)
+    ranking = _csv(page, "ranking-srch")
+    assert list(ranking["trial_id"]) == ["t1", "t2", "t0"] and list(ranking["units"]) == [2, 2, 1]
+    assert ranking["val_auroc"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
+    assert "split=val (validation split only)" in text
+    assert "Search study `srch`: trial `t1` is shown" in text
+    assert "| srch | t0 | 1 | 0 | omasgan | j | loss became nan |" in text  # the error row, first line
+
+
+def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
+    root, page = studies
+    path = page.parent / "best-config.json"
+    config = json.loads(path.read_text())
+    assert "seed" not in config and "holdout" not in config["data"]
+    assert config["task2"]["mu"] == SEARCH_MU["t1"]  # t1: best validation AUROC; t2 is best on test
+    stored = json.loads(_rows(root, "srch").query("trial_id == 't1' and stage == 'j'").config_json.iloc[0])
+    stored["data"].pop("holdout"), stored.pop("seed")
+    assert config == stored
+    out = tmp_path / "rerun"
+    assert main(["run", "--config", str(path), "--dataset", "synthetic", "--holdout", "1", "--seed", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    ran = json.loads((out / "config.json").read_text())
+    assert ran["data"]["holdout"] == 1 and ran["seed"] == 2
+    ran["data"].pop("holdout"), ran.pop("seed")
+    assert ran == config
+
+
+def test_missing_inputs_leave_sections_out_with_a_reason(tmp_path):
+    rng = np.random.default_rng(1)
+    _search(tmp_path / "a", "a", rng)  # no journal, one seed, no scores, no samples
+    _search(tmp_path / "b", "b", rng)
+    _journal(tmp_path / "b", "b", [0.7, None])  # one completed trial: no importance
+    page = write_report(tmp_path, out=tmp_path / "rep", fmt="html")
+    assert page == tmp_path / "rep" / "report.html"
+    text = page.read_text()
+    for reason in (
+        "Left out: no study has more than one seed for a held-out class",
+        "Left out: no ok rows of a sensitivity study",
+        "Left out: search history and importance of <code>a</code>: no Optuna journal (optuna-journal.log)",
+        "Left out: parameter importance of <code>b</code>: needs &gt;= 2 completed trials whose parameters vary "
+        "(1 completed)",
+        "Left out: no per-sample test scores",
+        "Left out: no 2-D samples",
+    ):
+        assert reason in text, reason
+    # two searches: one best config each
+    assert {p.name for p in page.parent.glob("best-config*.json")} == {"best-config-a.json", "best-config-b.json"}
+    figures = sorted(p.stem for p in (page.parent / "figures").glob("*.png"))
+    assert "search-history-b" in figures and "importance-b" not in figures and "search-history-a" not in figures
+    assert '<img src="figures/search-history-b.png"' in text
+
+
+def test_bad_input_raises_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="'.*nowhere' does not exist"):
+        write_report(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="holds no study"):
+        write_report(tmp_path)
+    _spec(tmp_path / "s", "s", "seeds", [0])
+    with pytest.raises(ConfigError, match="report format 'pdf'"):
+        write_report(tmp_path / "s", fmt="pdf")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="is not a report folder"):
+        write_report(tmp_path / "s", out=tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    (tmp_path / "s" / "study.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="study.json' is not a valid study file"):
+        write_report(tmp_path / "s")
+
+
+def test_empty_study_and_cli_parser(tmp_path, capsys):
+    _spec(tmp_path / "s", "s", "seeds", [0])  # a study that wrote no rows yet
+    parser = argparse.ArgumentParser(prog="omasgan")
+    add_report_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", str(tmp_path / "s"), "--format", "md"])
+    assert args.handler(args) == 0
+    assert "omasgan report: wrote" in capsys.readouterr().out
+    text = (tmp_path / "s" / "report" / "report.md").read_text()
+    assert text.count("*Left out:") >= 7 and "Read 1 study folder(s)" in text
+
+
+def test_failed_report_keeps_the_previous_one(studies, tmp_path, monkeypatch):
+    root, _ = studies
+    first = write_report(root / "sds", out=tmp_path / "rep")
+    before = first.read_text()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report_module, "section_tables", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_report(root / "sds", out=tmp_path / "rep")
+    assert first.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
