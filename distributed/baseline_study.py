@@ -1,0 +1,257 @@
+"""Baseline units (kNN, Isolation Forest, autoencoder) written to a study's Parquet result store,
+and the ``omasgan baseline`` command.
+
+A unit is one (method + settings, data set, protocol, held-out class, seed).  It writes, under the
+study folder, the result rows of stage ``baseline`` (one row per split, detector = the method) and the
+per-sample scores of validation and test; both file names are fixed per unit (trial id = the
+method's settings, e.g. ``knn-k5-mean``), so running a unit again replaces its files.  A unit that
+fails writes one row with ``status="error"`` and the message instead, and the study goes on.
+
+``omasgan baseline --method knn --dataset digits --holdout 3 --seed 0 --out studies/baselines``
+creates the study folder (``study.json`` with kind ``baseline``) when it is missing and appends the
+unit to it otherwise.  Ray is not needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from omasgan.errors import ConfigError, OMASGANError
+
+from .study_folder import STUDY_FILE, StudySpec, result_root
+
+if TYPE_CHECKING:  # the heavy imports (torch, scikit-learn, pyarrow) wait until a unit runs
+    from omasgan.baselines import BaselineConfig
+    from omasgan.config import OMASGANConfig
+
+    from .result_store import ResultStore, UnitKey
+
+BASELINE_STAGE = "baseline"
+METHOD_NAMES = ("knn", "iforest", "ae")
+"""omasgan.baselines.BASELINE_METHODS, repeated here so that building the parser stays light."""
+SETTING_NAMES = ("k", "knn_score", "n_estimators", "max_samples", "epochs", "lr", "batch_size", "latent_dim", "width")
+"""The fields of omasgan.baselines.BaselineConfig other than ``method`` (the --set baseline.KEY keys)."""
+NO_HOLDOUT = -1
+"""The ``holdout_class`` partition value of an ``ood`` unit (it has no held-out class)."""
+
+
+def unit_key(study: str, config: OMASGANConfig, baseline: BaselineConfig, *, study_kind: str = "baseline",
+             trial_id: str | None = None) -> UnitKey:
+    """The result store key of one baseline unit; ``trial_id`` defaults to ``baseline.tag()``."""
+    from .result_store import UnitKey
+
+    holdout = config.data.holdout if config.data.protocol != "ood" and config.data.holdout is not None else NO_HOLDOUT
+    return UnitKey(study, study_kind, trial_id or baseline.tag(), config.data.dataset, int(holdout), int(config.seed),
+                   method=baseline.method)
+
+
+def _scores_file(store: ResultStore, key: UnitKey) -> str:
+    from .result_store import _safe
+
+    stem = _safe(f"{key.study}.{key.trial_id}.{key.method}.{key.method}")  # as ResultStore.write_scores names it
+    return f"{store.base}/{key.folder('scores')}/{stem}.parquet"
+
+
+def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseline: BaselineConfig, *,
+                      study_kind: str = "baseline", trial_id: str | None = None, device: str = "cpu",
+                      write_scores: bool = True) -> dict[str, Any]:
+    """Load the splits of ``config``'s data / protocol / holdout, evaluate ``baseline`` with seed
+    ``config.seed`` and write its rows and scores to the result store at ``store_root``.
+
+    Never raises for a failing unit (bad data, a diverged autoencoder, ...): it writes an error row
+    (and removes the unit's stale scores file) and returns ``status="error"``.  Returns a summary:
+    status, method, trial_id, dataset, holdout, seed, val_auroc, test_auroc, metrics, wall_time_s,
+    description (the splits) and error.
+    """
+    import pyarrow.fs as pafs
+
+    from omasgan.baselines import evaluate_baseline
+    from omasgan.run import load_run_data, resolve_device, validate_run
+
+    from .result_store import ResultStore
+
+    store = ResultStore(store_root)
+    key = unit_key(study, config, baseline, study_kind=study_kind, trial_id=trial_id)
+    summary: dict[str, Any] = {"method": baseline.method, "trial_id": key.trial_id, "dataset": key.dataset,
+                               "holdout": key.holdout_class, "seed": key.seed, "val_auroc": None, "test_auroc": None,
+                               "metrics": {}, "wall_time_s": None, "description": None, "error": None}
+    try:
+        torch_device = resolve_device(device)
+        validate_run(config)
+        splits = load_run_data(config, torch_device)
+        summary["description"] = splits.description
+        evaluation = evaluate_baseline(baseline, splits, config.seed, torch_device)
+        labels = {"val": splits.val_y.cpu().numpy().astype(int), "test": splits.test_y.cpu().numpy().astype(int)}
+        if write_scores:
+            store.write_scores(key, evaluation.detector, evaluation.scores, labels)
+        store.write_stage_rows(
+            key, BASELINE_STAGE, config=config, device=str(torch_device), wall_time_s=evaluation.wall_time_s,
+            evaluation={"detector": evaluation.detector, "threshold": evaluation.threshold,
+                        "metrics": evaluation.metrics},
+        )
+    except Exception as exc:  # noqa: BLE001 - a failing unit is recorded, the study goes on
+        message = str(exc) if isinstance(exc, OMASGANError) else f"{type(exc).__name__}: {exc}"
+        store.write_stage_rows(key, BASELINE_STAGE, config=config, status="error", error=message, device=device)
+        stale = _scores_file(store, key)
+        if store.fs.get_file_info(stale).type == pafs.FileType.File:
+            store.delete([stale])
+        return {**summary, "status": "error", "error": message}
+    return {**summary, "status": "ok", "metrics": evaluation.metrics, "wall_time_s": evaluation.wall_time_s,
+            "val_auroc": evaluation.metrics["val"]["auroc"], "test_auroc": evaluation.metrics["test"]["auroc"]}
+
+
+# ---- the study folder -----------------------------------------------------------------------------
+def check_study_folder(folder: Path, dataset: str) -> StudySpec | None:
+    """Raise a one-line ConfigError unless ``folder`` can take a baseline unit of ``dataset``: a
+    writable baseline study folder of that data set, an empty folder, or a new path under a
+    writable folder.  Returns the folder's StudySpec, or None when there is none yet."""
+    if folder.exists():
+        if not folder.is_dir():
+            raise ConfigError(f"--out {str(folder)!r} is a file, not a folder; give a study folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"--out {str(folder)!r} is not writable; give a folder you can write to")
+        if not (folder / STUDY_FILE).is_file():
+            if any(folder.iterdir()):
+                raise ConfigError(f"--out {str(folder)!r} holds files but no {STUDY_FILE}; give a new or empty "
+                                  f"folder, or a baseline study folder")
+            return None
+        spec = StudySpec.read(folder)
+        if spec.kind != "baseline":
+            raise ConfigError(f"--out {str(folder)!r} holds a {spec.kind!r} study; give a baseline study folder "
+                              f"or a new folder")
+        if spec.dataset != dataset:
+            raise ConfigError(f"--out {str(folder)!r} is a baseline study of {spec.dataset!r}, not {dataset!r}; "
+                              f"give a new folder for {dataset!r}")
+        return spec
+    parent = folder.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {str(folder)!r} cannot be created: {str(parent)!r} is not a writable folder")
+    return None
+
+
+def record_unit(folder: Path, spec: StudySpec | None, config: OMASGANConfig, baseline: BaselineConfig,
+                trial_id: str) -> StudySpec:
+    """Write ``study.json``: a new baseline StudySpec, or ``spec`` with this unit's class, seed,
+    method and settings added (``options["baselines"]`` maps trial id -> baseline settings)."""
+    holdout = unit_key(folder.name, config, baseline).holdout_class
+    if spec is None:
+        spec = StudySpec(name=folder.name, kind="baseline", dataset=config.data.dataset, classes=[holdout],
+                         seeds=[int(config.seed)], base_config=config.to_dict(), last_stage=BASELINE_STAGE,
+                         options={"protocol": config.data.protocol, "methods": [], "baselines": {}})
+    if holdout not in spec.classes:
+        spec.classes = sorted([*spec.classes, holdout])
+    if int(config.seed) not in spec.seeds:
+        spec.seeds = sorted([*spec.seeds, int(config.seed)])
+    methods = spec.options.setdefault("methods", [])
+    if baseline.method not in methods:
+        methods.append(baseline.method)
+    spec.options.setdefault("baselines", {})[trial_id] = baseline.to_dict()
+    spec.write(folder)
+    return spec
+
+
+# ---- the command ----------------------------------------------------------------------------------
+def format_baseline_table(summary: dict[str, Any]) -> str:
+    """One row per split: the metrics of the baseline and its wall time."""
+    from omasgan.metrics import METRIC_NAMES
+
+    header = f"{'method':<9}{'split':<6}" + "".join(f"{c:>10}" for c in METRIC_NAMES) + f"{'seconds':>10}"
+    lines = [header, "-" * len(header)]
+    for split, values in summary["metrics"].items():
+        lines.append(f"{summary['method']:<9}{split:<6}" + "".join(f"{values[c]:>10.4f}" for c in METRIC_NAMES)
+                     + f"{summary['wall_time_s']:>10.2f}")
+    return "\n".join(lines)
+
+
+def split_set_options(items: list[str] | None) -> tuple[list[str], list[str]]:
+    """``--set`` items for the baseline (``baseline.key=value``) and for the OMASGAN config (the rest)."""
+    baseline, other = [], []
+    for item in items or []:
+        (baseline if item.strip().startswith("baseline.") else other).append(item)
+    return baseline, other
+
+
+def prepare_baseline(args: argparse.Namespace) -> tuple[OMASGANConfig, BaselineConfig, Path, StudySpec | None]:
+    """Every check of ``omasgan baseline`` that needs no data loading or training; one-line
+    ConfigError / DataError on bad input."""
+    from omasgan.baselines import BaselineConfig
+    from omasgan.cli import build_config
+    from omasgan.run import resolve_device, validate_run
+
+    baseline_sets, config_sets = split_set_options(args.set)
+    baseline = BaselineConfig(method=args.method).with_overrides(baseline_sets)
+    config = build_config(argparse.Namespace(**{**vars(args), "set": config_sets}))
+    validate_run(config)
+    resolve_device(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads={args.threads} is out of range; it must be an integer >= 1")
+    folder = Path(args.out)
+    spec = check_study_folder(folder, config.data.dataset)
+    return config, baseline, folder, spec
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    config, baseline, folder, spec = prepare_baseline(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    trial_id = args.trial_id or baseline.tag()
+    spec = record_unit(folder, spec, config, baseline, trial_id)
+    d = config.data
+    print(f"omasgan baseline: {baseline.method} ({trial_id}) {d.dataset} {d.protocol} holdout={d.holdout} "
+          f"seed={config.seed} device={args.device}", flush=True)
+    summary = run_baseline_unit(result_root(folder), spec.name, config, baseline, trial_id=trial_id,
+                                device=args.device)
+    if summary["status"] != "ok":
+        print(f"omasgan baseline: error: {summary['error']} (an error row was written to {folder}/results)",
+              file=sys.stderr)
+        return 1
+    print(summary["description"])
+    print(format_baseline_table(summary))
+    print(f"wrote {folder}/ (results/ and scores/ of study {spec.name!r})")
+    return 0
+
+
+def add_baseline_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``omasgan baseline`` to the ``omasgan`` subcommands."""
+    from omasgan.cli import _add_config_options
+
+    parser = sub.add_parser(
+        "baseline", help="score a classical baseline (knn, iforest, ae) into a study folder",
+        description="Fit a kNN, Isolation Forest or autoencoder baseline on the normal training split, choose "
+        "the max-F1 threshold on validation, score test once, and write the rows and per-sample scores to the "
+        "study folder --out (created as a 'baseline' study when missing; a rerun of the same unit replaces its "
+        "files). Baseline settings: --set baseline.KEY=VALUE with KEY among: "
+        + ", ".join(SETTING_NAMES) + ".")
+    parser.add_argument("--method", required=True, metavar="METHOD", help=f"the baseline: {', '.join(METHOD_NAMES)}")
+    _add_config_options(parser)
+    parser.add_argument("--out", required=True,
+                        help="the study folder (created when missing, else the unit is appended)")
+    parser.add_argument("--trial-id", help="the unit's trial id in the store (default: the method and its settings)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the autoencoder trains there)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.set_defaults(handler=cmd_baseline)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m omasgan.distributed.baseline_study ARGS``: the baseline command on its own."""
+    parser = argparse.ArgumentParser(prog="omasgan")
+    add_baseline_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["baseline", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.handler(args) or 0)
+    except OMASGANError as exc:
+        print(f"omasgan: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
