@@ -58,7 +58,11 @@ class StudyProgress(tune.Callback):
         self.done.add(trial.trial_id)
         self._line(f"{trial.trial_id} done")
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._line(f"{trial.trial_id} lost a worker or node; retried from its last finished stage "
+                   f"(failure {trial.num_failures})")
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
         self.running.discard(trial.trial_id)
         self.failed.add(trial.trial_id)
-        self._line(f"{trial.trial_id} failed (Tune retries it while --max-failures allows)")
+        self._line(f"{trial.trial_id} failed for good after {trial.num_failures} failure(s)")

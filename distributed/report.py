@@ -41,6 +41,8 @@ from .report_page import Page
 from .result_store import _safe
 
 from .report_cli import FORMATS, add_report_parser, cmd_report  # noqa: F401 - the command lives there
+
+__all__ = ["FORMATS", "add_report_parser", "cmd_report", "write_report"]
 PAGE_NAMES = {"md": "report.md", "html": "report.html"}
 BEST_CONFIG = "best-config.json"
 

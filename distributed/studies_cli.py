@@ -4,6 +4,7 @@ their final tables.  Every check of the input runs before Ray starts (see studie
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
 
     o = spec.options
     base = OMASGANConfig.from_dict(spec.base_config)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's group=True
 
     def make_searcher():
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(paths.journal)))
@@ -109,7 +112,8 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
         if not name:
             raise ConfigError("--resume needs --name, the study to continue")
         return StudySpec(name=name, kind=kind, dataset="-", classes=[0], seeds=[0], base_config={})
-    base = build_config(args)
+    baseline_sets, config_sets = _split_sets(args)
+    base = build_config(argparse.Namespace(**{**vars(args), "set": config_sets}))
     classes = parse_int_list(args.classes, "--classes")
     seeds = parse_int_list(args.seeds, "--seeds")
     options: dict[str, Any] = {}
@@ -126,10 +130,23 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
             raise ConfigError("give exactly one of --values V1,V2,... or --grid paper")
         values = parse_float_list(args.values, "--values") if args.values is not None else None
         options.update(sweeps=sensitivity_sweeps(base, params, values, args.grid))
+    elif kind == "seeds" and args.method != "omasgan":
+        from omasgan.baselines import BaselineConfig
+
+        options.update(baseline=BaselineConfig(method=args.method).with_overrides(baseline_sets).to_dict())
+    if baseline_sets and "baseline" not in options:
+        raise ConfigError(f"--set {baseline_sets[0]!r} sets a baseline; it needs seeds --method knn|iforest|ae")
     return StudySpec(
         name=args.name or default_study_name(kind, base.data.dataset), kind=kind, dataset=base.data.dataset,
         classes=classes, seeds=seeds, base_config=base.to_dict(), last_stage=args.last_stage, options=options,
     )
+
+
+def _split_sets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``--set`` items for a baseline (``baseline.key=value``) and for the OMASGAN config."""
+    items = list(getattr(args, "set", None) or [])
+    baseline = [i for i in items if i.strip().startswith("baseline.")]
+    return baseline, [i for i in items if i not in baseline]
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -288,6 +305,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            "and prints the mean and SD over seeds per class and overall (the paper's Figure 11).")
     _add_config_options(seeds)
     _add_run_options(seeds, "seeds")
+    seeds.add_argument("--method", default="omasgan",
+                       help="omasgan, or a baseline scored in the same protocol: knn, iforest, ae "
+                       "(settings with --set baseline.k=10 ...)")
     seeds.set_defaults(handler=cmd_study("seeds"))
 
     results = sub.add_parser("results", help="summarise the Parquet results of a study folder (or a folder of them)")
@@ -299,4 +319,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .report_cli import add_report_parser
 
     add_report_parser(sub)
+
+    from .baseline_study import add_baseline_parser
+
+    add_baseline_parser(sub)
 

@@ -35,8 +35,10 @@ def start_ray(options: RunOptions) -> None:
 
     The embedded instance declares one logical CPU more than the machine has: each running trial's
     coordinator holds a 0.01-CPU bundle and only waits on its units, so the units can use every core."""
-    # a study checkpoints a few bytes after every stage; Tune's warning about frequent snapshots is noise
+    # a study checkpoints a few bytes after every stage; Tune's warning about frequent snapshots is noise,
+    # and the study prints its own progress lines instead of Tune's tables
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return
     quiet = {"log_to_driver": options.verbose, "include_dashboard": False, "logging_level": logging.WARNING}
@@ -63,7 +65,7 @@ def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths) -> Trial
         study=spec.name, study_kind=spec.kind, base_config=spec.base_config, units=[list(u) for u in spec.units],
         last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
         cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
-        parallel_units=parallel_units(spec, options), fault=options.fault,
+        parallel_units=parallel_units(spec, options), baseline=spec.options.get("baseline"), fault=options.fault,
     )
 
 

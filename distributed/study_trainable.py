@@ -53,7 +53,14 @@ class TrialPlan:
     cpus_per_unit: float = 1.0
     gpus_per_unit: float = 0.0
     parallel_units: int = 1
+    baseline: dict[str, Any] | None = None
+    """A baseline method's settings (omasgan.baselines.BaselineConfig): the units score it instead
+    of training OMASGAN, in one round called "baseline"."""
     fault: Any = None  # FaultInjection for tests
+
+    @property
+    def rounds(self) -> tuple[str, ...]:
+        return ("baseline",) if self.baseline else STAGES[: STAGES.index(self.last_stage) + 1]
 
     def resources(self) -> tune.PlacementGroupFactory:
         unit = {"CPU": self.cpus_per_unit}
@@ -82,6 +89,23 @@ def _unit_task(task: UnitTask) -> UnitOutcome:
     return run_unit(task, device=trial_device())
 
 
+@ray.remote(max_retries=0)
+def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
+    import torch
+
+    from omasgan.baselines import BaselineConfig
+
+    from .baseline_study import run_baseline_unit
+
+    torch.set_num_threads(task.threads)
+    device = trial_device()
+    summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
+                                study_kind=task.study_kind, trial_id=task.trial_id, device=device)
+    return UnitOutcome(task.holdout, task.seed, "baseline", summary["status"], error=summary["error"],
+                       detector=summary["method"] if summary["status"] == "ok" else None,
+                       metrics=summary["metrics"] or {}, wall_time_s=summary["wall_time_s"] or 0.0, device=device)
+
+
 def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: str,
                units: list[tuple[int, int]]) -> list[UnitOutcome]:
     group = ray.util.get_current_placement_group()
@@ -89,15 +113,17 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
     if group is not None:
         options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True)
     overrides = trial_overrides(params)
-    refs = [
-        _unit_task.options(**options).remote(UnitTask(
-            study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
-            params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
-            store_root=plan.store_root, sweep=sweep_of(params), threads=max(1, int(plan.cpus_per_unit)),
-            fault=plan.fault,
-        ))
+    tasks = [
+        UnitTask(study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
+                 params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
+                 store_root=plan.store_root, sweep=sweep_of(params), threads=max(1, int(plan.cpus_per_unit)),
+                 fault=plan.fault)
         for k, s in units
     ]
+    if plan.baseline:
+        refs = [_baseline_task.options(**options).remote(task, plan.baseline) for task in tasks]
+    else:
+        refs = [_unit_task.options(**options).remote(task) for task in tasks]
     return ray.get(refs)  # a lost worker or node raises here; Tune retries the trial from its checkpoint
 
 
@@ -111,8 +137,7 @@ def make_study_trainable(plan: TrialPlan):
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 state = json.loads((Path(folder) / "study_trial.json").read_text())
-        stages = STAGES[: STAGES.index(plan.last_stage) + 1]
-        for stage in stages:
+        for stage in plan.rounds:
             if stage in state["rounds"]:
                 continue
             failed = {tuple(u) for u, o in _unit_items(state) if o["status"] != "ok"}
@@ -130,7 +155,7 @@ def make_study_trainable(plan: TrialPlan):
                 state["objective"] = float("nan")
             state["rounds"].append(stage)
             report[OBJECTIVE] = state["objective"]
-            report["pipeline_done"] = stage == plan.last_stage
+            report["pipeline_done"] = stage == plan.rounds[-1]
             folder = Path(tempfile.mkdtemp(prefix=f"omasgan-study-{stage}-"))
             try:
                 (folder / "study_trial.json").write_text(json.dumps(state))

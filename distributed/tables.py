@@ -35,7 +35,8 @@ def render(frame: pd.DataFrame) -> str:
 def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], top: int = 20) -> pd.DataFrame:
     """One line per trial, best first: the objective (mean validation AUROC of the final detector
     over the trial's units), its mean test AUROC (reported, never used to choose), units, params."""
-    final = _ok(rows)[(rows.detector == "final")]
+    ok = _ok(rows)
+    final = ok[ok.detector == "final"]
     records = []
     for trial_id, params in trial_params.items():
         mine = final[final.trial_id == trial_id]
@@ -58,7 +59,8 @@ def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], to
 def seeds_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per held-out class and detector: mean and SD over seeds of test AUROC, plus the overall mean
     and the mean of the per-class SDs (the paper's Figure 11)."""
-    test = _ok(rows)[(rows.split == "test") & rows.detector.notna()]
+    ok = _ok(rows)
+    test = ok[(ok.split == "test") & ok.detector.notna()]
     if test.empty:
         return pd.DataFrame()
     test = test.assign(column=test.method.where(test.method != "omasgan", test.detector))
@@ -82,7 +84,8 @@ def seeds_table(rows: pd.DataFrame) -> pd.DataFrame:
 def sensitivity_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per swept (parameter, value): mean and SD over units of the final detector's validation and
     test AUROC."""
-    final = _ok(rows)[(rows.detector == "final") & rows.sweep_param.notna()]
+    ok = _ok(rows)
+    final = ok[(ok.detector == "final") & ok.sweep_param.notna()]
     if final.empty:
         return pd.DataFrame()
     out = []
@@ -97,7 +100,8 @@ def summary_table(rows: pd.DataFrame, by: list[str] | None = None) -> pd.DataFra
     """``omasgan results``: per study, method, detector and split (and ``by``): rows, the mean and SD
     of AUROC, mean AUPRC and F1, errors."""
     keys = ["study", "study_kind", "method", "detector", "split", *(by or [])]
-    ok = _ok(rows)[rows.split.notna()]
+    ok = _ok(rows)
+    ok = ok[ok.split.notna()]
     if ok.empty:
         frame = pd.DataFrame()
     else:

@@ -24,11 +24,16 @@ from omasgan.config import STAGES, OMASGANConfig
 from omasgan.metrics import METRIC_NAMES
 from omasgan.stages.common import latent, samples_without_graph
 
+from omasgan.trainables.cache import StageCacheOwnerDied
 from omasgan.trainables.trial import TrialSettings, run_trial, trial_config, trial_splits
 
 from .result_store import ResultStore, UnitKey
 
 SAMPLES_PER_PLOT = 2000
+CACHE_OPTIONS = {"stale_after_s": 30.0}
+"""A unit whose stage another unit is training waits for it; an owner that stops refreshing its
+lock (heartbeat every 5 s) for 30 s is taken for dead (a lost node), and the waiting unit trains
+the stage itself."""
 
 
 @dataclass
@@ -47,6 +52,7 @@ class UnitTask:
     store_root: str
     sweep: tuple[str, float] | None = None
     threads: int = 1
+    write_scores: bool = True
     fault: Any = None  # a trainables.FaultInjection (tests only)
 
     def config(self) -> OMASGANConfig:
@@ -94,12 +100,16 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     outcome = UnitOutcome(task.holdout, task.seed, task.stage, "ok", device=device)
     settings = TrialSettings(
         base=config.to_dict(), last_stage=task.stage, cache_root=task.cache_root, fault=task.fault,
-        write_scores=False, evaluate_stages=(task.stage,),
+        write_scores=False, evaluate_stages=(task.stage,), cache_options=dict(CACHE_OPTIONS),
     )
     started = time.perf_counter()
     try:
-        state = run_trial({}, settings, lambda metrics, folder: None, trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}",
-                          device=device)
+        try:
+            state = run_trial({}, settings, lambda metrics, folder: None,
+                              trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}", device=device)
+        except StageCacheOwnerDied:  # the dead owner's lock is gone now: train the stage here
+            state = run_trial({}, settings, lambda metrics, folder: None,
+                              trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}", device=device)
     except Exception as exc:  # noqa: BLE001 - recorded as the unit's error row
         outcome.status, outcome.error = "error", _error_text(exc)
         outcome.wall_time_s = time.perf_counter() - started
@@ -116,6 +126,7 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     if evaluation is not None:
         outcome.detector = evaluation["detector"]
         outcome.metrics = {split: {m: float(v[m]) for m in METRIC_NAMES} for split, v in evaluation["metrics"].items()}
+    if evaluation is not None and task.write_scores:
         splits = trial_splits(config, torch.device(device))
         store.write_scores(key, evaluation["detector"], state.scores[task.stage],
                            {"val": splits.val_y.cpu().numpy(), "test": splits.test_y.cpu().numpy()})
@@ -147,7 +158,7 @@ def summarize_round(stage: str, outcomes: list[UnitOutcome]) -> dict[str, Any]:
     detector, unit counts, and the round's summed training counts and cache counters."""
     ok = [o for o in outcomes if o.status == "ok"]
     report: dict[str, Any] = {
-        "stage": stage, "stage_index": STAGES.index(stage) + 1,
+        "stage": stage, "stage_index": STAGES.index(stage) + 1 if stage in STAGES else 1,
         "units_ok": len(ok), "units_failed": len(outcomes) - len(ok),
         f"trained_{stage}": sum(o.trained for o in ok),
         "stage_wall_s_mean": sum(o.wall_time_s for o in ok) / len(ok) if ok else float("nan"),

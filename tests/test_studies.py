@@ -159,8 +159,6 @@ def test_sensitivity_and_seeds_write_their_rows_and_tables(local_ray, config_fil
 
 
 def test_a_failing_unit_writes_an_error_row_and_the_study_goes_on(local_ray, tmp_path):
-    from omasgan.distributed.studies import prepare_study  # noqa: F401 - the path the CLI takes
-
     spec = StudySpec(name="faulty", kind="seeds", dataset="synthetic", classes=[0], seeds=[0, 1],
                      base_config=study_config().to_dict())
     options = RunOptions(storage=str(tmp_path / "studies"),
@@ -172,3 +170,15 @@ def test_a_failing_unit_writes_an_error_row_and_the_study_goes_on(local_ray, tmp
     assert all("injected fault in task3" in e for e in errors.error)
     assert set(rows[rows.status == "ok"].stage) == {"task1", "task2"} and "j" not in set(rows.stage)
     assert not outcome.trial_errors  # the trial itself ended normally
+
+
+def test_seeds_of_a_baseline_method_in_the_same_store(local_ray, config_file, tmp_path, capsys):
+    storage = str(tmp_path / "studies")
+    assert main(["seeds", "--config", str(config_file), "--classes", "0,1", "--seeds", "0,1", "--method", "knn",
+                 "--set", "baseline.k=3", "--storage", storage, "--name", "knn"]) == 0
+    rows = _rows(tmp_path / "studies" / "knn")
+    assert len(rows) == 2 * 2 * 2 and rows.duplicated(KEY).sum() == 0  # classes x seeds x (val, test)
+    assert set(rows.method) == {"knn"} and set(rows.stage) == {"baseline"} and set(rows.status) == {"ok"}
+    table = seeds_table(rows)
+    assert "knn_mean" in table.columns and "knn_sd" in table.columns
+    assert "knn_mean" in capsys.readouterr().out
