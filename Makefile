@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo run test install clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,16 @@ $(STAMP): setup.py pyproject.toml
 
 install: $(STAMP)
 
-# One full OMASGAN pipeline (Task 1 -> 2 -> 3 -> J) on sklearn's digits, leave-one-out, digit 0 held out.
+# The main job: a small real study on sklearn's digits (embedded Ray, local files, no download):
+# an Optuna search over Task 3's weights, each trial trained and scored on held-out digits 0 and 1,
+# ending with its table, a report (figures + best-config.json) and the paths of its results.
 demo: $(STAMP)
-	$(BIN)/omasgan run --dataset digits --protocol loo --holdout 0 --seed 0 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/omasgan search --dataset digits --classes 0,1 --seeds 0 --space task3 --trials 4 \
+		--storage studies --name demo-$$(date +%Y%m%d-%H%M%S) --report
+
+# One full OMASGAN pipeline (Task 1 -> 2 -> 3 -> J) on digits with digit 0 held out.
+run: $(STAMP)
+	$(BIN)/omasgan run --dataset digits --protocol loo --holdout 0 --seed 0 --out runs/run-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
