@@ -48,7 +48,8 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.64",
     ],
-    extras_require={"test": ["pytest>=8.0"]},
+    # duckdb and polars only check that the Parquet results read with no project code
+    extras_require={"test": ["pytest>=8.0", "duckdb>=1.0", "polars>=1.0"]},
     entry_points={
         "console_scripts": ["omasgan = omasgan.cli:main"],
         # the Ray / Optuna study commands live in omasgan.distributed, so omasgan.cli never imports Ray

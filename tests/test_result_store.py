@@ -3,6 +3,8 @@ plain pyarrow.dataset and pandas, atomic unique files, error rows, per-sample sc
 
 import json
 
+import pytest
+
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -95,3 +97,19 @@ def test_every_config_key_has_a_typed_column():
     assert schema.field("cfg_task1_epochs").type == pa.int64()
     assert schema.field("cfg_network_spectral_norm").type == pa.bool_()
     assert schema.field("cfg_data_label_column").type == pa.string()
+
+
+def test_duckdb_and_polars_read_the_dataset_with_no_project_code(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    polars = pytest.importorskip("polars")
+    store = ResultStore(str(tmp_path))
+    config = tiny_config().with_overrides({"task2.mu": 0.7})
+    store.write_stage_rows(_key(), "j", config=config, evaluation=EVALUATION, wall_time_s=12.5)
+    store.write_stage_rows(_key(trial="t2", holdout=4, seed=1), "j", config=config, evaluation=EVALUATION)
+    pattern = f"{tmp_path}/results/**/*.parquet"
+    rows = duckdb.sql(f"select holdout_class, seed, split, auroc, cfg_task2_mu from read_parquet('{pattern}', "
+                      f"hive_partitioning=true) order by trial_id, split").fetchall()
+    assert rows == [(3, 0, "test", 0.8, 0.7), (3, 0, "val", 0.9, 0.7), (4, 1, "test", 0.8, 0.7), (4, 1, "val", 0.9, 0.7)]
+    frame = polars.read_parquet(pattern, hive_partitioning=True)
+    assert frame.height == 4 and set(frame["holdout_class"].to_list()) == {3, 4}
+    assert set(dataset_schema().names) <= set(frame.columns)
