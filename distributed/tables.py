@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 DETECTORS = ("task1", "task3", "final")
+STAGE_ORDER = ("task1", "task2", "task3", "j")
 
 
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
@@ -33,16 +34,19 @@ def render(frame: pd.DataFrame) -> str:
 
 
 def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], top: int = 20) -> pd.DataFrame:
-    """One line per trial, best first: the objective (mean validation AUROC of the final detector
-    over the trial's units), its mean test AUROC (reported, never used to choose), units, params."""
+    """One line per trial, best first: the stage it reached, the objective (mean validation AUROC of
+    the final detector over the trial's units), its mean test AUROC (reported, never used to choose),
+    units, params."""
     ok = _ok(rows)
     final = ok[ok.detector == "final"]
     records = []
     for trial_id, params in trial_params.items():
         mine = final[final.trial_id == trial_id]
         errors = rows[(rows.trial_id == trial_id) & (rows.status == "error")]
+        stages = [s for s in STAGE_ORDER if ((ok.trial_id == trial_id) & (ok.stage == s)).any()]
         record = {
             "trial": trial_id,
+            "reached": stages[-1] if stages else "-",  # a trial an ASHA scheduler stopped ends early
             "val_auroc": mine[mine.split == "val"].auroc.mean() if len(mine) else float("nan"),
             "test_auroc": mine[mine.split == "test"].auroc.mean() if len(mine) else float("nan"),
             "units_ok": len(mine[mine.split == "val"]),
@@ -53,7 +57,10 @@ def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], to
     frame = pd.DataFrame(records)
     if frame.empty:
         return frame
-    return frame.sort_values("val_auroc", ascending=False, na_position="last").head(top).reset_index(drop=True)
+    # trials that finished more units rank first (a trial is not compared on the easier units it
+    # finished), then by the objective: the same rule as the report's best config
+    ranked = frame.sort_values(["units_ok", "val_auroc"], ascending=[False, False], na_position="last")
+    return ranked.head(top).reset_index(drop=True)
 
 
 def seeds_table(rows: pd.DataFrame) -> pd.DataFrame:
