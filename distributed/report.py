@@ -88,7 +88,7 @@ def section_per_class(page: Page, reported: pd.DataFrame, pairs: list[tuple[str,
     a bar chart per detector stage with the baselines as extra bars, and the table behind them."""
     page.heading("1. Test AUROC per held-out class")
     page.text("Each bar is the test AUROC of one held-out class, averaged over seeds; the `mean` group and the "
-              "dashed line are the mean over classes. One chart per OMASGAN detector stage (task1: Task 1 "
+              "dashed line are the mean over the classes every column has. One chart per OMASGAN detector stage (task1: Task 1 "
               "critic, task3: Task 3 critic, final: J), with the baselines on the same data set as extra bars "
               "(paper Figures 4-7).")
     if not pairs:

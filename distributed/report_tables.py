@@ -157,10 +157,13 @@ def source_test_rows(reported: pd.DataFrame, dataset: str, source: str) -> pd.Da
 
 def per_class(rows: pd.DataFrame, metrics=("auroc",)) -> pd.DataFrame:
     """Per (model, held-out class): the number of seeds and the mean over them of each metric, then a
-    row per model with ``holdout_class = "mean"``: the mean over classes of the per-class means."""
+    row per model with ``holdout_class = "mean"``: the mean over classes of the per-class means, taken
+    over the classes every model of the table has (so the mean row compares like with like)."""
     table = rows.groupby(["model", "holdout_class"]).agg(
         seeds=("seed", "nunique"), **{m: (m, "mean") for m in metrics}).reset_index()
-    means = table.groupby("model")[list(metrics)].mean().reset_index().assign(holdout_class="mean", seeds=np.nan)
+    shared = set.intersection(*(set(g) for _, g in table.groupby("model")["holdout_class"])) if len(table) else set()
+    common = table[table["holdout_class"].isin(shared)]
+    means = common.groupby("model")[list(metrics)].mean().reset_index().assign(holdout_class="mean", seeds=np.nan)
     table = pd.concat([table.astype({"holdout_class": object}), means], ignore_index=True)
     table["seeds"] = table["seeds"].astype("Int64")
     order = {m: i for i, m in enumerate(model_order(table["model"]))}
