@@ -1,0 +1,222 @@
+"""Quality benchmark: MNIST leave-one-out, OMASGAN against baselines under one protocol.
+
+    python bench/quality.py --data-root ../shared/data                  # 10 digits x seeds 0-2, resumable
+    python bench/quality.py --data-root ../shared/data --quick          # digits 0,1 x seed 0 (< 20 min)
+    python bench/quality.py --data-root ../shared/data --best-config studies/S/report/best-config.json
+    python bench/quality.py --table-only                                # print the table of what is there
+
+Every (method, digit, seed) unit is trained on the same 4,000 normal training images
+(bench/configs/mnist_quality.yaml), its threshold chosen on the validation split, and the test
+split scored once.  Methods:
+
+- ``omasgan-paper``: OMASGAN with the paper's mu, nu, alpha..delta, zeta (the budget config);
+- ``omasgan-best``: the config a search chose on the validation split (``--best-config``, from
+  ``omasgan report``'s best-config.json), when given;
+- ``knn``, ``iforest``, ``ae``: the baselines of ``omasgan.baselines``.
+
+Results accumulate as Parquet rows under ``--out`` (default bench/results/quality/, one study folder
+per method, readable by ``omasgan results`` and ``omasgan report``); a unit whose rows are there
+with status ok is skipped, so an interrupted run continues where it stopped and the table can be
+completed across sessions.  OMASGAN units go stage by stage through a stage cache (bench/out/,
+ignored by git), so a unit interrupted mid-way resumes at its next stage.  Per-sample scores are
+not kept (they would make the committed set large).  At the end it prints, per digit and on
+average, the test AUROC of each method and OMASGAN stage (mean +/- SD over seeds), writes
+quality.json and the report next to the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import torch
+
+from omasgan.baselines import BaselineConfig
+from omasgan.config import STAGES, default_config, read_config_file
+from omasgan.distributed.baseline_study import run_baseline_unit
+from omasgan.distributed.result_store import ResultStore
+from omasgan.distributed.studies import parse_int_list
+from omasgan.distributed.study_folder import STUDY_FILE, StudySpec
+from omasgan.distributed.units import UnitTask, run_unit
+from omasgan.provenance import library_versions
+
+HERE = Path(__file__).parent
+BASELINES = ("knn", "iforest", "ae")
+PAPER = {"task1": 0.59, "task3": 0.71, "final": 0.85}
+# the autoencoder's budget: 20 epochs of a width-16 conv AE on the 4,000 images (about a minute)
+AE_SETTINGS = ["baseline.epochs=20", "baseline.width=16"]
+
+
+def study(out: Path, name: str, kind: str, base: dict, digits: list[int], seeds: list[int]) -> Path:
+    """The study folder of one method (created, or its class / seed lists extended)."""
+    folder = out / name
+    if (folder / STUDY_FILE).is_file():
+        spec = StudySpec.read(folder)
+        spec.classes = sorted(set(spec.classes) | set(digits))
+        spec.seeds = sorted(set(spec.seeds) | set(seeds))
+    else:
+        spec = StudySpec(name=name, kind=kind, dataset="mnist", classes=digits, seeds=seeds, base_config=base,
+                         options={"benchmark": "bench/quality.py"})
+    spec.write(folder)
+    return folder
+
+
+def done_units(folder: Path, field: str, value: str) -> set[tuple[int, int]]:
+    """(digit, seed) units with an ok row whose ``field`` is ``value`` (OMASGAN: stage j; a baseline:
+    its method)."""
+    if not (folder / "results").is_dir():
+        return set()
+    rows = ResultStore(str(folder)).read(filter=(ds.field(field) == value) & (ds.field("status") == "ok"))
+    frame = rows.select(["holdout_class", "seed"]).to_pandas()
+    return {(int(k), int(s)) for k, s in frame.itertuples(index=False)}
+
+
+def run_omasgan_unit(folder: Path, name: str, base: dict, digit: int, seed: int, cache: Path, threads: int) -> float:
+    started = time.perf_counter()
+    for stage in STAGES:
+        task = UnitTask(study=name, study_kind="seeds", trial_id=name, base_config=base, params={}, holdout=digit,
+                        seed=seed, stage=stage, cache_root=str(cache / name), store_root=str(folder),
+                        threads=threads, write_scores=False)
+        outcome = run_unit(task)
+        if outcome.status != "ok":
+            print(f"  {name} digit {digit} seed {seed}: {stage} failed: {outcome.error}", flush=True)
+            break
+    return time.perf_counter() - started
+
+
+def run_baseline(folder: Path, method: str, base: dict, digit: int, seed: int) -> float:
+    from omasgan.config import OMASGANConfig
+
+    config = OMASGANConfig.from_dict(base).with_overrides({"data.holdout": digit, "seed": seed})
+    baseline = BaselineConfig(method=method).with_overrides(AE_SETTINGS if method == "ae" else [])
+    started = time.perf_counter()
+    summary = run_baseline_unit(str(folder), "baselines", config, baseline, study_kind="baseline",
+                                trial_id=method, write_scores=False)
+    if summary["status"] != "ok":
+        print(f"  {method} digit {digit} seed {seed} failed: {summary['error']}", flush=True)
+    return time.perf_counter() - started
+
+
+def table(out: Path) -> pd.DataFrame:
+    """Test AUROC per digit and column (OMASGAN stages and baselines): mean +/- SD over seeds."""
+    frames = [ResultStore(str(f)).read().to_pandas() for f in sorted(out.iterdir()) if (f / STUDY_FILE).is_file()]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if rows.empty:
+        return rows
+    test = rows[(rows.status == "ok") & (rows.split == "test") & rows.detector.notna()]
+    test = test.assign(column=[m if m != "omasgan" else f"{s}:{d}" for m, s, d in
+                               zip(test.method, test.study, test.detector)])
+    stats = test.groupby(["holdout_class", "column"]).auroc.agg(["mean", "std", "count"]).reset_index()
+    return stats
+
+
+def print_table(stats: pd.DataFrame) -> dict:
+    if stats.empty:
+        print("no results yet")
+        return {}
+    order = sorted(stats.column.unique(), key=lambda c: (not c.startswith("omasgan"), c))
+    print("test AUROC, mean +/- SD over seeds (n = seeds); columns: OMASGAN study:detector, then the baselines")
+    print(f"{'digit':>6}  " + "  ".join(f"{c:>22}" for c in order))
+    summary: dict = {"per_digit": {}, "mean": {}}
+    for digit in sorted(stats.holdout_class.unique()):
+        cells = []
+        for column in order:
+            row = stats[(stats.holdout_class == digit) & (stats.column == column)]
+            if row.empty:
+                cells.append("-")
+                continue
+            mean, sd, n = row["mean"].iloc[0], row["std"].iloc[0], int(row["count"].iloc[0])
+            summary["per_digit"].setdefault(str(digit), {})[column] = {"mean": mean, "sd": sd, "n": n}
+            cells.append(f"{mean:.3f} +/- {sd:.3f} ({n})" if n > 1 else f"{mean:.3f} (1 seed)")
+        print(f"{digit:>6}  " + "  ".join(f"{c:>22}" for c in cells))
+    means = []
+    for column in order:
+        per_digit = stats[stats.column == column]
+        summary["mean"][column] = {"mean": float(per_digit["mean"].mean()), "digits": int(len(per_digit)),
+                                   "mean_sd": float(per_digit["std"].mean())}
+        means.append(f"{per_digit['mean'].mean():>12.3f} ({len(per_digit)} digits)")
+    print(f"{'mean':>6}  " + "  ".join(f"{m:>22}" for m in means))
+    print(f"paper (10 digits, 500 epochs on 54k images): Task 1 {PAPER['task1']}, Task 3 {PAPER['task3']}, "
+          f"final J {PAPER['final']}")
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--digits", default="0-9")
+    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--methods", default="omasgan-paper,knn,iforest,ae",
+                        help="comma list of omasgan-paper, omasgan-best, knn, iforest, ae")
+    parser.add_argument("--best-config", help="a search's best-config.json (adds the omasgan-best method)")
+    parser.add_argument("--config", default=str(HERE / "configs" / "mnist_quality.yaml"))
+    parser.add_argument("--quick", action="store_true", help="digits 0,1 x seed 0")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(HERE / "results" / "quality"))
+    parser.add_argument("--cache", default=str(HERE / "out" / "quality-cache"))
+    parser.add_argument("--table-only", action="store_true", help="print the table and write the report only")
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args()
+
+    digits, seeds = ([0, 1], [0]) if args.quick else (parse_int_list(args.digits, "--digits"), parse_int_list(args.seeds, "--seeds"))
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.best_config and "omasgan-best" not in methods:
+        methods.insert(1, "omasgan-best")
+    unknown = [m for m in methods if m not in ("omasgan-paper", "omasgan-best", *BASELINES)]
+    if unknown or ("omasgan-best" in methods and not args.best_config):
+        print(f"bad --methods {unknown or ['omasgan-best (needs --best-config)']}", file=sys.stderr)
+        return 2
+    out, cache = Path(args.out), Path(args.cache)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+
+    base = default_config("mnist").merged(read_config_file(args.config)).with_overrides({"data.data_root": args.data_root})
+    bases = {"omasgan-paper": base.to_dict()}
+    if args.best_config:
+        best = base.merged(read_config_file(args.best_config)).with_overrides(
+            {"data.data_root": args.data_root, "data.max_train": base.data.max_train})
+        bases["omasgan-best"] = best.to_dict()
+
+    timings: list[dict] = []
+    if not args.table_only:
+        folders = {m: study(out, m, "seeds", bases[m], digits, seeds) for m in methods if m in bases}
+        if any(m in BASELINES for m in methods):
+            folders["baselines"] = study(out, "baselines", "baseline", bases["omasgan-paper"], digits, seeds)
+        for seed in seeds:  # seed-major: a complete one-seed table comes first
+            for digit in digits:
+                for method in methods:
+                    folder = folders["baselines" if method in BASELINES else method]
+                    done = done_units(folder, "method", method) if method in BASELINES else done_units(folder, "stage", "j")
+                    if (digit, seed) in done:
+                        continue
+                    print(f"{method} digit {digit} seed {seed} ...", flush=True)
+                    if method in BASELINES:
+                        seconds = run_baseline(folder, method, bases["omasgan-paper"], digit, seed)
+                    else:
+                        seconds = run_omasgan_unit(folder, method, bases[method], digit, seed, cache, args.threads)
+                    timings.append({"method": method, "digit": digit, "seed": seed, "seconds": round(seconds, 1)})
+                    print(f"  {method} digit {digit} seed {seed}: {seconds:.0f} s", flush=True)
+
+    summary = print_table(table(out))
+    document = {
+        "benchmark": "MNIST leave-one-out quality (bench/quality.py)",
+        "config": args.config, "best_config": args.best_config, "threads": args.threads,
+        "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
+        "versions": library_versions(), "summary": summary, "timings_this_run": timings,
+    }
+    (out / "quality.json").write_text(json.dumps(document, indent=2, default=float))
+    if not args.no_report and summary:
+        from omasgan.distributed.report import write_report
+
+        print(f"report: {write_report(out, out=out / 'report')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
