@@ -103,13 +103,20 @@ def run_baseline(folder: Path, method: str, base: dict, digit: int, seed: int) -
     return time.perf_counter() - started
 
 
-def table(out: Path) -> pd.DataFrame:
-    """Test AUROC per digit and column (OMASGAN stages and baselines): mean +/- SD over seeds."""
+def table(out: Path, seeds: list[int] | None = None) -> pd.DataFrame:
+    """Test AUROC per digit and column (OMASGAN stages and baselines): mean +/- SD over seeds
+    (over ``seeds`` only, when given)."""
     frames = [ResultStore(str(f)).read().to_pandas() for f in sorted(out.iterdir()) if (f / STUDY_FILE).is_file()]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if rows.empty:
         return rows
-    test = rows[(rows.status == "ok") & (rows.split == "test") & rows.detector.notna()]
+    ok = rows[rows.status == "ok"]
+    finished = set(zip(*[ok[ok.stage.isin(["j", "baseline"])][c] for c in ("study", "holdout_class", "seed")]))
+    unit = list(zip(ok.study, ok.holdout_class, ok.seed))
+    ok = ok[[u in finished for u in unit]]  # a unit interrupted mid-way enters once it is finished
+    test = ok[(ok.split == "test") & ok.detector.notna()]
+    if seeds is not None:
+        test = test[test.seed.isin(seeds)]
     test = test.assign(column=[m if m != "omasgan" else f"{s}:{d}" for m, s, d in
                                zip(test.method, test.study, test.detector)])
     stats = test.groupby(["holdout_class", "column"]).auroc.agg(["mean", "std", "count"]).reset_index()
@@ -160,7 +167,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(HERE / "results" / "quality"))
     parser.add_argument("--cache", default=str(HERE / "out" / "quality-cache"))
-    parser.add_argument("--table-only", action="store_true", help="print the table and write the report only")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the table (of --seeds only) and write the report, training nothing")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
 
@@ -203,7 +211,7 @@ def main() -> int:
                     timings.append({"method": method, "digit": digit, "seed": seed, "seconds": round(seconds, 1)})
                     print(f"  {method} digit {digit} seed {seed}: {seconds:.0f} s", flush=True)
 
-    summary = print_table(table(out))
+    summary = print_table(table(out, seeds if args.table_only else None))
     document = {
         "benchmark": "MNIST leave-one-out quality (bench/quality.py)",
         "config": args.config, "best_config": args.best_config, "threads": args.threads,
