@@ -15,7 +15,9 @@ the Tune experiment (whose searcher state holds that study), so finished trials 
 unfinished ones resume at their next stage.  Result files are named per (trial, unit, stage), so a
 rerun unit replaces its file; after the experiment, files of trials the experiment does not know
 (a trial started in the instant before the driver was killed, and never recorded) are removed, so
-the dataset ends with exactly one row set per trial, unit, stage and split.
+the dataset ends with exactly one row set per trial, unit, stage and split.  A trial's durable
+record (:mod:`.trial_record`) and the searcher (:mod:`.journal_search`) cover a driver killed between
+a trial's last report and Tune's next experiment snapshot.
 """
 
 from __future__ import annotations

@@ -35,10 +35,9 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     import optuna
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
     from omasgan.search_spaces import build_space, paper_point
 
+    from .journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
     from .study_runner import Experiment
 
     o = spec.options
@@ -50,7 +49,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(paths.journal)))
         sampler = optuna.samplers.TPESampler(seed=o["sampler_seed"], multivariate=True, group=True, constant_liar=True,
                                              n_startup_trials=max(1, min(10, o["trials"] // 3)))
-        searcher = OptunaSearch(
+        searcher = JournalOptunaSearch(
             space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"]),
             metric="objective", mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
             study_name=spec.name, storage=storage,
@@ -61,8 +60,11 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
         stages = STAGES.index(spec.last_stage) + 1
         return ASHAScheduler(time_attr="training_iteration", max_t=stages, grace_period=1, reduction_factor=2)
 
+    def finish():
+        fail_orphaned_optuna_trials(str(paths.journal), spec.name)
+
     return Experiment({}, o["trials"], o["trials"], make_searcher,
-                      make_scheduler if o["scheduler"] == "asha" else None)
+                      make_scheduler if o["scheduler"] == "asha" else None, finish)
 
 
 def sensitivity_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:

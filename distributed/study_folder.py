@@ -7,9 +7,10 @@ Every study (search, sensitivity, seeds, baseline) writes one folder ``<storage>
     optuna-journal.log    search only: the Optuna study (JournalStorage, study name = the study's name)
     tune/                 the Ray Tune experiment (trial folders, checkpoints, experiment state)
     cache/                the stage cache shared by the study's trials
+    trials/               each trial's durable record of its finished rounds (see trial_record)
 
-With ``--storage s3://bucket/path`` (a cluster), ``results/``, ``scores/``, ``samples/``, ``tune/``
-and ``cache/`` live under ``s3://bucket/path/<name>/`` where every node reaches them, while
+With ``--storage s3://bucket/path`` (a cluster), ``results/``, ``scores/``, ``samples/``, ``tune/``,
+``cache/`` and ``trials/`` live under ``s3://bucket/path/<name>/`` where every node reaches them, while
 ``study.json`` and the journal (written only by the driver) stay in the local folder
 ``--study-dir``/<name>; ``study.json`` records the URI (``options["data_root"]``).
 

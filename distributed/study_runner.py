@@ -17,6 +17,7 @@ from .result_store import ResultStore
 from .studies import RunOptions, StudyOutcome, StudyPaths
 from .study_folder import StudySpec
 from .study_trainable import DRIVER_BUNDLE, OBJECTIVE, TrialPlan, make_study_trainable
+from .trial_record import TrialRecords
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Experiment:
     total_trials: int
     make_searcher: Callable[[], Any] | None = None
     make_scheduler: Callable[[], Any] | None = None
+    finish: Callable[[], None] | None = None
+    """Runs after the experiment, only when every one of its trials has ended."""
 
 
 def start_ray(options: RunOptions) -> None:
@@ -111,6 +114,10 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
     )
     outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
+    TrialRecords(paths.data_root).delete(set(TrialRecords(paths.data_root).trial_ids()) - set(outcome.trial_ids))
+    if experiment.finish and len(trials) >= experiment.total_trials and all(
+            t.status in ("TERMINATED", "ERROR") for t in trials):
+        experiment.finish()
     return outcome
 
 

@@ -10,7 +10,9 @@ bundles trains its 10 units on 10 GPUs at once, possibly on different nodes.
 
 After every stage round the trial reports the mean over its units of the stage's metrics and saves a
 checkpoint (the rounds done and every unit's outcome; the models themselves are in the stage cache),
-so a retried trial, or a trial of a restored experiment, resumes with its next stage.  The reported
+so a retried trial, or a trial of a restored experiment, resumes with its next stage.  The same state
+is also written to the trial's durable record (:mod:`.trial_record`) before the report, so a round
+finished just before the driver died is reported again from the record, not trained again.  The reported
 ``objective`` is the mean validation AUROC over the trial's units of the newest detector (Task 1's
 until Task 3 is trained, then Task 3's, then J's): the search maximises the final J's.
 """
@@ -21,6 +23,7 @@ import json
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from omasgan.config import STAGES
 
 from omasgan.trainables.function_trainables import trial_device
 
+from .trial_record import TrialRecords
 from .units import UnitOutcome, UnitTask, run_unit, summarize_round
 
 OBJECTIVE = "objective"
@@ -124,7 +128,41 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
         refs = [_baseline_task.options(**options).remote(task, plan.baseline) for task in tasks]
     else:
         refs = [_unit_task.options(**options).remote(task) for task in tasks]
-    return ray.get(refs)  # a lost worker or node raises here; Tune retries the trial from its checkpoint
+    return wait_for_units(refs, group)
+
+
+class PlacementLost(RuntimeError):
+    """The trial's placement group lost a node and could not be placed again in time."""
+
+
+PLACEMENT_GRACE_S = 60.0
+"""How long a round waits on a placement group that is not CREATED (a node of it died and Ray is
+placing its bundles again) before it gives up, so Tune retries the trial from its checkpoint."""
+
+
+def wait_for_units(refs: list[Any], group: Any, poll_s: float = 5.0, grace_s: float = PLACEMENT_GRACE_S) -> list[Any]:
+    """The units' outcomes.  A unit lost with its worker or node raises at once; units queued in a
+    placement group whose node died wait until Ray places the group again, which never happens while
+    other trials hold the remaining resources.  So the wait gives up after ``grace_s`` seconds of a
+    group that is not CREATED: the trial fails, releases its group, and Tune retries it (from its
+    last finished stage) when resources allow."""
+    pending = list(refs)
+    lost_since: float | None = None
+    while pending:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=poll_s)
+        if not pending or group is None:
+            continue
+        state = ray.util.placement_group_table(group).get("state")
+        if state == "CREATED":
+            lost_since = None
+            continue
+        lost_since = lost_since if lost_since is not None else time.monotonic()
+        if time.monotonic() - lost_since > grace_s:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise PlacementLost(f"the trial's placement group has been {state} for over {grace_s:.0f} s "
+                                f"(a node of it was lost); {len(pending)} unit(s) could not run")
+    return ray.get(refs)  # a unit lost with its worker or node raises here; Tune retries the trial
 
 
 def make_study_trainable(plan: TrialPlan):
@@ -132,30 +170,14 @@ def make_study_trainable(plan: TrialPlan):
 
     def omasgan_study_trial(params: dict[str, Any]) -> None:
         trial_id = tune.get_context().get_trial_id()
-        checkpoint = tune.get_checkpoint()
-        state: dict[str, Any] = {"rounds": [], "outcomes": {}, "objective": float("nan")}
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                state = json.loads((Path(folder) / "study_trial.json").read_text())
-        for stage in plan.rounds:
-            if stage in state["rounds"]:
-                continue
-            failed = {tuple(u) for u, o in _unit_items(state) if o["status"] != "ok"}
-            active = [u for u in plan.units if tuple(u) not in failed]
-            outcomes = _run_round(plan, trial_id, params, stage, active)
-            for outcome in outcomes:
-                state["outcomes"][f"{outcome.holdout},{outcome.seed}"] = asdict(outcome)
-            report = summarize_round(stage, outcomes)
-            report["units_failed"] += len(failed)
-            detector = next((o.detector for o in outcomes if o.status == "ok" and o.detector), None)
-            newest = report.get(f"val_{detector}_auroc") if detector else None
-            if newest is not None and math.isfinite(newest):
-                state["objective"] = newest
-            elif report["units_ok"] == 0:
-                state["objective"] = float("nan")
-            state["rounds"].append(stage)
-            report[OBJECTIVE] = state["objective"]
-            report["pipeline_done"] = stage == plan.rounds[-1]
+        records = TrialRecords(plan.store_root)
+        state, pending = rounds_to_run(plan.rounds, _checkpoint_state(tune.get_checkpoint()), records.read(trial_id))
+        for stage, recorded in pending:
+            if recorded is not None:
+                report = dict(recorded)  # finished before the interruption: reported again, not trained again
+            else:
+                report = _train_round(plan, trial_id, params, stage, state)
+                records.write(trial_id, state)
             folder = Path(tempfile.mkdtemp(prefix=f"omasgan-study-{stage}-"))
             try:
                 (folder / "study_trial.json").write_text(json.dumps(state))
@@ -164,6 +186,56 @@ def make_study_trainable(plan: TrialPlan):
                 shutil.rmtree(folder, ignore_errors=True)
 
     return tune.with_resources(omasgan_study_trial, plan.resources())
+
+
+def empty_state() -> dict[str, Any]:
+    return {"rounds": [], "outcomes": {}, "objective": float("nan"), "reports": {}}
+
+
+def _checkpoint_state(checkpoint: tune.Checkpoint | None) -> dict[str, Any]:
+    state = empty_state()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state.update(json.loads((Path(folder) / "study_trial.json").read_text()))
+    return state
+
+
+def rounds_to_run(rounds: tuple[str, ...], checkpointed: dict[str, Any], record: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any] | None]]]:
+    """Where a (re)started trial begins: its state, and each round Tune holds no checkpoint of yet,
+    paired with the report to send again (the trial's durable record finished it) or None (train it).
+
+    The record wins over the checkpoint only when it holds every checkpointed round and more."""
+    state = checkpointed
+    if record is not None and set(record["rounds"]) > set(checkpointed["rounds"]) and "reports" in record:
+        state = {**empty_state(), **record}
+    pending = [(stage, state["reports"].get(stage) if stage in state["rounds"] else None)
+               for stage in rounds if stage not in checkpointed["rounds"]]
+    return state, pending
+
+
+def _train_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: str,
+                 state: dict[str, Any]) -> dict[str, Any]:
+    """Run one stage round over the trial's units that have not failed; update ``state`` (outcomes,
+    objective, rounds, reports) and return the round's report."""
+    failed = {tuple(u) for u, o in _unit_items(state) if o["status"] != "ok"}
+    active = [u for u in plan.units if tuple(u) not in failed]
+    outcomes = _run_round(plan, trial_id, params, stage, active)
+    for outcome in outcomes:
+        state["outcomes"][f"{outcome.holdout},{outcome.seed}"] = asdict(outcome)
+    report = summarize_round(stage, outcomes)
+    report["units_failed"] += len(failed)
+    detector = next((o.detector for o in outcomes if o.status == "ok" and o.detector), None)
+    newest = report.get(f"val_{detector}_auroc") if detector else None
+    if newest is not None and math.isfinite(newest):
+        state["objective"] = newest
+    elif report["units_ok"] == 0:
+        state["objective"] = float("nan")
+    state["rounds"].append(stage)
+    report[OBJECTIVE] = state["objective"]
+    report["pipeline_done"] = stage == plan.rounds[-1]
+    state["reports"][stage] = report
+    return report
 
 
 def _unit_items(state: dict[str, Any]):

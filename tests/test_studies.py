@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -19,6 +20,7 @@ from omasgan.distributed.studies import RunOptions  # noqa: E402
 from omasgan.distributed.studies_cli import run_study, spec_from_args  # noqa: E402
 from omasgan.distributed.study_folder import StudySpec  # noqa: E402
 from omasgan.distributed.tables import seeds_table  # noqa: E402
+from omasgan.distributed.trial_record import TrialRecords  # noqa: E402
 from omasgan.trainables import FaultInjection  # noqa: E402
 
 from helpers import tiny_config  # noqa: E402
@@ -97,20 +99,22 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
     command = [sys.executable, "-m", "omasgan.cli", "search", "--config", str(config_file), "--classes", "0,1",
                "--seeds", "0", "--space", "j", "--trials", "4", "--max-concurrent", "1", "--storage", str(storage),
                "--name", "killed"]
+    records = TrialRecords(str(folder))
     driver = subprocess.Popen(command, env=dict(os.environ, **DRIVER_ENV), start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
-        while True:  # kill once one trial has finished and the next one has written rows
+        while True:  # kill once one trial has finished its last round and the next one has written rows
             assert driver.poll() is None, "the driver exited before it could be killed"
             assert time.time() < deadline, "the search made no progress"
             rows = _rows(folder) if (folder / "results").exists() else None
             if rows is not None and len(rows):
-                done = rows[rows.stage == "j"].trial_id.unique()
+                done = [t for t in records.trial_ids() if "j" in records.read(t)["rounds"]]
                 if len(done) >= 1 and rows.trial_id.nunique() >= 2:
                     break
-            time.sleep(0.5)
-        time.sleep(1.5)  # let the experiment state record the finished trial
+            time.sleep(0.2)
+        # killed at once: Tune's experiment snapshot may or may not hold the finished trial yet, and the
+        # Optuna journal may already hold its value; the resume must be right either way
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
@@ -126,6 +130,13 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
     # the trial finished before the kill was not run again: its files are untouched
     assert before and all(p.stat().st_mtime_ns == m for p, m in before.items())
     assert not list(folder.rglob("*.tmp"))
+    # one durable record per recorded trial, each with every round; no Optuna trial left RUNNING
+    assert records.trial_ids() == sorted(outcome.trial_ids)
+    assert all(records.read(t)["rounds"] == ["task1", "task2", "task3", "j"] for t in outcome.trial_ids)
+    study = optuna.load_study(study_name="killed", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "optuna-journal.log"))))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 4 and set(states) <= {"COMPLETE", "FAIL"}
 
 
 def _resume_args(name):

@@ -1,0 +1,189 @@
+"""Resume after a driver killed between a trial's last report and Tune's next experiment snapshot.
+
+Two things make that window safe, each tested here without Ray workers:
+- the trial's durable record (``distributed/trial_record.py``) lets a restarted trial report again the
+  rounds it finished instead of training them again (``rounds_to_run``);
+- ``JournalOptunaSearch`` leaves a trial the Optuna journal already holds as finished alone, where
+  plain ``OptunaSearch`` raises ``UpdateFinishedTrialError`` and stops the search.
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from ray.tune.search.optuna import OptunaSearch
+
+from omasgan.distributed.journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
+from omasgan.distributed.study_trainable import empty_state, rounds_to_run
+from omasgan.distributed.trial_record import TrialRecords
+
+ROUNDS = ("task1", "task2", "task3", "j")
+
+
+def _state(rounds):
+    state = empty_state()
+    state["rounds"] = list(rounds)
+    state["reports"] = {r: {"stage": r, "objective": 0.1 * (i + 1)} for i, r in enumerate(rounds)}
+    state["objective"] = 0.1 * len(rounds) if rounds else float("nan")
+    return state
+
+
+def test_a_fresh_trial_trains_every_round():
+    state, pending = rounds_to_run(ROUNDS, empty_state(), None)
+    assert pending == [(r, None) for r in ROUNDS]
+    assert state["rounds"] == [] and math.isnan(state["objective"])
+
+
+def test_a_checkpointed_trial_trains_only_the_rounds_after_its_checkpoint():
+    state, pending = rounds_to_run(ROUNDS, _state(ROUNDS[:2]), _state(ROUNDS[:2]))
+    assert pending == [("task3", None), ("j", None)]
+    assert state["rounds"] == ["task1", "task2"]
+
+
+def test_rounds_the_record_holds_beyond_the_checkpoint_are_reported_again_not_trained():
+    record = _state(ROUNDS)  # all four finished; Tune's last saved checkpoint is after task2
+    state, pending = rounds_to_run(ROUNDS, _state(ROUNDS[:2]), record)
+    assert pending == [("task3", record["reports"]["task3"]), ("j", record["reports"]["j"])]
+    assert state["rounds"] == list(ROUNDS) and state["objective"] == pytest.approx(0.4)
+
+
+def test_a_trial_killed_before_its_first_checkpoint_replays_its_record():
+    record = _state(ROUNDS[:1])
+    state, pending = rounds_to_run(ROUNDS, empty_state(), record)
+    assert pending == [("task1", record["reports"]["task1"])] + [(r, None) for r in ROUNDS[1:]]
+    assert state["rounds"] == ["task1"]
+
+
+def test_a_record_that_is_not_ahead_of_the_checkpoint_is_ignored():
+    checkpoint = _state(ROUNDS[:3])
+    for record in (_state(ROUNDS[:1]), _state(ROUNDS[:3]), {"rounds": list(ROUNDS)}):  # behind, equal, no reports
+        state, pending = rounds_to_run(ROUNDS, checkpoint, record)
+        assert state is checkpoint and pending == [("j", None)]
+
+
+def test_trial_records_round_trip_list_and_delete(tmp_path):
+    records = TrialRecords(str(tmp_path))
+    assert records.read("a") is None and records.trial_ids() == []
+    records.write("a", _state(ROUNDS[:2]))
+    records.write("b", _state(ROUNDS))
+    records.write("a", _state(ROUNDS[:3]))  # replaces
+    assert records.read("a")["rounds"] == list(ROUNDS[:3])
+    assert records.trial_ids() == ["a", "b"]
+    assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == ["a.json", "b.json"]  # no temporaries left
+    records.delete(["a", "missing"])
+    assert records.trial_ids() == ["b"]
+
+
+def test_an_unreadable_record_reads_as_none(tmp_path):
+    records = TrialRecords(str(tmp_path))
+    (tmp_path / "trials").mkdir()
+    (tmp_path / "trials" / "a.json").write_text('{"rounds": ["task1"')  # truncated
+    (tmp_path / "trials" / "b.json").write_text('[1, 2]')
+    assert records.read("a") is None and records.read("b") is None
+
+
+def _searcher(cls, journal):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    return cls(space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, metric="objective", mode="max",
+               study_name="s", storage=storage, sampler=optuna.samplers.TPESampler(seed=0))
+
+
+def _replay_after_lost_snapshot(cls, tmp_path):
+    """The driver saves the searcher, the trial finishes (told to the journal), the driver dies; the
+    restored searcher (from the older save) then receives the trial's rounds again."""
+    journal = tmp_path / f"{cls.__name__}.log"
+    first = _searcher(cls, journal)
+    first.suggest("t1")
+    first.on_trial_result("t1", {"objective": 0.3, "training_iteration": 1})
+    first.save(str(tmp_path / f"{cls.__name__}.pkl"))
+    first.on_trial_result("t1", {"objective": 0.5, "training_iteration": 2})
+    first.on_trial_complete("t1", {"objective": 0.5, "training_iteration": 2})
+
+    restored = _searcher(cls, journal)
+    restored.restore(str(tmp_path / f"{cls.__name__}.pkl"))
+    restored.on_trial_result("t1", {"objective": 0.5, "training_iteration": 2})
+    restored.on_trial_complete("t1", {"objective": 0.5, "training_iteration": 2})
+    return restored, journal
+
+
+def test_plain_optuna_search_fails_on_a_trial_the_journal_already_finished(tmp_path):
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        _replay_after_lost_snapshot(OptunaSearch, tmp_path)
+
+
+def test_journal_search_keeps_the_recorded_value_and_goes_on(tmp_path):
+    restored, journal = _replay_after_lost_snapshot(JournalOptunaSearch, tmp_path)
+    assert restored.suggest("t2") is not None  # the search goes on
+    restored.on_trial_complete("t2", {"objective": 0.7, "training_iteration": 1})
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.5), ("COMPLETE", 0.7)]
+    assert study.trials[0].intermediate_values == {1: 0.3, 2: 0.5}
+
+
+def test_orphaned_running_optuna_trials_are_marked_failed(tmp_path):
+    journal = tmp_path / "j.log"
+    searcher = _searcher(JournalOptunaSearch, journal)
+    searcher.suggest("done")
+    searcher.on_trial_complete("done", {"objective": 0.4, "training_iteration": 1})
+    searcher.suggest("orphan")  # asked for, then the driver died before Tune recorded the trial
+    assert fail_orphaned_optuna_trials(str(journal), "s") == 1
+    assert fail_orphaned_optuna_trials(str(journal), "s") == 0
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+
+
+@pytest.fixture(scope="module")
+def one_cpu_ray():
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_units_in_a_placed_group_return_their_outcomes(one_cpu_ray):
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from omasgan.distributed.study_trainable import wait_for_units
+
+    ray = one_cpu_ray
+    group = ray.util.placement_group([{"CPU": 1}])
+    ray.get(group.ready())
+    square = ray.remote(lambda x: x * x).options(
+        num_cpus=1, scheduling_strategy=PlacementGroupSchedulingStrategy(group))
+    try:
+        assert wait_for_units([square.remote(i) for i in range(3)], group, poll_s=0.2, grace_s=1.0) == [0, 1, 4]
+    finally:
+        ray.util.remove_placement_group(group)
+
+
+def test_units_queued_in_a_group_that_cannot_be_placed_give_up_after_the_grace_period(one_cpu_ray):
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from omasgan.distributed.study_trainable import PlacementLost, wait_for_units
+
+    ray = one_cpu_ray
+    group = ray.util.placement_group([{"CPU": 64}])  # more than the cluster has: never CREATED, as after a lost node
+    task = ray.remote(lambda: 1).options(num_cpus=1, scheduling_strategy=PlacementGroupSchedulingStrategy(group))
+    try:
+        with pytest.raises(PlacementLost, match="PENDING for over 1 s"):
+            wait_for_units([task.remote()], group, poll_s=0.2, grace_s=1.0)
+    finally:
+        ray.util.remove_placement_group(group)
+
+
+def test_journal_search_does_not_report_a_step_twice(tmp_path, recwarn):
+    journal = tmp_path / "j.log"
+    first = _searcher(JournalOptunaSearch, journal)
+    first.suggest("t1")
+    first.on_trial_result("t1", {"objective": 0.3, "training_iteration": 1})
+    first.on_trial_result("t1", {"objective": 0.3, "training_iteration": 1})  # replayed from the trial's record
+    first.on_trial_result("t1", {"objective": 0.6, "training_iteration": 2})
+    assert not [w for w in recwarn if "already reported" in str(w.message)]
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert study.trials[0].intermediate_values == {1: 0.3, 2: 0.6}
