@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 import typing
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -34,6 +32,7 @@ import pyarrow.parquet as pq
 from omasgan.config import OMASGANConfig
 from omasgan.metrics import METRIC_NAMES
 from omasgan.provenance import CODE_VERSION, library_versions
+from omasgan.trainables.storage import open_filesystem, write_atomic
 
 SCHEMA_VERSION = 1
 PARTITION_COLUMNS = ("dataset", "holdout_class", "seed")
@@ -141,19 +140,14 @@ class ResultStore:
     """Writes and reads the result and score tables under ``root``."""
 
     def __init__(self, root: str) -> None:
-        if "://" in root:
-            self.fs, self.base = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, self.base = pafs.LocalFileSystem(), os.path.abspath(root)
+        self.fs, self.base = open_filesystem(root)
         self.root = root
 
     def _write(self, table: pa.Table, folder: str, stem: str) -> str:
-        directory = f"{self.base}/{folder}"
-        self.fs.create_dir(directory, recursive=True)
-        final = f"{directory}/{_safe(stem)}.parquet"
-        temporary = f"{directory}/.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, temporary, filesystem=self.fs)
-        self.fs.move(temporary, final)  # replaces an earlier attempt's file atomically
+        final = f"{self.base}/{folder}/{_safe(stem)}.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        write_atomic(self.fs, final, sink.getvalue().to_pybytes())  # replaces an earlier attempt's file
         return final
 
     def write_samples(self, key: UnitKey, arrays: dict[str, Any]) -> str:
@@ -164,13 +158,8 @@ class ResultStore:
 
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        directory = f"{self.base}/{key.folder('samples')}"
-        self.fs.create_dir(directory, recursive=True)
-        final = f"{directory}/{_safe(f'{key.study}.{key.trial_id}')}.npz"
-        temporary = f"{directory}/.{uuid.uuid4().hex}.tmp"
-        with self.fs.open_output_stream(temporary) as stream:
-            stream.write(buffer.getvalue())
-        self.fs.move(temporary, final)
+        final = f"{self.base}/{key.folder('samples')}/{_safe(f'{key.study}.{key.trial_id}')}.npz"
+        write_atomic(self.fs, final, buffer.getvalue())
         return final
 
     def files(self, table: str = "results") -> list[str]:

@@ -114,7 +114,8 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
     )
     outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
-    TrialRecords(paths.data_root).delete(set(TrialRecords(paths.data_root).trial_ids()) - set(outcome.trial_ids))
+    records = TrialRecords(paths.data_root)
+    records.delete(set(records.trial_ids()) - set(outcome.trial_ids))
     if experiment.finish and len(trials) >= experiment.total_trials and all(
             t.status in ("TERMINATED", "ERROR") for t in trials):
         experiment.finish()

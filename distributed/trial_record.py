@@ -18,11 +18,11 @@ Layout: ``<data root>/trials/<trial id>.json``, a JSON object::
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from typing import Any, Iterable
 
 import pyarrow.fs as pafs
+
+from omasgan.trainables.storage import open_filesystem, write_atomic
 
 TRIALS_FOLDER = "trials"
 
@@ -31,10 +31,7 @@ class TrialRecords:
     """Read, write and delete the records of one study's trials under ``<root>/trials``."""
 
     def __init__(self, root: str) -> None:
-        if "://" in root:
-            self.fs, base = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, base = pafs.LocalFileSystem(), os.path.abspath(root)
+        self.fs, base = open_filesystem(root)
         self.folder = f"{base}/{TRIALS_FOLDER}"
 
     def path(self, trial_id: str) -> str:
@@ -51,11 +48,7 @@ class TrialRecords:
 
     def write(self, trial_id: str, record: dict[str, Any]) -> None:
         """Replace the trial's record atomically (write a temporary file, then move it)."""
-        self.fs.create_dir(self.folder, recursive=True)
-        temporary = f"{self.folder}/.{trial_id}.{uuid.uuid4().hex}.part"
-        with self.fs.open_output_stream(temporary) as handle:
-            handle.write(json.dumps(record).encode())
-        self.fs.move(temporary, self.path(trial_id))
+        write_atomic(self.fs, self.path(trial_id), json.dumps(record).encode())
 
     def trial_ids(self) -> list[str]:
         if self.fs.get_file_info(self.folder).type != pafs.FileType.Directory:

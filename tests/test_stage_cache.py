@@ -47,7 +47,7 @@ def test_truncated_entry_is_discarded_and_rebuilt(tmp_path):
     payload, how = cache.get_or_build("task1", "k", lambda: {"value": 2})
     assert (payload, how) == ({"value": 2}, "miss")
     assert cache.get("task1", "k") == {"value": 2}
-    assert not list((tmp_path / "task1").glob("*.tmp-*")) and not (tmp_path / "task1" / "k.lock").exists()
+    assert sorted(p.name for p in (tmp_path / "task1").iterdir()) == ["k.entry"]  # no temporary, no lock
 
 
 def test_single_flight_two_concurrent_callers_build_once(tmp_path):

@@ -42,6 +42,7 @@ import torch
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import OMASGANError
 from omasgan.provenance import CODE_VERSION
+from omasgan.trainables.storage import open_filesystem, write_atomic
 
 MAGIC = b"OMASGAN-STAGE-CACHE/1\n"
 DATA_KEYS = ("dataset", "protocol", "holdout", "split_seed", "val_fraction", "val_anomaly_fraction",
@@ -133,10 +134,7 @@ class StageCache:
         heartbeat_s: float = 5.0,
         poll_s: float = 0.5,
     ) -> None:
-        if "://" in root:
-            self.fs, self.base = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, self.base = pafs.LocalFileSystem(), os.path.abspath(root)
+        self.fs, self.base = open_filesystem(root)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.root = root
         self.wait_timeout_s, self.stale_after_s = wait_timeout_s, stale_after_s
@@ -162,12 +160,7 @@ class StageCache:
             return None
 
     def _write_atomic(self, path: str, blob: bytes) -> None:
-        folder = path.rsplit("/", 1)[0]
-        self.fs.create_dir(folder, recursive=True)
-        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-        with self.fs.open_output_stream(temporary) as handle:
-            handle.write(blob)
-        self.fs.move(temporary, path)
+        write_atomic(self.fs, path, blob)
 
     def _delete(self, path: str) -> None:
         try:
