@@ -154,6 +154,28 @@ def print_table(stats: pd.DataFrame) -> dict:
     return summary
 
 
+def read_json(path: Path) -> dict:
+    """The JSON object in ``path``, or {} when there is none."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def merge_timings(earlier: list[dict], latest: list[dict]) -> list[dict]:
+    """Unit timings of every run so far: one entry per (method, digit, seed), the latest run's wins
+    (a later run times only the units it trained, so earlier runs' timings must be kept)."""
+    merged = {(t["method"], t["digit"], t["seed"]): t for t in earlier}
+    merged.update({(t["method"], t["digit"], t["seed"]): t for t in latest})
+    return [merged[k] for k in sorted(merged)]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default="../shared/data")
@@ -212,13 +234,17 @@ def main() -> int:
                     print(f"  {method} digit {digit} seed {seed}: {seconds:.0f} s", flush=True)
 
     summary = print_table(table(out, seeds if args.table_only else None))
+    previous = read_json(out / "quality.json")
     document = {
         "benchmark": "MNIST leave-one-out quality (bench/quality.py)",
-        "config": args.config, "best_config": args.best_config, "threads": args.threads,
+        "config": args.config, "best_config": args.best_config or previous.get("best_config"),
+        "threads": args.threads,
         "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
-        "versions": library_versions(), "summary": summary, "timings_this_run": timings,
+        "versions": library_versions(), "summary": summary,
+        "timings": merge_timings(previous.get("timings", previous.get("timings_this_run", [])), timings),
+        "timings_this_run": timings,
     }
-    (out / "quality.json").write_text(json.dumps(document, indent=2, default=float))
+    write_text_atomic(out / "quality.json", json.dumps(document, indent=2, default=float))
     if not args.no_report and summary:
         from omasgan.distributed.report import write_report
 
