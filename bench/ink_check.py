@@ -2,6 +2,8 @@
 
     python bench/ink_check.py --data-root ../shared/data
     python bench/ink_check.py --data-root ../shared/data --scores-study bench/out/studies/mu-sensitivity
+    python bench/ink_check.py --results bench/results/quality/omasgan-best \
+        --scores-study bench/out/studies/full-search --trial cb7e1a29 --out bench/results/ink_check-best.json
 
 The trivial detector "less ink is more anomalous" scores a test image by minus its mean pixel value.
 For every held-out digit this prints its test AUROC next to the mean test AUROC (over the committed
@@ -41,6 +43,7 @@ def main() -> int:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--results", default=str(HERE / "results" / "quality" / "omasgan-paper"))
     parser.add_argument("--scores-study", help="a study folder with a scores/ table (optional)")
+    parser.add_argument("--trial", help="the trial of --scores-study to read (default: the first by id)")
     parser.add_argument("--out", default=str(HERE / "results" / "ink_check.json"))
     args = parser.parse_args()
 
@@ -68,21 +71,27 @@ def main() -> int:
     if args.scores_study:
         scores = ResultStore(args.scores_study).read("scores").to_pandas()
         scores = scores[scores.split == "test"]
-        first_trial = sorted(scores.trial_id.unique())[0]
+        trials = sorted(scores.trial_id.unique())
+        if args.trial and args.trial not in trials:
+            print(f"--trial {args.trial!r} has no test scores in {args.scores_study}; it has: {', '.join(trials)}",
+                  file=sys.stderr)
+            return 2
+        scores_trial = args.trial or trials[0]
         for d in sorted(int(k) for k in scores.holdout_class.unique()):
             x, _ = images.get(d) or ink(args.data_root, d)
             per_image[str(d)] = {}
             for k in DETECTORS:
-                unit = scores[(scores.holdout_class == d) & (scores.detector == k) & (scores.trial_id == first_trial)]
+                unit = scores[(scores.holdout_class == d) & (scores.detector == k) & (scores.trial_id == scores_trial)]
                 if len(unit):
                     per_image[str(d)][k] = float(spearmanr(unit.score, x[unit["index"].to_numpy()]).statistic)
-            print(f"digit {d} (trial {first_trial}): Spearman rho(score, ink) "
+            print(f"digit {d} (trial {scores_trial}): Spearman rho(score, ink) "
                   + ", ".join(f"{k} {r:+.2f}" for k, r in per_image[str(d)].items()))
 
     document = {"seeds": seeds, "less_ink_auroc": less_ink,
                 "omasgan_mean_auroc": {k: {str(d): float(means.loc[d, k]) for d in digits} for k in DETECTORS},
                 "pearson_r_over_digits": correlation, "spearman_rho_per_image": per_image,
-                "scores_study": args.scores_study}
+                "results": args.results, "scores_study": args.scores_study,
+                "scores_trial": scores_trial if args.scores_study else None}
     Path(args.out).write_text(json.dumps(document, indent=2))
     print(f"wrote {args.out}")
     return 0
