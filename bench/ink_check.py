@@ -2,8 +2,8 @@
 
     python bench/ink_check.py --data-root ../shared/data
     python bench/ink_check.py --data-root ../shared/data --scores-study bench/out/studies/mu-sensitivity
-    python bench/ink_check.py --results bench/results/quality/omasgan-best \
-        --scores-study bench/out/studies/full-search --trial cb7e1a29 --out bench/results/ink_check-best.json
+    python bench/ink_check.py --data-root ../shared/data --scores-study bench/out/studies/full-search \
+        --trial cb7e1a29 --out bench/results/ink_check-full-search.json
 
 The trivial detector "less ink is more anomalous" scores a test image by minus its mean pixel value.
 For every held-out digit this prints its test AUROC next to the mean test AUROC (over the committed

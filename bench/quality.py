@@ -170,6 +170,13 @@ def merge_timings(earlier: list[dict], latest: list[dict]) -> list[dict]:
     return [merged[k] for k in sorted(merged)]
 
 
+def record_timing(path: Path, timing: dict) -> None:
+    """Add one unit's timing to the ``timings`` of quality.json, leaving the rest as it is."""
+    document = read_json(path)
+    document["timings"] = merge_timings(document.get("timings", document.get("timings_this_run", [])), [timing])
+    write_text_atomic(path, json.dumps(document, indent=2, default=float))
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)
@@ -231,6 +238,7 @@ def main() -> int:
                     else:
                         seconds = run_omasgan_unit(folder, method, bases[method], digit, seed, cache, args.threads)
                     timings.append({"method": method, "digit": digit, "seed": seed, "seconds": round(seconds, 1)})
+                    record_timing(out / "quality.json", timings[-1])  # kept even if the run is stopped
                     print(f"  {method} digit {digit} seed {seed}: {seconds:.0f} s", flush=True)
 
     summary = print_table(table(out, seeds if args.table_only else None))
