@@ -170,10 +170,15 @@ def merge_timings(earlier: list[dict], latest: list[dict]) -> list[dict]:
     return [merged[k] for k in sorted(merged)]
 
 
+def stored_timings(document: dict) -> list[dict]:
+    """The unit timings a quality.json holds (``timings_this_run`` in files of older runs)."""
+    return document.get("timings", document.get("timings_this_run", []))
+
+
 def record_timing(path: Path, timing: dict) -> None:
     """Add one unit's timing to the ``timings`` of quality.json, leaving the rest as it is."""
     document = read_json(path)
-    document["timings"] = merge_timings(document.get("timings", document.get("timings_this_run", [])), [timing])
+    document["timings"] = merge_timings(stored_timings(document), [timing])
     write_text_atomic(path, json.dumps(document, indent=2, default=float))
 
 
@@ -249,7 +254,7 @@ def main() -> int:
         "threads": args.threads,
         "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
         "versions": library_versions(), "summary": summary,
-        "timings": merge_timings(previous.get("timings", previous.get("timings_this_run", [])), timings),
+        "timings": stored_timings(previous),  # this run's units were recorded as each one finished
         "timings_this_run": timings,
     }
     write_text_atomic(out / "quality.json", json.dumps(document, indent=2, default=float))
