@@ -281,6 +281,11 @@ class OMASGANConfig:
     task3: Task3Config = field(default_factory=Task3Config)
     j: JConfig = field(default_factory=JConfig)
     seed: int = 0
+    threads: int = 1
+    """torch CPU threads of every stage and of scoring.  Part of a run's identity: on the CPU the
+    thread count changes the order of floating-point reductions, and GAN training amplifies that
+    (the same seed at 1 and at 2 threads can end far apart), so it is in the stage-cache key and in
+    every result row."""
 
     def __post_init__(self) -> None:
         for name, kind in _section_types().items():
@@ -288,6 +293,8 @@ class OMASGANConfig:
                 raise ConfigError(f"config section {name!r} must be a {kind.__name__}")
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} is out of range; it must be >= 0")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"threads={self.threads!r} is out of range; it must be an integer >= 1")
 
     # ---- conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
