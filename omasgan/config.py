@@ -5,7 +5,7 @@ invalid value is rejected with one line naming it and what is allowed, before an
 any network is built.  A whole config is loaded from a nested dict, a JSON or a YAML file, and
 overridden with dotted keys (``task2.mu=0.2``), whose values are parsed as YAML scalars.
 
-``default_config(dataset)`` gives the paper's defaults for a data set (DESIGN.md 3.3-3.5):
+``default_config(dataset)`` gives the paper's defaults for a data set (docs/design.md 3.3-3.5):
 synthetic Q = 4096, N = 100, mu = 8, nu = 20; image sets Q = 1024, N = 256, mu = 0.2, nu = 0.3;
 alpha = 0.3, beta = 1, gamma = 0.7, delta = 0.4 (alpha + delta = 0.7); zeta = 0.5.
 """
@@ -70,7 +70,7 @@ def _check_optimizer(section: str, lr: float, beta1: float, beta2: float) -> Non
 
 @dataclass
 class DataConfig:
-    """Which data, which protocol (DESIGN.md section 4) and how the splits are cut."""
+    """Which data, which protocol (docs/design.md section 4) and how the splits are cut."""
 
     dataset: str = "digits"
     protocol: str = "loo"
@@ -109,7 +109,7 @@ class DataConfig:
 
 @dataclass
 class NetworkConfig:
-    """Architectures of G/B (generator family) and D/C/J (discriminator family), DESIGN.md 3.7."""
+    """Architectures of G/B (generator family) and D/C/J (discriminator family), docs/design.md 3.7."""
 
     kind: str = "mlp"
     latent_dim: int = 16
@@ -128,7 +128,7 @@ class NetworkConfig:
 
 @dataclass
 class DivergenceConfig:
-    """The distribution metric shared by Tasks 1-3 and J (DESIGN.md 3.1).
+    """The distribution metric shared by Tasks 1-3 and J (docs/design.md 3.1).
 
     ``klwgan_tau`` is the KL-WGAN temperature, ``gp_weight`` the WGAN-GP lambda, ``r1_gamma`` the
     weight of the optional R1 penalty (gamma/2 * E||grad_x v(x)||^2 on P-side samples).
@@ -489,7 +489,7 @@ _IMAGE_SETS_32 = ("cifar10", "svhn")
 
 
 def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig:
-    """The paper's defaults for ``dataset`` (DESIGN.md 3.3-3.5), with practical epoch budgets.
+    """The paper's defaults for ``dataset`` (docs/design.md 3.3-3.5), with practical epoch budgets.
 
     The paper trains 500 epochs on MNIST; the defaults here are budgets a CPU can finish, and every
     one of them can be overridden (``task1.epochs=500``).

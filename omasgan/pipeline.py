@@ -1,6 +1,6 @@
 """Task 1 -> Task 2 -> Task 3 -> J in order, with each detector stage scored on the splits.
 
-Stage inputs (DESIGN.md 3.2-3.5):
+Stage inputs (docs/design.md 3.2-3.5):
     task1: the normal training data
     task2: task1's G and D
     task3: task1's G and D, task2's B
