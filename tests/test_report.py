@@ -233,7 +233,8 @@ def test_search_section_importance_and_ranking(studies):
     assert set(importance["param"]) == {"task2.mu", "j.zeta"} and importance["importance"].sum() == pytest.approx(1.0)
     ranking = _csv(page, "ranking-srch")
     assert list(ranking["trial_id"]) == ["t1", "t2", "t0"] and list(ranking["units"]) == [2, 2, 1]
-    assert ranking["val_auroc"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
+    assert ranking["objective"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
+    assert list(ranking["complete"]) == [True, True, False]  # t0 has a failed unit: not scored on the other
     assert "split=val (validation split only)" in text
     assert "Search study `srch`: trial `t1` is shown" in text
     assert "| srch | t0 | 1 | 0 | omasgan | j | loss became nan |" in text  # the error row, first line
@@ -242,7 +243,9 @@ def test_search_section_importance_and_ranking(studies):
 def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
     root, page = studies
     path = page.parent / "best-config.json"
-    config = json.loads(path.read_text())
+    document = json.loads(path.read_text())
+    config = document["config"]
+    assert document["chosen_by"]["confirmed"] is False and document["chosen_by"]["trial"] == "t1"
     assert "seed" not in config and "holdout" not in config["data"]
     assert config["task2"]["mu"] == SEARCH_MU["t1"]  # t1: best validation AUROC; t2 is best on test
     stored = json.loads(_rows(root, "srch").query("trial_id == 't1' and stage == 'j'").config_json.iloc[0])
