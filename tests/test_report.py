@@ -326,3 +326,27 @@ def test_failed_report_keeps_the_previous_one(studies, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         write_report(root / "sds", out=tmp_path / "rep")
     assert first.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_error_bars_seed_summary_and_noise_floor_equal_pandas_and_scipy(studies):
+    from scipy import stats
+
+    root, page = studies
+    rows = _rows(root, "sds")
+    test = rows[(rows.status == "ok") & (rows.split == "test") & (rows.detector == "final")]
+    sd = _csv(page, "auroc-sd-synthetic-sds").set_index("holdout_class")
+    for k in CLASSES:
+        assert sd.loc[str(k), "final"] == pytest.approx(test[test.holdout_class == k].auroc.std(ddof=1))
+    per_seed = test.groupby("seed").auroc.mean()
+    assert sd.loc["mean", "final"] == pytest.approx(per_seed.std(ddof=1))  # SD over seeds of the class mean
+    summary = _csv(page, "seed-summary").set_index(["source", "model"]).loc[("sds", "final")]
+    assert summary["mean"] == pytest.approx(test.auroc.mean()) and summary["units"] == 6
+    assert summary["iqm"] == pytest.approx(stats.trim_mean(test.auroc, 0.25))
+    assert summary["iqm_low"] <= summary["iqm"] <= summary["iqm_high"]
+    assert summary["below_chance"] == int((test.auroc < 0.5).sum())
+    floor = _csv(page, "noise-floor").set_index(["source", "model"]).loc[("sds", "final")]
+    within = test.groupby("holdout_class").auroc.var(ddof=1)
+    assert floor["unit_sd"] == pytest.approx(np.sqrt(within.mean()))  # equal seeds per class: the mean variance
+    assert floor["dof"] == 4 and floor["detectable_3_seeds"] == pytest.approx(floor["detectable_here"])
+    text = page.read_text()
+    assert "error bars: SD over seeds" in text and "3.1 Noise floor" in text
