@@ -106,14 +106,12 @@ def choose_candidates(rows: pd.DataFrame, spec: StudySpec, top: int) -> list[Can
     candidates = [Candidate(BASE_LABEL, base)]
     ranking = search_ranking(rows, spec)
     for record in ranking[ranking["complete"]].itertuples(index=False):
-        if len(candidates) > top:
-            break
         config_rows = rows[(rows["trial_id"] == record.trial_id) & rows["config_json"].notna()]
         overrides = flat_config(json.loads(config_rows["config_json"].iloc[0]))
         if overrides == base:
-            candidates[0].search_objective = float(record.objective)
-            continue
-        candidates.append(Candidate(record.trial_id, overrides, float(record.objective)))
+            candidates[0].search_objective = float(record.objective)  # the base's own search trial
+        elif len(candidates) <= top:
+            candidates.append(Candidate(record.trial_id, overrides, float(record.objective)))
     if len(candidates) == 1:
         raise ConfigError(f"study {spec.name!r} has no complete search trial besides the base config to confirm "
                           f"({len(ranking)} trial(s) with validation rows of J)")
