@@ -48,7 +48,8 @@ def alarm_table(results: pd.DataFrame) -> pd.DataFrame:
     table = _means(task2)
     j_rows = rows[(rows["stage"] == "j") & (rows["split"] == "val")]
     if "alarm_ink_spearman" in rows.columns and j_rows["alarm_ink_spearman"].notna().any():
-        spearman = j_rows.groupby(["study", "trial_id"])["alarm_ink_spearman"].mean().rename("j_ink_spearman")
+        spearman = j_rows.dropna(subset=["alarm_ink_spearman"]).groupby(["study", "trial_id"])[
+            "alarm_ink_spearman"].mean().rename("j_ink_spearman")
         table = table.merge(spearman.reset_index(), on=["study", "trial_id"], how="outer")
     refined = _means(j_rows, prefix="refined_")
     if len(refined) and "refined_units" in refined:

@@ -3,7 +3,9 @@
     pixel        phi(x) = x                         (the paper)
     critic       phi(x) = D.features(x)             the penultimate layer of Task 1's D, frozen
     autoencoder  phi(x) = enc(x)                    the encoder of an autoencoder trained here on the
-                                                    normal training data, then frozen
+                                                    normal training data (``ae_epochs`` epochs of
+                                                    Adam at ``ae_lr``, batches of task1.batch_size),
+                                                    then frozen
 
 Task 2 then uses d(B, G) = mean_i min_j ||phi(B(z_i)) - phi(G(z_j))||_p and
 s = mean_i 1/(N-1) sum_{j != i} ||z_i - z_j|| / (||phi(B(z_i)) - phi(B(z_j))|| + eps); gradients
@@ -44,7 +46,7 @@ def task2_feature_map(
         torch.manual_seed(seed)
         model = build_autoencoder(tuple(train_x.shape[1:]), train_x.dim() == 4, cfg.ae_latent_dim, cfg.ae_width,
                                   key="task2.ae_latent_dim").to(device)
-    history = train_autoencoder(model, train_x, epochs=cfg.ae_epochs, lr=cfg.ae_lr, batch_size=cfg.batch_size,
+    history = train_autoencoder(model, train_x, epochs=cfg.ae_epochs, lr=cfg.ae_lr, batch_size=config.task1.batch_size,
                                 seed=seed + 1)
     return freeze(model).encoder, {"ae_loss": history}
 

@@ -55,15 +55,16 @@ def refine_loss(v_boundary: Tensor, samples: Tensor, reference: Tensor, eps: flo
 
 
 def median_nn_distance(x: Tensor, max_rows: int = 2048, seed: int = 0) -> float:
-    """The median over (at most ``max_rows``, drawn with a generator seeded ``seed``) rows of x of the
-    Euclidean distance to the nearest OTHER row of that subset (leave-one-out)."""
+    """The median (the mean of the two middle values for an even count) over (at most ``max_rows``,
+    drawn with a generator seeded ``seed``) rows of x of the Euclidean distance to the nearest OTHER
+    row of that subset (leave-one-out)."""
     n = x.shape[0]
     if n < 2:
         return 0.0
     rows = x if n <= max_rows else x[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_rows]]
     distances = torch.cdist(_flat(rows), _flat(rows))
     distances.fill_diagonal_(float("inf"))
-    return float(distances.min(dim=1).values.median())
+    return float(distances.min(dim=1).values.double().quantile(0.5))
 
 
 @contextmanager

@@ -18,8 +18,10 @@ constant in B); ``loss_d`` is the critic's loss, minus its estimate of m(B, G). 
 Variants (``task2.*``, the defaults are the paper's):
 - ``feature_space``: d and s are measured on phi(B(z)), phi(G(z)) (:mod:`.feature_space`); the
   autoencoder's per-epoch loss is logged as ``ae_loss``.
-- ``boundaries`` = K > 1: B_1..B_K, each from G's weights with its own critic D_m,k (also from Task
-  1's D), share each step's z and bank and together minimise
+- ``boundaries`` = K > 1: B_1..B_K, each from G's weights (every one but the first jittered by a
+  factor 1 + 0.02 N(0, 1) per weight, to leave the symmetric start where the diversity term has no
+  gradient) with its own critic D_m,k (also from Task 1's D), share each step's z and bank and
+  together minimise
 
       sum_k [E_z[fake_term(D_m,k(B_k(z)))] + mu d(B_k, G) + nu s(B_k, z)] + diversity * div(o_1..o_K)
 
@@ -74,6 +76,8 @@ def train_task2(
     k_count = cfg.boundaries
     frozen_g = freeze(generator)
     boundaries = [trainable_copy(generator) for _ in range(k_count)]
+    for boundary in boundaries[1:]:
+        _break_symmetry(boundary)
     critics = [trainable_copy(discriminator) for _ in range(k_count)]
     opt_b = adam(boundaries[0] if k_count == 1 else nn.ModuleList(boundaries), cfg.lr_b, cfg.beta1, cfg.beta2)
     opt_ds = [adam(critic, cfg.lr_d, cfg.beta1, cfg.beta2) for critic in critics]
@@ -131,6 +135,18 @@ def train_task2(
         modules["critic" if k == 0 else f"critic_{k}"] = critic
     history = {**log.history, **feature_history}
     return StageResult("task2", modules, history, timer.elapsed(), step)
+
+
+SYMMETRY_BREAK = 0.02
+"""B_k (k >= 1) starts from G's weights times (1 + SYMMETRY_BREAK * N(0, 1)), elementwise."""
+
+
+@torch.no_grad()
+def _break_symmetry(boundary: nn.Module) -> None:
+    """K copies of G are a stationary point of the diversity term (a cosine similarity has zero
+    gradient where two offsets point the same way), so every B_k but the first is jittered a little."""
+    for parameter in boundary.parameters():
+        parameter.mul_(1.0 + SYMMETRY_BREAK * torch.randn_like(parameter))
 
 
 @torch.no_grad()
