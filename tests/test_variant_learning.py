@@ -191,3 +191,14 @@ def test_the_alarm_flags_an_ink_shift_and_not_a_faithful_sampler():
 
     shifted = shortcut_alarm(Fainter(), data, latent_dim=8, seed=1)
     assert shifted["ink_auroc"] < 0.05 and separability(shifted["ink_auroc"]) > 0.95
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_variant_runs_on_cuda():
+    splits = load_splits("synthetic", "loo", 4, synthetic_n_per_class=60).to("cuda")
+    config = tiny_config(n_per_class=60, task1__epochs=2, task2__epochs=1, task3__epochs=1, j__epochs=2,
+                         task2__boundaries=2, task2__feature_space="autoencoder", task2__ae_epochs=2,
+                         j__refine_steps=1, j__refine_patience=1, j__score="fusion")
+    result = run_pipeline(config, splits)
+    assert result.metrics["final"]["test"]["auroc"] == result.metrics["final"]["test"]["auroc"]  # finite, not NaN
+    assert set(result.alarms) == {"task2", "j"}
