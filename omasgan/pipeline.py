@@ -1,6 +1,6 @@
 """Task 1 -> Task 2 -> Task 3 -> J in order, with each detector stage scored on the splits.
 
-Stage inputs (DESIGN.md 3.2-3.5):
+Stage inputs (docs/design.md 3.2-3.5):
     task1: the normal training data
     task2: task1's G and D
     task3: task1's G and D, task2's B
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from torch import nn
 
 from .alarm import alarm_seed, ink_spearman, shortcut_alarm
@@ -86,7 +87,9 @@ def run_stage(
     upstream: dict[str, StageResult],
     on_epoch: EpochCallback | None = None,
 ) -> StageResult:
-    """Train one stage given the results of the stages before it (see the module docstring)."""
+    """Train one stage given the results of the stages before it (see the module docstring), with
+    ``config.threads`` torch threads (part of the run's identity, see :class:`OMASGANConfig`)."""
+    torch.set_num_threads(config.threads)
     x = splits.train_x
     if stage == "task1":
         return train_task1(config, x, is_image=splits.is_image, on_epoch=on_epoch)
@@ -118,8 +121,9 @@ def evaluate_detector(
     detector: str, critic: nn.Module, config: OMASGANConfig, splits: DataSplits, *, score_test: bool = True,
     score_fn: Callable | None = None,
 ) -> StageEvaluation:
-    """Score validation (choose the max-F1 threshold there) and, once, test; ``score_fn(x)`` replaces
-    the stage's own score of ``critic`` when given."""
+    """Score validation (choose the max-F1 threshold there) and, once, test (``config.threads`` threads);
+    ``score_fn(x)`` replaces the stage's own score of ``critic`` when given."""
+    torch.set_num_threads(config.threads)
     divergence = build_divergence(config.divergence)
     score = score_fn or (lambda x: anomaly_scores(detector, critic, x, divergence))
     val_scores = score(splits.val_x).cpu().numpy()
@@ -136,6 +140,7 @@ def evaluate_detector(
 
 def final_score(result: StageResult, config: OMASGANConfig, splits: DataSplits) -> FinalScore:
     """The J stage's ``j.score``, fitted on the validation normals (validation labels pick only those)."""
+    torch.set_num_threads(config.threads)
     return FinalScore.from_modules(config, result.modules).fit(splits.val_x[splits.val_y == 0])
 
 
