@@ -1,6 +1,6 @@
 """The final detector's anomaly score (``j.score``); higher = more anomalous, always.
 
-    j        s(x) = j(x)                          J's raw logit (the paper; DESIGN.md 3.6)
+    j        s(x) = j(x)                          J's raw logit (the paper; docs/design.md 3.6)
     critic   s(x) = -g_f(c(x))                    Task 3's critic score (the ``task3`` detector's)
     fusion   s(x) = ( (j(x) - a_j) / b_j + (-g_f(c(x)) - a_c) / b_c ) / 2
 

@@ -1,4 +1,4 @@
-"""Where Task 2 measures d and s (``task2.feature_space``, DESIGN.md 3.3 for the pixel case).
+"""Where Task 2 measures d and s (``task2.feature_space``, docs/design.md 3.3 for the pixel case).
 
     pixel        phi(x) = x                         (the paper)
     critic       phi(x) = D.features(x)             the penultimate layer of Task 1's D, frozen
