@@ -17,7 +17,8 @@ Sections; each is left out with one line saying why when its inputs are missing:
   5. search history, parameter importance and the best config (chosen on validation AUROC only);
   6. histograms of J's test scores, normal vs anomalous samples;
   7. for 2-D data: x, G(z) and B(z) (Fig 3);
-  8. AUROC / AUPRC / F1 per class and detector, wall time per stage and per trial.
+  8. AUROC / AUPRC / F1 per class and detector, wall time per stage and per trial;
+  9. the shortcut alarm per study and trial (:mod:`.report_alarm`).
 Which rows each section reads is in :mod:`.report_tables`.
 """
 
@@ -37,6 +38,7 @@ from omasgan.errors import ConfigError
 
 from . import report_figures as F
 from . import report_tables as T
+from .report_alarm import section_alarm
 from .report_page import Page
 from .result_store import _safe
 
@@ -493,6 +495,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
         section_scores(page, inputs, reported, pairs)
         section_boundary(page, inputs, reported, pairs)
         section_tables(page, inputs.results, reported, pairs)
+        section_alarm(page, inputs.results)
         (building / PAGE_NAMES[fmt]).write_text(page.render(fmt))
         old = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
         if out.exists():

@@ -24,7 +24,7 @@ from .studies import (
 from .objective import AGGREGATES, check_aggregate
 from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
 
-SPACES = ("full", "task2", "task3", "j")
+SPACES = ("full", "task2", "task3", "j", "variants")
 
 
 # ---------------------------------------------------------------- the experiments of each study
@@ -332,7 +332,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_config_options(search)
     _add_run_options(search, "search")
     search.add_argument("--space", choices=SPACES, default="full",
-                        help="full: divergence, mu, nu, alpha..delta, zeta; task2 / task3 / j: that stage's only")
+                        help="full: divergence, mu, nu, alpha..delta, zeta and the variants (with their own "
+                        "parameters); task2 / task3 / j: that stage's only; variants: the variant switches "
+                        "task2.boundaries, task2.feature_space, j.refine_steps, j.score only")
     search.add_argument("--trials", type=int, default=8, help="trials (default 8)")
     search.add_argument("--objective", choices=AGGREGATES, default="mean",
                         help="how a trial's units (classes x seeds) become its objective: the mean of their validation "

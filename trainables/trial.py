@@ -7,7 +7,7 @@ keys (``{"task2.mu": 0.2}``) laid over a base config.
 
 Checkpoint folder (written at every stage boundary)::
 
-    state.json       {"completed": [...], "evaluations": {...}, "trained": {...}, "cache": {...}}
+    state.json       {"completed": [...], "evaluations": {...}, "alarms": {...}, "trained": {...}, "cache": {...}}
     <stage>.pt       the stage payload (omasgan.checkpoint format) of every completed stage
 
 A restored trial loads its completed stages from there and continues with the next one; because
@@ -32,7 +32,7 @@ from omasgan.checkpoint import modules_from_payload, stage_payload
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.metrics import METRIC_NAMES
 from omasgan.networks import check_network_shape
-from omasgan.pipeline import evaluate_stage, run_stage
+from omasgan.pipeline import evaluate_stage, run_stage, stage_alarm
 from omasgan.run import load_run_data, validate_run
 from omasgan.stages import StageResult
 
@@ -110,15 +110,18 @@ class TrialState:
     payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-sample scores of each scored stage ({"val": array, "test": array}); not checkpointed."""
+    alarms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """stage -> the shortcut alarm's figures (omasgan.pipeline.stage_alarm)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"completed": self.completed, "evaluations": self.evaluations, "trained": self.trained,
-                "cache": self.cache}
+                "cache": self.cache, "alarms": self.alarms}
 
     @classmethod
     def restore(cls, folder: Path) -> "TrialState":
         document = json.loads((folder / "state.json").read_text())
-        state = cls(document["completed"], document["evaluations"], document["trained"], document.get("cache", {}))
+        state = cls(document["completed"], document["evaluations"], document["trained"], document.get("cache", {}),
+                    alarms=document.get("alarms", {}))
         for stage in state.completed:
             state.payloads[stage] = torch.load(folder / f"{stage}.pt", map_location="cpu", weights_only=True)
         return state
@@ -156,7 +159,8 @@ def _flat_metrics(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def build_report(stage: str, state: TrialState, last_stage: str, wall_s: float) -> dict[str, Any]:
-    """The metrics reported after ``stage``: the objective, the stage, its validation metrics, the
+    """The metrics reported after ``stage``: the objective, the stage, its validation metrics, its
+    shortcut alarm (``alarm_ink_auroc``, ... after Task 2 and J), the
     validation AUROC of every detector so far, cache counters and training counts (both summed
     over every attempt of the trial); after the last
     stage also every detector's test metrics."""
@@ -175,6 +179,7 @@ def build_report(stage: str, state: TrialState, last_stage: str, wall_s: float) 
     evaluation = state.evaluations.get(stage)
     if evaluation is not None:
         report.update(_flat_metrics("val", evaluation["metrics"]["val"]))
+    report.update({f"alarm_{name}": float(value) for name, value in state.alarms.get(stage, {}).items()})
     for ev in state.evaluations.values():
         report[f"val_{ev['detector']}_auroc"] = float(ev["metrics"]["val"]["auroc"])
     if stage == last_stage:
@@ -225,6 +230,10 @@ def run_trial(
         state.payloads[stage] = payload
         scored = settings.evaluate_stages is None or stage in settings.evaluate_stages
         evaluation = evaluate_stage(stage, results[stage], config, splits) if scored else None
+        if scored:
+            alarm = stage_alarm(stage, results[stage], evaluation, config, splits)
+            if alarm:
+                state.alarms[stage] = alarm
         if evaluation is not None:
             state.scores[stage] = evaluation.scores
             state.evaluations[stage] = {"detector": evaluation.detector, "threshold": evaluation.threshold,
