@@ -122,7 +122,7 @@ def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]], wall: 
 
 def alarm_lines(alarms: dict[str, dict[str, float]], threshold: float) -> list[str]:
     """The shortcut alarm's figures (one line per stage that has them), then one WARNING line when
-    any statistic separates B(z) from x with max(AUROC, 1 - AUROC) above ``threshold``."""
+    ink or contrast separates B(z) from x with max(AUROC, 1 - AUROC) above ``threshold``."""
     from .alarm import exceeded
 
     names = {"ink_auroc": "ink", "contrast_auroc": "contrast", "nn_auroc": "nearest-neighbour distance"}
