@@ -104,7 +104,8 @@ def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
     torch.set_num_threads(task.threads)
     device = trial_device()
     summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
-                                study_kind=task.study_kind, trial_id=task.trial_id, device=device)
+                                study_kind=task.study_kind, trial_id=task.trial_id, device=device,
+                                raise_system_errors=True)
     return UnitOutcome(task.holdout, task.seed, "baseline", summary["status"], error=summary["error"],
                        detector=summary["method"] if summary["status"] == "ok" else None,
                        metrics=summary["metrics"] or {}, wall_time_s=summary["wall_time_s"] or 0.0, device=device)

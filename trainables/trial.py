@@ -30,6 +30,7 @@ import torch
 
 from omasgan.checkpoint import modules_from_payload, stage_payload
 from omasgan.config import STAGES, OMASGANConfig
+from omasgan.errors import TrainingDivergedError
 from omasgan.metrics import METRIC_NAMES
 from omasgan.networks import check_network_shape
 from omasgan.pipeline import evaluate_stage, run_stage
@@ -55,6 +56,8 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> OMASGANConfig:
 class FaultInjection:
     """Test hook: once per trial, inside ``stage`` after ``epoch`` epochs, either raise (``action =
     "raise"``) or stop for ``pause_s`` seconds (``"pause"``, so a test can kill the driver there).
+    ``error`` says what is raised: ``"system"`` a RuntimeError (the system failed: retried),
+    ``"unit"`` a TrainingDivergedError (the config failed: an error row in a study).
     A marker file in ``marker_dir`` records that the fault fired, so the retry runs through."""
 
     stage: str
@@ -62,6 +65,7 @@ class FaultInjection:
     marker_dir: str
     action: str = "raise"
     pause_s: float = 600.0
+    error: str = "system"
 
     def hook(self, trial_id: str) -> Callable[[str, int, int, dict[str, float]], None]:
         marker = Path(self.marker_dir) / f"fault-{trial_id}"
@@ -73,6 +77,8 @@ class FaultInjection:
                 if self.action == "pause":
                     time.sleep(self.pause_s)
                     return
+                if self.error == "unit":
+                    raise TrainingDivergedError(f"injected fault in {stage} at epoch {epoch}")
                 raise RuntimeError(f"injected fault in {stage} at epoch {epoch}")
 
         return on_epoch
