@@ -1,10 +1,10 @@
-"""Runs a prepared study as one Ray Tune experiment: Ray start or join, the trial plan, Tuner (or
-``Tuner.restore`` on ``--resume``), and the clean-up of rows no recorded trial owns."""
+"""Runs a prepared study as one Ray Tune experiment: Ray start or join, the trial plan (units per trial
+from the cluster's maximum, see :mod:`.capacity`), Tuner (or ``Tuner.restore`` on ``--resume``), and
+the clean-up of rows no recorded trial owns, which only the holder of the study's driver lease does."""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -12,11 +12,12 @@ from typing import Any, Callable
 import ray
 from ray import tune
 
+from .capacity import ClusterShape, check_fit, joined_cluster_shape, this_machine
 from .progress import StudyProgress
 from .result_store import ResultStore
 from .studies import RunOptions, StudyOutcome, StudyPaths
 from .study_folder import StudySpec
-from .study_trainable import DRIVER_BUNDLE, OBJECTIVE, TrialPlan, make_study_trainable
+from .study_trainable import OBJECTIVE, TrialPlan, make_study_trainable
 from .trial_record import TrialRecords
 
 
@@ -51,31 +52,37 @@ def start_ray(options: RunOptions) -> None:
         ray.init(num_cpus=(os.cpu_count() or 1) + 1, **quiet)
 
 
-def parallel_units(spec: StudySpec, options: RunOptions) -> int:
-    """Units a trial runs at once: ``--parallel-units``, else as many as the cluster's CPUs (and GPUs)
-    hold next to one trial coordinator."""
-    if options.parallel_units:
-        return min(options.parallel_units, len(spec.units))
-    resources = ray.cluster_resources()
-    fit = math.floor((resources.get("CPU", 1) - DRIVER_BUNDLE["CPU"]) / options.cpus_per_unit)
-    if options.gpus_per_unit:
-        fit = min(fit, math.floor(resources.get("GPU", 0) / options.gpus_per_unit))
-    return max(1, min(len(spec.units), fit))
+def parallel_units(spec: StudySpec, options: RunOptions, shape: ClusterShape) -> int:
+    """Units a trial runs at once: ``--parallel-units``, else as many as the cluster can ever hold
+    (``shape``: its maximum); a ConfigError with the numbers when the trial's group can never fit."""
+    return check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
 
 
-def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths) -> TrialPlan:
+def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths, shape: ClusterShape) -> TrialPlan:
     return TrialPlan(
         study=spec.name, study_kind=spec.kind, base_config=spec.base_config, units=[list(u) for u in spec.units],
         last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
         cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
-        parallel_units=parallel_units(spec, options), baseline=spec.options.get("baseline"), fault=options.fault,
+        parallel_units=parallel_units(spec, options, shape), baseline=spec.options.get("baseline"),
+        fault=options.fault,
     )
 
 
-def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, experiment: Experiment) -> StudyOutcome:
-    """Fit (or restore and finish) the study's Tune experiment and return its outcome."""
+def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, experiment: Experiment,
+                   lease: Any = None) -> StudyOutcome:
+    """Fit (or restore and finish) the study's Tune experiment and return its outcome.
+
+    Without ``--address`` the placement check runs before Ray starts.  Files are deleted (orphan rows,
+    records) only while this driver holds ``lease`` (when one is given)."""
+    from .study_control import bind_journal, warn
+
+    shape = None if options.address or ray.is_initialized() else this_machine()
+    if shape is not None:
+        check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
     start_ray(options)
-    plan = trial_plan(spec, options, paths)
+    plan = trial_plan(spec, options, paths, shape or joined_cluster_shape())
+    if spec.kind == "search":
+        bind_journal(spec.name, paths.journal, paths.data_root if paths.remote else None)
     trainable = make_study_trainable(plan)
     progress = StudyProgress(spec.name, experiment.total_trials)
     experiment_path = f"{paths.tune_root}/{spec.name}"
@@ -113,12 +120,20 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         trial_configs={t.trial_id: dict(t.config) for t in trials},
         trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
     )
+    if lease is not None and lease.lost.is_set():
+        warn(f"this driver lost the study's lease to another driver while it ran; it deletes nothing and leaves "
+             f"the study to that driver")
+        return outcome
     outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
     records = TrialRecords(paths.data_root)
     records.delete(set(records.trial_ids()) - set(outcome.trial_ids))
     if experiment.finish and len(trials) >= experiment.total_trials and all(
             t.status in ("TERMINATED", "ERROR") for t in trials):
         experiment.finish()
+    if spec.kind == "search" and paths.remote:
+        from .study_control import StudyControl
+
+        StudyControl(spec.name, paths.data_root).push_journal(paths.journal)
     return outcome
 
 
