@@ -53,12 +53,13 @@ def client(env: dict[str, str]):
 
 
 def keys(env: dict[str, str], bucket: str, prefix: str = "") -> dict[str, str]:
-    """``{key: ETag}`` of every object under ``prefix``."""
+    """``{key: ETag}`` of every object under ``prefix`` (pyarrow's directory markers, keys ending in
+    "/", left out)."""
     found, token = {}, None
     s3 = client(env)
     while True:
         page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
-        found.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
+        found.update({o["Key"]: o["ETag"] for o in page.get("Contents", []) if not o["Key"].endswith("/")})
         if not page.get("IsTruncated"):
             return found
         token = page["NextContinuationToken"]
