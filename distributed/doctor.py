@@ -293,7 +293,7 @@ def add_doctor_parser(sub: argparse._SubParsersAction) -> None:
         "check: CUDA and the NVIDIA driver against torch, equal code versions, storage written on one node "
         "read on another (and its exclusive create), the data root, and S3 credentials. Exit status 1 when any "
         "check failed.")
-    doctor.add_argument("--address", help="the cluster to check (auto, or ray://HOST:10001); default: this machine")
+    doctor.add_argument("--address", help="the cluster to check (auto, or ray://HOST:10001); default or local: this machine")
     doctor.add_argument("--storage", help="the study storage to check (a shared folder or s3://... / gs://...)")
     doctor.add_argument("--data-root", help="the data folder every node must have")
     doctor.add_argument("--dataset", help="also load this data set's classes from --data-root on every node")

@@ -276,7 +276,8 @@ def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
                         "--storage; run options not given are restored")
     # the run options' defaults are None: RunOptions holds the real defaults, and --resume restores the
     # options not given from study.json
-    parser.add_argument("--address", help="join a Ray cluster (auto, or ray://HOST:10001); default: embedded Ray")
+    parser.add_argument("--address", help="join a Ray cluster (auto, or ray://HOST:10001); local or none: an embedded "
+                        "Ray on this machine")
     parser.add_argument("--cpus-per-unit", type=float, help="CPUs of one (class, seed) unit (default 1)")
     parser.add_argument("--gpus-per-unit", "--gpus-per-trial", dest="gpus_per_unit", type=float,
                         help="GPUs of one unit; fractions pack several on one GPU (default 0)")

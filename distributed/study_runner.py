@@ -34,8 +34,17 @@ class Experiment:
     """Runs after the experiment, only when every one of its trials has ended."""
 
 
+EMBEDDED = "local"
+"""``--address local``: the embedded Ray on this machine, said explicitly (e.g. to resume on a laptop a
+study whose stored address is ``auto``)."""
+
+
+def joins_cluster(options: RunOptions) -> bool:
+    return bool(options.address) and options.address != EMBEDDED
+
+
 def start_ray(options: RunOptions) -> None:
-    """Join ``--address``, or start an embedded Ray on this machine.
+    """Join ``--address``, or start an embedded Ray on this machine (no address, or ``local``).
 
     The embedded instance declares one logical CPU more than the machine has: each running trial's
     coordinator holds a 0.01-CPU bundle and only waits on its units, so the units can use every core."""
@@ -46,7 +55,7 @@ def start_ray(options: RunOptions) -> None:
     if ray.is_initialized():
         return
     quiet = {"log_to_driver": options.verbose, "include_dashboard": False, "logging_level": logging.WARNING}
-    if options.address:
+    if joins_cluster(options):
         ray.init(address=options.address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
     else:
         ray.init(num_cpus=(os.cpu_count() or 1) + 1, **quiet)
@@ -76,7 +85,7 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
     records) only while this driver holds ``lease`` (when one is given)."""
     from .study_control import bind_journal, warn
 
-    shape = None if options.address or ray.is_initialized() else this_machine()
+    shape = None if joins_cluster(options) or ray.is_initialized() else this_machine()
     if shape is not None:
         check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
     start_ray(options)
