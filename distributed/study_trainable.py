@@ -95,13 +95,10 @@ def _unit_task(task: UnitTask) -> UnitOutcome:
 
 @ray.remote(max_retries=0)
 def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
-    import torch
-
     from omasgan.baselines import BaselineConfig
 
     from .baseline_study import run_baseline_unit
 
-    torch.set_num_threads(task.threads)
     device = trial_device()
     summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
                                 study_kind=task.study_kind, trial_id=task.trial_id, device=device,
@@ -121,8 +118,7 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
     tasks = [
         UnitTask(study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
                  params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
-                 store_root=plan.store_root, sweep=sweep_of(params), threads=max(1, int(plan.cpus_per_unit)),
-                 fault=plan.fault)
+                 store_root=plan.store_root, sweep=sweep_of(params), fault=plan.fault)
         for k, s in units
     ]
     if plan.baseline:

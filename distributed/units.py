@@ -70,7 +70,6 @@ class UnitTask:
     cache_root: str
     store_root: str
     sweep: tuple[str, float] | None = None
-    threads: int = 1
     write_scores: bool = True
     fault: Any = None  # a trainables.FaultInjection (tests only)
 
@@ -113,7 +112,6 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     propagates unchanged and no row is written, so the trial fails and Tune retries it.  When this
     call trained any stage, the counts are in the trial's training ledger before any row is written.
     """
-    torch.set_num_threads(max(1, task.threads))
     store = ResultStore(task.store_root)
     config = task.config()
     key = task.key(config)

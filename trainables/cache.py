@@ -95,6 +95,7 @@ def stage_dependencies(config: OMASGANConfig, stage: str) -> dict[str, Any]:
         "stage": stage,
         "data": data,
         "seed": config.seed,
+        "threads": config.threads,
         "network": everything["network"],
         "divergence": everything["divergence"],
         "stages": {name: everything[name] for name in upstream},
