@@ -56,13 +56,15 @@ def test_single_flight_two_concurrent_callers_build_once(tmp_path):
 
     def build():
         builds.append(threading.get_ident())
-        time.sleep(1.0)
+        time.sleep(2.0)
         return {"value": 42}
 
     outcomes = []
+    start = threading.Barrier(2)
 
     def call():
         cache = StageCache(str(tmp_path), poll_s=0.05)
+        start.wait()  # both ask at once (the build's 1 s covers a late thread on a loaded machine)
         outcomes.append(cache.get_or_build("task1", "shared", build))
 
     threads = [threading.Thread(target=call) for _ in range(2)]
