@@ -26,7 +26,6 @@ copy, not to a path on the machine that started it (:func:`bind_journal`).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time

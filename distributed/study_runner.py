@@ -130,8 +130,8 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
     )
     if lease is not None and lease.lost.is_set():
-        warn(f"this driver lost the study's lease to another driver while it ran; it deletes nothing and leaves "
-             f"the study to that driver")
+        warn("this driver lost the study's lease to another driver while it ran; it deletes nothing and leaves "
+             "the study to that driver")
         return outcome
     outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
     records = TrialRecords(paths.data_root)
