@@ -29,6 +29,8 @@ from omasgan.errors import ConfigError
 from .study_trainable import DRIVER_BUNDLE
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+AUTOSCALER_CONFIG_ENV = "OMASGAN_AUTOSCALER_CONFIG"
+"""Where on the head the autoscaler's config is, when not at BOOTSTRAP_CONFIG (``ray up`` puts it there)."""
 EPSILON = 1e-9
 
 
@@ -178,8 +180,8 @@ def shape_from_nodes(nodes: list[dict[str, Any]]) -> ClusterShape:
     return ClusterShape(node_types, "the nodes alive now (no autoscaler config found)")
 
 
-def _read_bootstrap_config() -> str | None:
-    path = os.path.expanduser(BOOTSTRAP_CONFIG)
+def _read_bootstrap_config(path: str) -> str | None:
+    path = os.path.expanduser(path)
     try:
         with open(path) as handle:
             return handle.read()
@@ -189,7 +191,8 @@ def _read_bootstrap_config() -> str | None:
 
 def joined_cluster_shape() -> ClusterShape:
     """The joined cluster's maximum: the GCS's cluster config, else the autoscaler config on the head
-    (read by a task pinned to the head node), else the nodes alive now.  Needs ``ray.init`` first."""
+    (``$OMASGAN_AUTOSCALER_CONFIG`` or ``~/ray_bootstrap_config.yaml``, read by a task pinned to the head
+    node), else the nodes alive now.  Needs ``ray.init`` first."""
     import ray
     import yaml
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -207,12 +210,13 @@ def joined_cluster_shape() -> ClusterShape:
     if head is not None:
         reader = ray.remote(num_cpus=0)(_read_bootstrap_config).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(head["NodeID"], soft=False))
-        text = ray.get(reader.remote(), timeout=120)
+        path = os.environ.get(AUTOSCALER_CONFIG_ENV) or BOOTSTRAP_CONFIG
+        text = ray.get(reader.remote(path), timeout=120)
         if text:
             try:
                 config = yaml.safe_load(text)
             except yaml.YAMLError:
                 config = None
             if isinstance(config, dict) and config.get("available_node_types"):
-                return shape_from_autoscaler_config(config, f"the autoscaler config {BOOTSTRAP_CONFIG} on the head")
+                return shape_from_autoscaler_config(config, f"the autoscaler config {path} on the head")
     return shape_from_nodes(nodes)

@@ -143,3 +143,18 @@ def test_doctor_checks_the_storage_and_finds_the_gpu_torch_cannot_see(s3_ray, tm
     assert any(line.startswith("ok") and "boto3 finds AWS credentials" in line for line in out.splitlines())
     assert "one node wrote it" in out  # one node: nothing to read back elsewhere (test_multinode has three)
     assert not keys(s3_ray, BUCKET, "doctor/")  # probes cleaned up
+
+
+def test_a_joined_cluster_is_sized_by_its_autoscaler_config_on_the_head(s3_ray, monkeypatch):
+    """The driver reads the node types from the head (a task pinned there), not the nodes alive now:
+    this one-node Ray plays the head of cluster.yaml, whose workers do not exist yet."""
+    from pathlib import Path
+
+    from omasgan.distributed.capacity import check_fit, joined_cluster_shape
+
+    alive = joined_cluster_shape()
+    assert alive.source.startswith("the nodes alive now") and len(alive.node_types) == 1
+    monkeypatch.setenv("OMASGAN_AUTOSCALER_CONFIG", str(Path(__file__).resolve().parents[1] / "cluster.yaml"))
+    shape = joined_cluster_shape()
+    assert "cluster.yaml on the head" in shape.source
+    assert check_fit(shape, 4, 1, units=20, parallel_units=None) == 10  # ten g5.xlarge the autoscaler can add
