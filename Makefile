@@ -17,9 +17,11 @@ install: $(STAMP)
 
 # The main job: a small real study on sklearn's digits (embedded Ray, local files, no download):
 # an Optuna search over Task 3's weights, each trial trained and scored on held-out digits 0 and 1,
-# ending with its table, a report (figures + best-config.json) and the paths of its results.
+# then its best trial and the paper's config rerun on 3 fresh seeds and compared, paired by
+# (digit, seed), ending with its tables, the verdict, a report (figures + best-config.json) and the
+# paths of its results.
 demo: $(STAMP)
-	$(BIN)/omasgan search --dataset digits --classes 0,1 --seeds 0 --space task3 --trials 3 \
+	$(BIN)/omasgan search --dataset digits --classes 0,1 --seeds 0 --space task3 --trials 3 --confirm 1 \
 		--storage studies --name demo-$$(date +%Y%m%d-%H%M%S) --report
 
 # One full OMASGAN pipeline (Task 1 -> 2 -> 3 -> J) on digits with digit 0 held out.

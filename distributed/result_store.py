@@ -12,6 +12,12 @@ half a file.  A file's name is unique per (study, trial, unit, method, stage): w
 and stage again (a retried or resumed trial) replaces the file instead of adding a duplicate row.  The schema is explicit and
 versioned (``SCHEMA_VERSION``): the config is stored both flattened (one typed column per config
 key, ``cfg_<section>_<key>``) and as JSON.
+
+Version 2 added the shortcut alarm's columns (``ALARM_COLUMNS``, :mod:`omasgan.alarm`):
+``alarm_ink_auroc``, ``alarm_contrast_auroc`` and ``alarm_nn_auroc`` on the task2 rows (and on the j
+rows when J refined B), ``alarm_ink_spearman`` on the j rows; and the config columns of the issue-12
+variants.  Files written before (version 1) lack those columns: the store's reader gives them as
+nulls, so old and new files read together.
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from omasgan.alarm import ALARM_KEYS
 from omasgan.config import OMASGANConfig
 from omasgan.metrics import METRIC_NAMES
 from omasgan.provenance import CODE_VERSION, library_versions
 from omasgan.trainables.storage import open_filesystem, write_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+ALARM_COLUMNS = tuple(f"alarm_{name}" for name in ALARM_KEYS)
+"""The shortcut alarm's figures, one float column each (null where a stage has none)."""
 PARTITION_COLUMNS = ("dataset", "holdout_class", "seed")
 STATUSES = ("ok", "error")
 
@@ -78,6 +87,7 @@ def result_schema() -> pa.Schema:
         pa.field("sweep_param", pa.string()),
         pa.field("sweep_value", pa.float64()),
         pa.field("wall_time_s", pa.float64()),
+        *[pa.field(name, pa.float64()) for name in ALARM_COLUMNS],
         pa.field("status", pa.string(), nullable=False),
         pa.field("error", pa.string()),
         pa.field("config_json", pa.string()),
@@ -114,6 +124,10 @@ def score_schema() -> pa.Schema:
         pa.field("label", pa.int8(), nullable=False),
         pa.field("score", pa.float64(), nullable=False),
     ], metadata={"omasgan_schema_version": str(SCHEMA_VERSION)})
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass
@@ -186,9 +200,11 @@ class ResultStore:
         error: str | None = None,
         device: str = "cpu",
         sweep: tuple[str, float] | None = None,
+        alarm: dict[str, float] | None = None,
     ) -> str:
         """One file with a row per split of ``stage`` (or one row without a split for a stage with no
-        detector, or for an error)."""
+        detector, or for an error); ``alarm`` (the stage's shortcut alarm, keys as in
+        :data:`omasgan.alarm.ALARM_KEYS`) fills the ``alarm_*`` columns of every row."""
         if status not in STATUSES:
             raise ValueError(f"status {status!r}; choose one of: {', '.join(STATUSES)}")
         common: dict[str, Any] = {
@@ -201,6 +217,7 @@ class ResultStore:
             "host": socket.gethostname(), "device": device,
             "sweep_param": sweep[0] if sweep else None, "sweep_value": float(sweep[1]) if sweep else None,
             "created_at": datetime.now(timezone.utc),
+            **{column: _float_or_none((alarm or {}).get(column[len("alarm_"):])) for column in ALARM_COLUMNS},
         }
         if config is not None:
             flat = config.flat()

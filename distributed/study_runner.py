@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import ray
@@ -32,6 +32,12 @@ class Experiment:
     make_scheduler: Callable[[], Any] | None = None
     finish: Callable[[], None] | None = None
     """Runs after the experiment, only when every one of its trials has ended."""
+    name: str | None = None
+    """The Tune experiment's name (default: the study's); a study's confirmation runs as ``NAME-confirm``."""
+    plan_changes: dict[str, Any] = field(default_factory=dict)
+    """TrialPlan fields that differ from the study's (a confirmation: its units, study_kind, records)."""
+    row_trial_ids: set[str] = field(default_factory=set)
+    """Trial ids the rows carry besides Tune's (a confirmation writes rows under the trial it confirms)."""
 
 
 EMBEDDED = "local"
@@ -73,7 +79,7 @@ def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths, shape: C
         last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
         cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
         parallel_units=parallel_units(spec, options, shape), baseline=spec.options.get("baseline"),
-        fault=options.fault,
+        fault=options.fault, objective=spec.options.get("objective", "mean"), stop_on_unit_error=spec.kind == "search",
     )
 
 
@@ -89,17 +95,20 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
     if shape is not None:
         check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
     start_ray(options)
-    plan = trial_plan(spec, options, paths, shape or joined_cluster_shape())
+    plan = replace(trial_plan(spec, options, paths, shape or joined_cluster_shape()), **experiment.plan_changes)
     if spec.kind == "search":
         bind_journal(spec.name, paths.journal, paths.data_root if paths.remote else None)
     trainable = make_study_trainable(plan)
-    progress = StudyProgress(spec.name, experiment.total_trials)
-    experiment_path = f"{paths.tune_root}/{spec.name}"
-    print(f"[{spec.name}] {spec.kind} on {spec.dataset}: classes {spec.classes}, seeds {spec.seeds}, "
-          f"{len(spec.units)} units per trial, {plan.parallel_units} at once "
-          f"({options.cpus_per_unit} CPU, {options.gpus_per_unit} GPU each); folder {paths.control}", flush=True)
+    name = experiment.name or spec.name
+    progress = StudyProgress(name, experiment.total_trials)
+    experiment_path = f"{paths.tune_root}/{name}"
+    seeds = sorted({s for _, s in plan.units})
+    print(f"[{name}] {plan.study_kind} on {spec.dataset}: classes {spec.classes}, seeds {seeds}, "
+          f"{len(plan.units)} units per trial, {plan.parallel_units} at once "
+          f"({options.cpus_per_unit} CPU, {options.gpus_per_unit} GPU each, {spec.base_config.get('threads', 1)} "
+          f"torch thread(s) per unit); folder {paths.control}", flush=True)
     run_config = tune.RunConfig(
-        name=spec.name, storage_path=paths.tune_root, verbose=0, callbacks=[progress],
+        name=name, storage_path=paths.tune_root, verbose=0, callbacks=[progress],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
     )
     if options.resume and tune.Tuner.can_restore(experiment_path):
@@ -133,8 +142,9 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         warn("this driver lost the study's lease to another driver while it ran; it deletes nothing and leaves "
              "the study to that driver")
         return outcome
-    outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
-    records = TrialRecords(paths.data_root)
+    outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name,
+                                                set(outcome.trial_ids) | experiment.row_trial_ids, seeds)
+    records = TrialRecords(plan.records_root or paths.data_root)
     records.delete(set(records.trial_ids()) - set(outcome.trial_ids))
     if experiment.finish and len(trials) >= experiment.total_trials and all(
             t.status in ("TERMINATED", "ERROR") for t in trials):
@@ -156,15 +166,22 @@ def _error_of(trial: Any) -> str:
         return "error (no error file)"
 
 
-def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str]) -> int:
-    """Delete this study's result and score files whose trial the experiment does not know.
+def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str], seeds: list[int] | None = None) -> int:
+    """Delete this study's result and score files whose trial the experiment does not know, among
+    the files of ``seeds`` (default: every seed; the partitions of the experiment's own units).
 
     Such files come from a trial that was started and killed with the driver before the experiment
-    state recorded it; the restored experiment runs its config again as a new trial."""
+    state recorded it; the restored experiment runs its config again as a new trial.  A study's
+    confirmation runs on seeds of its own, so the search's and the confirmation's experiments never
+    judge each other's files."""
+    partitions = None if seeds is None else {f"seed={s}" for s in seeds}
     orphans = []
     for table in ("results", "scores"):
         for path in store.files(table):
-            parts = path.rsplit("/", 1)[-1].split(".")
+            folders, _, name = path.rpartition("/")
+            if partitions is not None and folders.rsplit("/", 1)[-1] not in partitions:
+                continue
+            parts = name.split(".")
             if len(parts) >= 4 and parts[0] == study and parts[1] not in trial_ids:
                 orphans.append(path)
     store.delete(orphans)

@@ -33,12 +33,18 @@ def render(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], top: int = 20) -> pd.DataFrame:
-    """One line per trial, best first: the stage it reached, the objective (mean validation AUROC of
-    the final detector over the trial's units), its mean test AUROC (reported, never used to choose),
+def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], spec, top: int = 20) -> pd.DataFrame:
+    """One line per trial, best first (the ranking of :func:`.confirmation.search_ranking`, the same
+    as the report's): the stage it reached, the objective (the study's aggregate of the final
+    detector's validation AUROC over ALL the trial's units; "-" when a unit failed or is missing), the
+    mean validation and test AUROC of its finished units (test: reported, never used to choose),
     units, params."""
-    ok = _ok(rows)
+    from .confirmation import search_ranking
+
+    ok = _ok(rows[rows.study_kind == "search"])
     final = ok[ok.detector == "final"]
+    ranking = search_ranking(rows, spec).set_index("trial_id")
+    order = {t: i for i, t in enumerate(ranking.index)}
     records = []
     for trial_id, params in trial_params.items():
         mine = final[final.trial_id == trial_id]
@@ -47,20 +53,16 @@ def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], to
         record = {
             "trial": trial_id,
             "reached": stages[-1] if stages else "-",  # a trial an ASHA scheduler stopped ends early
+            "objective": ranking["objective"].get(trial_id, float("nan")),
             "val_auroc": mine[mine.split == "val"].auroc.mean() if len(mine) else float("nan"),
             "test_auroc": mine[mine.split == "test"].auroc.mean() if len(mine) else float("nan"),
             "units_ok": len(mine[mine.split == "val"]),
             "units_err": len(errors[["holdout_class", "seed"]].drop_duplicates()),
         }
         record.update({k: v for k, v in params.items() if not k.startswith("_") and not isinstance(v, dict)})
-        records.append(record)
-    frame = pd.DataFrame(records)
-    if frame.empty:
-        return frame
-    # trials that finished more units rank first (a trial is not compared on the easier units it
-    # finished), then by the objective: the same rule as the report's best config
-    ranked = frame.sort_values(["units_ok", "val_auroc"], ascending=[False, False], na_position="last")
-    return ranked.head(top).reset_index(drop=True)
+        records.append((order.get(trial_id, len(order)), trial_id, record))
+    frame = pd.DataFrame([r for _, _, r in sorted(records, key=lambda item: item[:2])])
+    return frame.head(top).reset_index(drop=True)
 
 
 def seeds_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -29,11 +29,13 @@ from typing import Any
 
 import torch
 
+from omasgan.alarm import ALARM_STATISTICS, separability
 from omasgan.checkpoint import modules_from_payload
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import ConfigError, DataError, TrainingDivergedError
 from omasgan.metrics import METRIC_NAMES
 from omasgan.stages.common import latent, samples_without_graph
+from omasgan.stages.union import boundary_sampler
 
 from omasgan.trainables.trial import TrialSettings, run_trial, trial_config, trial_splits
 
@@ -96,6 +98,8 @@ class UnitOutcome:
     trained: int = 0
     cache: dict[str, int] = field(default_factory=dict)
     device: str = "cpu"
+    alarm: dict[str, float] = field(default_factory=dict)
+    """The stage's shortcut alarm (omasgan.alarm): ink / contrast / nn AUROCs, J's ink correlation."""
 
 
 def _error_text(exc: BaseException) -> str:
@@ -138,6 +142,7 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     outcome.losses = {name: float(values[-1]) for name, values in payload.get("history", {}).items() if values}
     outcome.trained = state.trained[task.stage]
     outcome.cache = dict(state.cache)
+    outcome.alarm = dict(state.alarms.get(task.stage, {}))
     evaluation = state.evaluations.get(task.stage)
     if evaluation is not None:
         outcome.detector = evaluation["detector"]
@@ -147,7 +152,7 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
         store.write_scores(key, evaluation["detector"], state.scores[task.stage],
                            {"val": splits.val_y.cpu().numpy(), "test": splits.test_y.cpu().numpy()})
     store.write_stage_rows(key, task.stage, config=config, evaluation=evaluation, wall_time_s=outcome.wall_time_s,
-                           device=device, sweep=task.sweep)
+                           device=device, sweep=task.sweep, alarm=outcome.alarm)
     if task.stage == "task2":
         _write_plane_samples(store, key, config, state.payloads, device)
     return outcome
@@ -161,7 +166,7 @@ def _write_plane_samples(store: ResultStore, key: UnitKey, config: OMASGANConfig
         return
     z = latent(SAMPLES_PER_PLOT, config.network.latent_dim, torch.device(device))
     generator = modules_from_payload(payloads["task1"], torch.device(device))["generator"].eval()
-    boundary = modules_from_payload(payloads["task2"], torch.device(device))["boundary"].eval()
+    boundary = boundary_sampler(modules_from_payload(payloads["task2"], torch.device(device))).eval()
     store.write_samples(key, {
         "x": splits.train_x.cpu().numpy(),
         "generated": samples_without_graph(generator, z).cpu().numpy(),
@@ -171,7 +176,9 @@ def _write_plane_samples(store: ResultStore, key: UnitKey, config: OMASGANConfig
 
 def summarize_round(stage: str, outcomes: list[UnitOutcome]) -> dict[str, Any]:
     """A trial's report after a round: the mean over its ok units of each metric of the stage's
-    detector, unit counts, and the round's summed training counts and cache counters."""
+    detector and of each shortcut-alarm figure (``alarm_ink_auroc``, ...; for the AUROCs also
+    ``alarm_<name>_sep``, the mean of max(a, 1 - a)), unit counts, and the round's summed training
+    counts and cache counters."""
     ok = [o for o in outcomes if o.status == "ok"]
     report: dict[str, Any] = {
         "stage": stage, "stage_index": STAGES.index(stage) + 1 if stage in STAGES else 1,
@@ -181,6 +188,11 @@ def summarize_round(stage: str, outcomes: list[UnitOutcome]) -> dict[str, Any]:
     }
     for name in {n for o in ok for n in o.cache}:
         report[f"round_{name}"] = sum(o.cache.get(name, 0) for o in ok)
+    for name in sorted({n for o in ok for n in o.alarm}):
+        values = [o.alarm[name] for o in ok if name in o.alarm and math.isfinite(o.alarm[name])]
+        report[f"alarm_{name}"] = sum(values) / len(values) if values else float("nan")
+        if name in ALARM_STATISTICS:
+            report[f"alarm_{name}_sep"] = sum(map(separability, values)) / len(values) if values else float("nan")
     detectors = {o.detector for o in ok if o.detector}
     for detector in detectors:
         for split in ("val", "test"):

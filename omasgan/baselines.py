@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .autoencoders import ConvAutoencoder, MLPAutoencoder, default_latent_dim, reconstruction_error
 from .config import _coerce, parse_override
 from .data import DataSplits
 from .errors import ConfigError, TrainingDivergedError
@@ -204,63 +205,6 @@ class IForestScorer:
         return -self.forest.score_samples(_flat(x)).astype(np.float64)
 
 
-def default_latent_dim(sample_shape: tuple[int, ...], is_image: bool) -> int:
-    n_features = int(np.prod(sample_shape))
-    return max(1, min(32, n_features // (4 if is_image else 2)))
-
-
-class ConvAutoencoder(nn.Module):
-    """(C, H, W) -> conv(4, stride 2) x2 -> linear bottleneck -> mirror with transposed convs.
-
-    H and W must be multiples of 4 (8x8 digits, 28x28 MNIST, 32x32 CIFAR all are); no BatchNorm,
-    so the output of a sample never depends on its batch. The output layer is linear."""
-
-    def __init__(self, sample_shape: tuple[int, int, int], latent_dim: int, width: int) -> None:
-        super().__init__()
-        c, h, w = sample_shape
-        if h % 4 or w % 4:
-            raise ConfigError(f"the ae baseline's conv net needs an image height and width divisible by 4, "
-                              f"got {tuple(sample_shape)}")
-        inner = (2 * width, h // 4, w // 4)
-        n_inner = int(np.prod(inner))
-        self.encoder = nn.Sequential(
-            nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(n_inner, latent_dim),
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, n_inner), nn.LeakyReLU(0.2), nn.Unflatten(1, inner),
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.ConvTranspose2d(width, c, 4, 2, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
-
-
-class MLPAutoencoder(nn.Module):
-    """D -> width -> width -> latent -> width -> width -> D with LeakyReLU; linear output."""
-
-    def __init__(self, n_features: int, latent_dim: int, width: int) -> None:
-        super().__init__()
-        if latent_dim >= n_features:
-            raise ConfigError(f"baseline.latent_dim={latent_dim} must be smaller than the {n_features} "
-                              f"features of the data for an MLP autoencoder; choose 1..{n_features - 1}")
-        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(n_features, width), act(), nn.Linear(width, width),
-                                     act(), nn.Linear(width, latent_dim))
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, width), act(), nn.Linear(width, width), act(),
-                                     nn.Linear(width, n_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x)).reshape(x.shape)
-
-
-def _reconstruction_error(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean squared reconstruction error over all features."""
-    return (model(x) - x).pow(2).reshape(len(x), -1).mean(dim=1)
-
-
 class AEScorer:
     """An autoencoder trained on the normals; score = per-sample reconstruction MSE."""
 
@@ -274,7 +218,7 @@ class AEScorer:
         latent = self.config.latent_dim or default_latent_dim(self.sample_shape, self.is_image)
         if self.is_image and len(self.sample_shape) == 3:
             return ConvAutoencoder(self.sample_shape, latent, self.config.width)  # type: ignore[arg-type]
-        return MLPAutoencoder(int(np.prod(self.sample_shape)), latent, self.config.width)
+        return MLPAutoencoder(int(np.prod(self.sample_shape)), latent, self.config.width, key="baseline.latent_dim")
 
     def fit(self, train_x: torch.Tensor) -> "AEScorer":
         cfg = self.config
@@ -291,7 +235,7 @@ class AEScorer:
             order = torch.randperm(n, generator=order_rng).to(self.device)
             total, steps = 0.0, 0
             for start in range(0, n, cfg.batch_size):
-                loss = _reconstruction_error(self.model, train[order[start:start + cfg.batch_size]]).mean()
+                loss = reconstruction_error(self.model, train[order[start:start + cfg.batch_size]]).mean()
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(f"baseline ae: the reconstruction loss became {loss.item()} "
                                                 f"at epoch {epoch}, step {steps + 1}; lower baseline.lr")
@@ -307,7 +251,7 @@ class AEScorer:
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> np.ndarray:
         """Mean squared reconstruction error of each sample over its features."""
-        parts = [_reconstruction_error(self.model, x[i:i + SCORE_CHUNK].to(self.device)).cpu()
+        parts = [reconstruction_error(self.model, x[i:i + SCORE_CHUNK].to(self.device)).cpu()
                  for i in range(0, len(x), SCORE_CHUNK)]
         return torch.cat(parts).double().numpy()
 

@@ -3,6 +3,13 @@
     d(B, G) = mean_i min_{j=1..Q} || B(z_i) - G(z_j) ||_p                      (eq. 3, p = 2 default)
     s(B, z) = mean_i [ 1/(N-1) sum_{j != i} ||z_i - z_j||_2 / (||B(z_i) - B(z_j)||_2 + eps) ]   (eq. 4)
 
+With K > 1 boundary models (``task2.boundaries``), their mean offsets from G,
+o_k = mean_i (B_k(z_i) - G(z_i)) (flattened), are pushed apart by
+
+    div(B_1..B_K) = 2 / (K (K-1)) sum_{k < l} <o_k, o_l> / (max(||o_k||, eps) max(||o_l||, eps))   (in [-1, 1])
+
+the mean pairwise cosine similarity, which B minimises with weight ``task2.diversity``.
+
 d pulls each boundary sample to the nearest of a bank of Q samples of the frozen generator; s is
 small when B spreads nearby latent codes far apart, which keeps B on every mode.  s uses every row
 of the N x N pairwise matrix (the public reference code used only the first row).  Both use
@@ -36,3 +43,20 @@ def dispersion(z: Tensor, samples: Tensor, eps: float = 1e-6) -> Tensor:
     off_diagonal = ~torch.eye(n, dtype=torch.bool, device=z.device)
     return (ratio * off_diagonal).sum(dim=1).div(n - 1).mean()
 
+
+
+def mean_offset(samples: Tensor, reference: Tensor) -> Tensor:
+    """o = mean_i (samples_i - reference_i), flattened: a boundary model's mean offset from G."""
+    return (_flat(samples) - _flat(reference)).mean(dim=0)
+
+
+def offset_similarity(offsets: list[Tensor], eps: float = 1e-8) -> Tensor:
+    """div: the mean cosine similarity over all pairs k < l of the offsets (see the module docstring)."""
+    k = len(offsets)
+    if k < 2:
+        raise ValueError(f"offset_similarity needs at least 2 offsets, got {k}")
+    stacked = torch.stack([o.reshape(-1) for o in offsets])
+    unit = stacked / stacked.norm(dim=1, keepdim=True).clamp_min(eps)
+    cosines = unit @ unit.T
+    upper = torch.triu(torch.ones(k, k, dtype=torch.bool, device=cosines.device), diagonal=1)
+    return cosines[upper].mean()

@@ -32,9 +32,22 @@ STAGE_MODULES: dict[str, dict[str, str]] = {
     "task1": {"generator": "generator", "discriminator": "critic"},
     "task2": {"boundary": "generator", "critic": "critic"},
     "task3": {"generator": "generator", "critic": "critic"},
-    "j": {"detector": "critic"},
+    "j": {"detector": "critic", "critic": "critic", "boundary": "generator"},
 }
-"""For each stage, its modules and whether each is of the generator or the critic family."""
+"""For each stage, the modules it may hold and whether each is of the generator or the critic family.
+A name with a numeric suffix (``boundary_1``, ``critic_2``: the K boundary models of
+``task2.boundaries``) is of its base name's family.  J holds ``critic`` (Task 3's, for
+``j.score = critic | fusion``) and ``boundary`` models (refined ones, ``j.refine_steps > 0``) only
+in those variants."""
+
+
+def module_family(stage: str, name: str) -> str | None:
+    """"generator" or "critic" for a module ``name`` of ``stage``; None when the stage has no such module."""
+    families = STAGE_MODULES.get(stage, {})
+    if name in families:
+        return families[name]
+    base, _, suffix = name.rpartition("_")
+    return families.get(base) if suffix.isdigit() else None
 
 
 class CheckpointError(OMASGANError):
@@ -112,16 +125,29 @@ def modules_from_payload(payload: dict[str, Any], device: str | torch.device = "
     config = OMASGANConfig.from_dict(payload["config"])
     shape, is_image = tuple(payload["sample_shape"]), bool(payload["is_image"])
     modules: dict[str, nn.Module] = {}
-    for name, family in STAGE_MODULES[payload["stage"]].items():
+    stage = payload["stage"]
+    state_dicts = payload.get("state_dicts", {})
+    missing = [name for name in STAGE_MODULES[stage] if name not in state_dicts and _required(stage, name)]
+    if missing:
+        raise CheckpointError(f"checkpoint of stage {stage!r} does not fit its config: it has no module {missing[0]!r}")
+    for name, state in state_dicts.items():
+        family = module_family(stage, name)
+        if family is None:
+            raise CheckpointError(f"checkpoint of stage {stage!r} holds an unknown module {name!r}")
         module = new_generator(config.network, shape, is_image) if family == "generator" else new_critic(
             config.network, shape
         )
         try:
-            module.load_state_dict(payload["state_dicts"][name])
+            module.load_state_dict(state)
         except (KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"checkpoint of stage {payload['stage']!r} does not fit its config: {exc}") from None
+            raise CheckpointError(f"checkpoint of stage {stage!r} does not fit its config: {exc}") from None
         modules[name] = module.to(device).eval()
     return modules
+
+
+def _required(stage: str, name: str) -> bool:
+    """Every module of a stage is required except J's variant-only ones."""
+    return not (stage == "j" and name != "detector")
 
 
 def load_stage(path: str | Path, device: str | torch.device = "cpu") -> tuple[StageResult, dict[str, Any]]:

@@ -120,6 +120,36 @@ def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]], wall: 
     return "\n".join(lines)
 
 
+def alarm_lines(alarms: dict[str, dict[str, float]], threshold: float) -> list[str]:
+    """The shortcut alarm's figures (one line per stage that has them), then one WARNING line when
+    ink or contrast separates B(z) from x with max(AUROC, 1 - AUROC) above ``threshold``."""
+    from .alarm import exceeded
+
+    names = {"ink_auroc": "ink", "contrast_auroc": "contrast", "nn_auroc": "nearest-neighbour distance"}
+    lines, flagged = [], []
+    for stage, alarm in alarms.items():
+        which = "Task 2's B(z)" if stage == "task2" else "J's refined B_r(z)"
+        parts = [f"{names[k]} {alarm[k]:.3f}" for k in names if k in alarm]
+        if parts:
+            lines.append(f"shortcut alarm: AUROC of a trivial statistic separating {which} from x "
+                         f"(0.5 = none; > 0.5: B higher): " + ", ".join(parts))
+        if "ink_spearman" in alarm:
+            lines.append(f"final score vs ink (Spearman, validation samples): {alarm['ink_spearman']:+.3f}")
+        flagged += [f"{names[k]} ({stage}: {alarm[k]:.3f})" for k in exceeded(alarm, threshold)]
+    if flagged:
+        lines.append(f"WARNING: shortcut: {', '.join(flagged)} separate(s) B(z) from the data with "
+                     f"max(AUROC, 1 - AUROC) > {threshold:g}; the final detector may learn that statistic, "
+                     "not the boundary")
+    return lines
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0.5 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; it must lie in [0.5, 1]")
+    return value
+
+
 def default_out_folder(config: OMASGANConfig) -> Path:
     d = config.data
     what = f"ood-{d.ood_dataset}" if d.protocol == "ood" else f"{d.protocol}{d.holdout}"
@@ -141,6 +171,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.close()
     print(outcome.splits.description)
     print(format_metrics_table(outcome.result.metrics, outcome.result.wall_time_s))
+    for line in alarm_lines(outcome.result.alarms, args.alarm_threshold):
+        print(line)
     print(f"wrote {outcome.folder}/ (metrics.json, checkpoints, model.json"
           + (", boundary.png)" if (outcome.folder / "boundary.png").exists() else ")"))
     return 0
@@ -217,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (must not exist or be empty); default runs/<dataset>-<protocol>...")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--alarm-threshold", type=_threshold, default=0.9,
+                     help="warn when a trivial statistic (ink, contrast, nearest-neighbour distance) separates "
+                     "Task 2's B(z) from the data with max(AUROC, 1 - AUROC) above this (default 0.9)")
     run.set_defaults(handler=cmd_run)
 
     score = sub.add_parser("score", help="anomaly scores of new data with a saved model",

@@ -41,6 +41,9 @@ PROTOCOL_NAMES = ("loo", "occ", "ood")
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 TASK2_REFERENCES = ("generator", "data")
 J_INITS = ("scratch", "task3", "task1")
+FEATURE_SPACES = ("pixel", "critic", "autoencoder")
+J_SCORES = ("j", "critic", "fusion")
+FUSION_SCALINGS = ("standard", "robust")
 STAGES = ("task1", "task2", "task3", "j")
 
 
@@ -174,6 +177,15 @@ class Task2Config:
 
     ``batch_size`` is N of eq. (4), ``bank_size`` is Q of eq. (3), ``p`` the norm of d.
     One epoch is ceil(n_train / N) steps, so epochs are comparable across stages.
+
+    Variants (issue 12; the defaults are the paper's):
+    - ``boundaries`` K >= 1 boundary models B_1..B_K, each with the paper's loss and its own critic,
+      plus ``diversity`` * the mean pairwise cosine similarity of their mean offsets
+      E_z[B_k(z) - G(z)] (:func:`omasgan.boundary.offset_similarity`); Task 3 and J use their union.
+    - ``feature_space``: where d and s measure distances: ``pixel`` (the paper), ``critic`` (the
+      penultimate layer of Task 1's D, frozen) or ``autoencoder`` (the code of an autoencoder trained
+      on the normal training data for ``ae_epochs`` epochs at ``ae_lr``, ``ae_width`` channels or
+      units, ``ae_latent_dim`` = 0 picks the code size: :func:`omasgan.autoencoders.default_latent_dim`).
     """
 
     epochs: int = 20
@@ -190,6 +202,13 @@ class Task2Config:
     beta2: float = 0.999
     d_steps: int = 1
     reference: str = "generator"
+    boundaries: int = 1
+    diversity: float = 1.0
+    feature_space: str = "pixel"
+    ae_epochs: int = 20
+    ae_latent_dim: int = 0
+    ae_width: int = 32
+    ae_lr: float = 1e-3
 
     def __post_init__(self) -> None:
         _at_least("task2", "epochs", self.epochs, 1)
@@ -204,6 +223,13 @@ class Task2Config:
         _check_optimizer("task2", self.lr_b, self.beta1, self.beta2)
         _check_optimizer("task2", self.lr_d, self.beta1, self.beta2)
         _choice("task2", "reference", self.reference, TASK2_REFERENCES)
+        _at_least("task2", "boundaries", self.boundaries, 1)
+        _at_least("task2", "diversity", self.diversity, 0.0)
+        _choice("task2", "feature_space", self.feature_space, FEATURE_SPACES)
+        _at_least("task2", "ae_epochs", self.ae_epochs, 1)
+        _at_least("task2", "ae_latent_dim", self.ae_latent_dim, 0)
+        _at_least("task2", "ae_width", self.ae_width, 1)
+        _at_least("task2", "ae_lr", self.ae_lr, 0.0, strict=True)
 
 
 @dataclass
@@ -251,7 +277,21 @@ class Task3Config:
 
 @dataclass
 class JConfig:
-    """The final discriminator J (eq. 6); ``init`` picks its starting weights."""
+    """The final discriminator J (eq. 6); ``init`` picks its starting weights.
+
+    Variants (issue 12; the defaults are the paper's):
+    - ``refine_steps`` > 0: adversarial boundary refinement (GAAL-style, :mod:`omasgan.stages.refine`):
+      after every J step, ``refine_steps`` steps of a copy B_r of B on
+      E_z[j(B_r(z))] + ``refine_weight`` * E_z[max(0, eps - dist(B_r(z), nearest training normal))],
+      eps = ``refine_margin`` * the median nearest-neighbour distance among training normals; the
+      nearest normal is sought in ``refine_bank`` normals drawn afresh each step; B_r learns at
+      ``refine_lr``.  ``refine_patience`` > 0 stops refining once J's loss on the held-out
+      ``refine_holdout`` fraction of the TRAINING normals has not reached a new minimum for that many
+      epochs (J then trains on the rest of the training normals only).
+    - ``score``: the final anomaly score: ``j`` (J's logit, the paper), ``critic`` (Task 3's critic
+      score) or ``fusion`` (the mean of both, each standardised on the VALIDATION NORMALS with
+      ``fusion_scaling`` = ``standard`` (mean, SD) or ``robust`` (median, IQR)).
+    """
 
     epochs: int = 20
     batch_size: int = 128
@@ -260,6 +300,15 @@ class JConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     init: str = "scratch"
+    refine_steps: int = 0
+    refine_weight: float = 1.0
+    refine_margin: float = 1.0
+    refine_lr: float = 2e-4
+    refine_bank: int = 1024
+    refine_patience: int = 0
+    refine_holdout: float = 0.1
+    score: str = "j"
+    fusion_scaling: str = "standard"
 
     def __post_init__(self) -> None:
         _at_least("j", "epochs", self.epochs, 1)
@@ -267,6 +316,16 @@ class JConfig:
         _in_unit_interval("j", "zeta", self.zeta)
         _check_optimizer("j", self.lr, self.beta1, self.beta2)
         _choice("j", "init", self.init, J_INITS)
+        _at_least("j", "refine_steps", self.refine_steps, 0)
+        _at_least("j", "refine_weight", self.refine_weight, 0.0)
+        _at_least("j", "refine_margin", self.refine_margin, 0.0)
+        _at_least("j", "refine_lr", self.refine_lr, 0.0, strict=True)
+        _at_least("j", "refine_bank", self.refine_bank, 1)
+        _at_least("j", "refine_patience", self.refine_patience, 0)
+        if not (math.isfinite(self.refine_holdout) and 0.0 < self.refine_holdout < 1.0):
+            raise ConfigError(f"j.refine_holdout={self.refine_holdout!r} is out of range; it must lie in (0, 1)")
+        _choice("j", "score", self.score, J_SCORES)
+        _choice("j", "fusion_scaling", self.fusion_scaling, FUSION_SCALINGS)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``OMASGANDetector``: OMASGAN on your own data, with scikit-learn conventions.
 
     detector = OMASGANDetector().fit(X_normal)          # only normal samples
-    scores = detector.decision_function(X_new)          # higher = more anomalous (j(x), eq. 6)
+    scores = detector.decision_function(X_new)          # higher = more anomalous (j(x), eq. 6, or j.score)
     labels = detector.predict(X_new)                    # 1 = anomaly, 0 = normal
     detector.save("model/"); OMASGANDetector.load("model/")
 
@@ -26,9 +26,9 @@ from .errors import ConfigError, DataError
 from .metrics import max_f1_threshold
 from .model_folder import SavedModel, atomic_folder, write_model_json
 from .networks import check_network_shape
+from .stages.feature_space import check_feature_space
+from .final_score import FinalScore
 from .pipeline import run_stage
-from .scoring import anomaly_scores
-from .divergences import build_divergence
 from .transform import InputTransform
 
 
@@ -89,6 +89,7 @@ class OMASGANDetector:
         config = self.config or _default_for_shape(shape)
         check_network_shape(config.network.kind, shape)
         is_image = len(shape) == 3
+        check_feature_space(config, shape, is_image)
         if is_image:
             low, high = float(data.min()), float(data.max())
             half = (high - low) / 2 or 1.0
@@ -131,6 +132,9 @@ class OMASGANDetector:
         self.stages_ = results
         self.history_ = {name: r.history for name, r in results.items()}
         self.detector_ = results["j"].modules["detector"]
+        normals = val_x[val_y == 0] if val_x.shape[0] else val_x
+        self.scorer_ = FinalScore.from_modules(config, results["j"].modules).fit(
+            (normals if normals.shape[0] else train_x).to(device))
         if val_x.shape[0] == 0:
             val_scores = self._scores_of(train_x.to(device))
         else:
@@ -148,10 +152,10 @@ class OMASGANDetector:
             raise ConfigError("this OMASGANDetector is not fitted yet; call fit(X_normal) first")
 
     def _scores_of(self, x: torch.Tensor) -> np.ndarray:
-        return anomaly_scores("final", self.detector_, x, build_divergence(self.config_.divergence)).cpu().numpy()
+        return self.scorer_(x).cpu().numpy()
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Anomaly score j(x) per sample: higher = more anomalous."""
+        """Anomaly score per sample (j(x), or the config's ``j.score``): higher = more anomalous."""
         self._check_fitted()
         return self._scores_of(self.transform_.apply(_as_array(X, "X")).to(self.device))
 
@@ -166,7 +170,8 @@ class OMASGANDetector:
         with atomic_folder(path) as staging:
             shape = self.transform_.sample_shape
             save_stage(staging / "j.pt", stage_payload(self.stages_["j"], self.config_, shape, len(shape) == 3))
-            write_model_json(staging, self.threshold_, self.transform_, {"source": "OMASGANDetector"})
+            write_model_json(staging, self.threshold_, self.transform_,
+                             {"source": "OMASGANDetector", "score": self.scorer_.to_dict()})
         return Path(path)
 
     @classmethod
@@ -177,6 +182,7 @@ class OMASGANDetector:
         detector.config_ = saved.config
         detector.transform_ = saved.transform
         detector.detector_ = saved.detector
+        detector.scorer_ = saved.scorer
         detector.threshold_ = saved.threshold
         return detector
 

@@ -1,8 +1,13 @@
 """A saved OMASGAN model: a folder that ``omasgan score`` and ``OMASGANDetector.load`` read.
 
     model.json   {"format": "omasgan-model/1", "checkpoint": "j.pt", "threshold": t,
-                  "transform": {...}, "detector": "final", ...}
-    j.pt         the final discriminator J (a stage checkpoint, see :mod:`omasgan.checkpoint`)
+                  "transform": {...}, "detector": "final", "score": {...}, ...}
+    j.pt         the final discriminator J (a stage checkpoint, see :mod:`omasgan.checkpoint`); for
+                 ``j.score`` = critic | fusion it also holds Task 3's critic
+
+``score`` is how the final detector scores (:class:`omasgan.final_score.FinalScore`: its mode and, for
+fusion, the standardisation fitted on the validation normals); a model.json without it scores
+with J's logit.
 
 ``omasgan run`` writes this layout (plus the other stages' checkpoints and metrics.json); the
 detector API writes the same layout.
@@ -24,9 +29,8 @@ from torch import nn
 
 from .checkpoint import CheckpointError, load_stage
 from .config import OMASGANConfig
-from .divergences import build_divergence
 from .errors import ConfigError, OMASGANError
-from .scoring import anomaly_scores
+from .final_score import FinalScore
 from .transform import InputTransform
 
 MODEL_FORMAT = "omasgan-model/1"
@@ -86,7 +90,7 @@ def write_model_json(folder: Path, threshold: float, transform: InputTransform, 
 
 
 class SavedModel:
-    """A model folder loaded for scoring: J, its config, threshold and input transform."""
+    """A model folder loaded for scoring: J (and its final score), its config, threshold and input transform."""
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu") -> None:
         folder = Path(folder)
@@ -103,6 +107,10 @@ class SavedModel:
         self.folder = folder
         self.config = OMASGANConfig.from_dict(payload["config"])
         self.detector: nn.Module = result.modules["detector"]
+        try:
+            self.scorer = FinalScore.from_modules(self.config, result.modules, document.get("score"))
+        except KeyError as exc:
+            raise CheckpointError(f"{str(manifest)!r}: {exc.args[0]}") from None
         self.threshold = float(document["threshold"])
         self.transform = InputTransform.from_dict(document["transform"])
         self.document = document
@@ -111,7 +119,7 @@ class SavedModel:
     def scores(self, raw: Any) -> np.ndarray:
         """Anomaly scores j(x) (higher = more anomalous) of raw samples."""
         x = self.transform.apply(raw).to(self.device)
-        return anomaly_scores("final", self.detector, x, build_divergence(self.config.divergence)).cpu().numpy()
+        return self.scorer(x).cpu().numpy()
 
     def predict(self, raw: Any) -> np.ndarray:
         return (self.scores(raw) >= self.threshold).astype(np.int64)

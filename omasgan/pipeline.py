@@ -7,7 +7,12 @@ Stage inputs (docs/design.md 3.2-3.5):
     j:     task2's B, task3's G' (and, for ``j.init`` != scratch, the critic J starts from)
 Each detector stage (task1 -> D, task3 -> C, j -> J) is scored on validation and test; the hard-label
 threshold is chosen on validation (max F1).  The test split is scored once per finished stage and
-never steers anything.
+never steers anything.  The final detector scores with ``j.score`` (:mod:`omasgan.final_score`),
+whose fusion statistics are fitted on the validation normals.  With K boundary models
+(``task2.boundaries``) Task 3 and J draw B(z) from their union (:mod:`omasgan.stages.union`).
+
+After Task 2 (and after J) the shortcut alarm (:mod:`omasgan.alarm`) measures how well trivial
+statistics separate B(z) from x; it is kept per stage in ``PipelineResult.alarms``.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from .alarm import alarm_seed, ink_spearman, shortcut_alarm
 from .config import STAGES, OMASGANConfig
 from .data import DataSplits
 from .divergences import build_divergence
+from .final_score import FinalScore
 from .metrics import detection_metrics, max_f1_threshold
 from .scoring import anomaly_scores
 from .stages import StageResult, train_j, train_task1, train_task2, train_task3
 from .stages.common import EpochCallback
+from .stages.union import boundary_members, boundary_sampler
 
 DETECTOR_OF_STAGE: dict[str, tuple[str, str]] = {
     "task1": ("task1", "discriminator"),
@@ -44,6 +52,8 @@ class StageEvaluation:
     threshold: float
     metrics: dict[str, dict[str, float]]
     scores: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    score_spec: dict[str, Any] = field(default_factory=dict)
+    """For the final detector: how it scores (:meth:`omasgan.final_score.FinalScore.to_dict`)."""
 
 
 @dataclass
@@ -51,6 +61,8 @@ class PipelineResult:
     config: OMASGANConfig
     stages: dict[str, StageResult]
     evaluations: dict[str, StageEvaluation]
+    alarms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """stage -> the shortcut alarm's figures (see :func:`stage_alarm`)."""
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -87,38 +99,49 @@ def run_stage(
     if stage == "task3":
         t1 = upstream["task1"].modules
         return train_task3(
-            config, t1["generator"], t1["discriminator"], upstream["task2"].modules["boundary"], x, on_epoch=on_epoch
+            config, t1["generator"], t1["discriminator"], boundary_sampler(upstream["task2"].modules), x,
+            on_epoch=on_epoch,
         )
     if stage == "j":
         init_from = {"task3": ("task3", "critic"), "task1": ("task1", "discriminator")}.get(config.j.init)
         start = upstream[init_from[0]].modules[init_from[1]] if init_from else None
         return train_j(
             config,
-            upstream["task2"].modules["boundary"],
+            boundary_sampler(upstream["task2"].modules),
             upstream["task3"].modules["generator"],
             x,
             init_from=start,
+            score_critic=upstream["task3"].modules["critic"] if config.j.score != "j" else None,
             on_epoch=on_epoch,
         )
     raise ValueError(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
 
 
 def evaluate_detector(
-    detector: str, critic: nn.Module, config: OMASGANConfig, splits: DataSplits, *, score_test: bool = True
+    detector: str, critic: nn.Module, config: OMASGANConfig, splits: DataSplits, *, score_test: bool = True,
+    score_fn: Callable | None = None,
 ) -> StageEvaluation:
-    """Score validation (choose the max-F1 threshold there) and, once, test (``config.threads`` threads)."""
+    """Score validation (choose the max-F1 threshold there) and, once, test (``config.threads`` threads);
+    ``score_fn(x)`` replaces the stage's own score of ``critic`` when given."""
     torch.set_num_threads(config.threads)
     divergence = build_divergence(config.divergence)
-    val_scores = anomaly_scores(detector, critic, splits.val_x, divergence).cpu().numpy()
+    score = score_fn or (lambda x: anomaly_scores(detector, critic, x, divergence))
+    val_scores = score(splits.val_x).cpu().numpy()
     val_labels = splits.val_y.cpu().numpy()
     threshold = max_f1_threshold(val_scores, val_labels)
     metrics = {"val": detection_metrics(val_scores, val_labels, threshold)}
     scores = {"val": val_scores}
     if score_test:
-        test_scores = anomaly_scores(detector, critic, splits.test_x, divergence).cpu().numpy()
+        test_scores = score(splits.test_x).cpu().numpy()
         metrics["test"] = detection_metrics(test_scores, splits.test_y.cpu().numpy(), threshold)
         scores["test"] = test_scores
     return StageEvaluation(detector, threshold, metrics, scores)
+
+
+def final_score(result: StageResult, config: OMASGANConfig, splits: DataSplits) -> FinalScore:
+    """The J stage's ``j.score``, fitted on the validation normals (validation labels pick only those)."""
+    torch.set_num_threads(config.threads)
+    return FinalScore.from_modules(config, result.modules).fit(splits.val_x[splits.val_y == 0])
 
 
 def evaluate_stage(stage: str, result: StageResult, config: OMASGANConfig, splits: DataSplits) -> StageEvaluation | None:
@@ -126,7 +149,27 @@ def evaluate_stage(stage: str, result: StageResult, config: OMASGANConfig, split
     if stage not in DETECTOR_OF_STAGE:
         return None
     detector, module = DETECTOR_OF_STAGE[stage]
-    return evaluate_detector(detector, result.modules[module], config, splits)
+    if stage != "j":
+        return evaluate_detector(detector, result.modules[module], config, splits)
+    scorer = final_score(result, config, splits)
+    evaluation = evaluate_detector(detector, result.modules[module], config, splits, score_fn=scorer)
+    evaluation.score_spec = scorer.to_dict()
+    return evaluation
+
+
+def stage_alarm(stage: str, result: StageResult, evaluation: StageEvaluation | None, config: OMASGANConfig,
+                splits: DataSplits) -> dict[str, float]:
+    """The shortcut alarm after ``stage`` (:mod:`omasgan.alarm`): after Task 2, the AUROCs of ink,
+    contrast and nearest-neighbour distance separating B(z) from x; after J, the Spearman correlation
+    of the final validation scores with ink and, when J refined B, the three AUROCs of B_r.  Empty
+    for the other stages."""
+    alarm: dict[str, float] = {}
+    if stage in ("task2", "j") and boundary_members(result.modules):
+        alarm.update(shortcut_alarm(boundary_sampler(result.modules), splits.train_x, config.network.latent_dim,
+                                    alarm_seed(config.seed, stage)))
+    if stage == "j" and evaluation is not None:
+        alarm["ink_spearman"] = ink_spearman(evaluation.scores["val"], splits.val_x)
+    return alarm
 
 
 StageEndCallback = Callable[[str, StageResult, "StageEvaluation | None"], None]
@@ -144,6 +187,7 @@ def run_pipeline(
     evaluated but not retrained.  ``on_stage_end(stage, result, evaluation)`` runs after each."""
     results: dict[str, StageResult] = {}
     evaluations: dict[str, StageEvaluation] = {}
+    alarms: dict[str, dict[str, float]] = {}
     for stage in STAGES:
         if completed and stage in completed:
             result = completed[stage]
@@ -153,9 +197,12 @@ def run_pipeline(
         evaluation = evaluate_stage(stage, result, config, splits)
         if evaluation is not None:
             evaluations[stage] = evaluation
+        alarm = stage_alarm(stage, result, evaluation, config, splits)
+        if alarm:
+            alarms[stage] = alarm
         if on_stage_end is not None:
             on_stage_end(stage, result, evaluation)
-    return PipelineResult(config, results, evaluations)
+    return PipelineResult(config, results, evaluations, alarms)
 
 
 def metrics_document(result: PipelineResult, splits: DataSplits, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -168,6 +215,8 @@ def metrics_document(result: PipelineResult, splits: DataSplits, extra: dict[str
         "wall_time_s": result.wall_time_s,
         "history": {name: stage.history for name, stage in result.stages.items()},
         "objective_val_auroc": result.best_validation_auroc(),
+        "alarm": result.alarms,
+        "final_score": result.evaluations["j"].score_spec if "j" in result.evaluations else {},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }

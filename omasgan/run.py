@@ -29,6 +29,8 @@ from .model_folder import atomic_folder, atomic_write_text, check_new_folder, wr
 from .networks import check_network_shape
 from .pipeline import PipelineResult, metrics_document, run_pipeline
 from .stages.common import EpochCallback, StageResult, latent, samples_without_graph
+from .stages.feature_space import check_feature_space
+from .stages.union import boundary_sampler
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,6 +65,7 @@ def load_run_data(config: OMASGANConfig, device: torch.device) -> DataSplits:
         synthetic_n_per_class=d.synthetic_n_per_class, device=device,
     )
     check_network_shape(config.network.kind, splits.sample_shape)
+    check_feature_space(config, splits.sample_shape, splits.is_image)
     return splits
 
 
@@ -101,9 +104,11 @@ def execute_run(
         result = run_pipeline(config, splits, on_epoch=on_epoch, on_stage_end=stage_end)
         document = metrics_document(result, splits, {"device": str(torch_device)})
         atomic_write_text(staging / "metrics.json", json.dumps(document, indent=2, default=_json_default))
+        final = result.evaluations["j"]
         write_model_json(
-            staging, result.evaluations["j"].threshold, splits.input_transform,
-            {"dataset": config.data.dataset, "protocol": config.data.protocol, "holdout": config.data.holdout},
+            staging, final.threshold, splits.input_transform,
+            {"dataset": config.data.dataset, "protocol": config.data.protocol, "holdout": config.data.holdout,
+             "score": final.score_spec},
         )
         np.savez_compressed(
             staging / "scores.npz",
@@ -121,7 +126,7 @@ def _plot_boundary(result: PipelineResult, splits: DataSplits, path: Path) -> No
     latent_dim = result.config.network.latent_dim
     device = splits.train_x.device
     g = samples_without_graph(result.stages["task1"].modules["generator"].eval(), latent(2000, latent_dim, device))
-    b = samples_without_graph(result.stages["task2"].modules["boundary"].eval(), latent(2000, latent_dim, device))
+    b = samples_without_graph(boundary_sampler(result.stages["task2"].modules).eval(), latent(2000, latent_dim, device))
     plot_boundary_samples(
         splits.train_x.cpu().numpy(), g.cpu().numpy(), b.cpu().numpy(), path, title=splits.description.split(":")[0]
     )

@@ -46,6 +46,26 @@ def paper_point(config: OMASGANConfig, space: str = "full") -> dict[str, Any]:
         point["task3.beta"] = t3.beta
     if space in ("full", "j"):
         point["j.zeta"] = config.j.zeta
+    if space in ("full", "variants"):
+        point.update(variant_point(config, branches=space == "full"))
+    return point
+
+
+def variant_point(config: OMASGANConfig, branches: bool = True) -> dict[str, Any]:
+    """The config's variant switches (for the defaults: the paper's setting, every variant off) and,
+    when ``branches``, the parameters of the branches they are on."""
+    t2, j = config.task2, config.j
+    point: dict[str, Any] = {"task2.boundaries": t2.boundaries, "task2.feature_space": t2.feature_space,
+                             "j.refine_steps": j.refine_steps, "j.score": j.score}
+    if branches:
+        if t2.boundaries > 1:
+            point["task2.diversity"] = t2.diversity
+        if t2.feature_space == "autoencoder":
+            point["task2.ae_epochs"] = t2.ae_epochs
+        if j.refine_steps > 0:
+            point.update({"j.refine_weight": j.refine_weight, "j.refine_margin": j.refine_margin})
+        if j.score == "fusion":
+            point["j.fusion_scaling"] = j.fusion_scaling
     return point
 
 

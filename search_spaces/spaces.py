@@ -14,6 +14,12 @@ and returns the config values it derives.  Parameter names are dotted config key
   gamma = (s - 1) + m with m ~ U[0, 2], so gamma >= alpha + delta - 1 always; beta ~ U[0.1, 2].
 - zeta ~ U[0, 1].
 - Learning rates and Q/N are categorical options (``with_optimizer``, ``with_batch``).
+- The issue-12 variant switches (categorical): ``task2.boundaries`` in {1, 2, 3},
+  ``task2.feature_space`` in {pixel, critic, autoencoder}, ``j.refine_steps`` in {0, 1, 2} and
+  ``j.score`` in {j, critic, fusion}.  In ``full`` each switch has its own branch parameters, sampled
+  only on its branch: ``task2.diversity`` (log-uniform, K > 1), ``task2.ae_epochs`` (autoencoder),
+  ``j.refine_weight`` and ``j.refine_margin`` (refine_steps > 0), ``j.fusion_scaling`` (fusion).
+  ``variants`` samples the switches only, every other value as the base config has it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from omasgan.config import DIVERGENCES
+from omasgan.config import DIVERGENCES, FEATURE_SPACES, FUSION_SCALINGS, J_SCORES
 
 Space = Callable[[Any], dict[str, Any]]
 
@@ -30,7 +36,13 @@ NU_RANGE = (0.01, 50.0)
 LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3)
 BANK_SIZES = (256, 1024, 4096)
 BATCH_SIZES = (64, 100, 256)
-SPACE_NAMES = ("full", "task2", "task3", "j")
+SPACE_NAMES = ("full", "task2", "task3", "j", "variants")
+BOUNDARY_COUNTS = (1, 2, 3)
+REFINE_STEPS = (0, 1, 2)
+DIVERSITY_RANGE = (0.1, 10.0)
+AE_EPOCHS = (10, 20, 40)
+REFINE_WEIGHT_RANGE = (0.1, 10.0)
+REFINE_MARGIN_RANGE = (0.25, 2.0)
 
 
 def sample_divergence(trial) -> dict[str, Any]:
@@ -82,6 +94,29 @@ def sample_j(trial) -> dict[str, Any]:
     return {}
 
 
+def sample_variants(trial, branches: bool = True) -> dict[str, Any]:
+    """The four variant switches and, when ``branches``, each switch's own parameters on its branch."""
+    boundaries = trial.suggest_categorical("task2.boundaries", list(BOUNDARY_COUNTS))
+    feature_space = trial.suggest_categorical("task2.feature_space", list(FEATURE_SPACES))
+    refine_steps = trial.suggest_categorical("j.refine_steps", list(REFINE_STEPS))
+    score = trial.suggest_categorical("j.score", list(J_SCORES))
+    if branches:
+        if boundaries > 1:
+            trial.suggest_float("task2.diversity", *DIVERSITY_RANGE, log=True)
+        if feature_space == "autoencoder":
+            trial.suggest_categorical("task2.ae_epochs", list(AE_EPOCHS))
+        if refine_steps > 0:
+            trial.suggest_float("j.refine_weight", *REFINE_WEIGHT_RANGE, log=True)
+            trial.suggest_float("j.refine_margin", *REFINE_MARGIN_RANGE)
+        if score == "fusion":
+            trial.suggest_categorical("j.fusion_scaling", list(FUSION_SCALINGS))
+    return {}
+
+
+def sample_variant_switches(trial) -> dict[str, Any]:
+    return sample_variants(trial, branches=False)
+
+
 def sample_optimizer(trial) -> dict[str, Any]:
     for key in ("task1.lr_g", "task1.lr_d", "task2.lr_b", "task3.lr_d", "j.lr"):
         trial.suggest_categorical(key, list(LEARNING_RATES))
@@ -109,14 +144,16 @@ class SearchSpace:
 
 
 def build_space(name: str = "full", *, with_optimizer: bool = False, with_batch: bool = False) -> SearchSpace:
-    """``full`` (divergence, mu, nu, alpha..delta, zeta), or one stage's parameters only: ``task2``
-    (mu, nu), ``task3`` (alpha..delta), ``j`` (zeta).  A stage space leaves everything upstream as
-    the base config has it, so every trial of a search hits the stage cache for the upstream stages."""
+    """``full`` (divergence, mu, nu, alpha..delta, zeta and the variants with their branch
+    parameters), one stage's parameters only: ``task2`` (mu, nu), ``task3`` (alpha..delta), ``j``
+    (zeta), or ``variants`` (the four variant switches only).  A stage space leaves everything upstream
+    as the base config has it, so every trial of a search hits the stage cache for the upstream stages."""
     parts = {
-        "full": (sample_divergence, sample_task2, sample_task3, sample_j),
+        "full": (sample_divergence, sample_task2, sample_task3, sample_j, sample_variants),
         "task2": (sample_task2,),
         "task3": (sample_task3,),
         "j": (sample_j,),
+        "variants": (sample_variant_switches,),
     }
     if name not in parts:
         raise ValueError(f"unknown search space {name!r}; choose one of: {', '.join(SPACE_NAMES)}")

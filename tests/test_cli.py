@@ -168,3 +168,45 @@ def test_config_command_prints_resolved_config(capsys):
     assert main(["config", "--dataset", "mnist", "--set", "task2.mu=0.5", "--format", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["task2"]["mu"] == 0.5 and document["network"]["kind"] == "dcgan"
+
+
+def test_variants_run_prints_the_alarm_and_the_saved_model_scores_like_the_run(tmp_path, capsys):
+    from omasgan.config import OMASGANConfig
+    from omasgan.model_folder import SavedModel
+    from omasgan.run import load_run_data
+
+    out = tmp_path / "variants"
+    assert main(["run", "--dataset", "synthetic", "--holdout", "0", "--out", str(out), "--quiet",
+                 "--set", "data.synthetic_n_per_class=60", *FAST, "--set", "task2.boundaries=2",
+                 "--set", "j.refine_steps=1", "--set", "j.score=fusion", "--alarm-threshold", "0.5"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    alarm = [line for line in printed if line.startswith("shortcut alarm")]
+    assert len(alarm) == 2 and "Task 2's B(z)" in alarm[0] and "refined" in alarm[1]
+    warnings = [line for line in printed if line.startswith("WARNING: shortcut")]
+    assert len(warnings) == 1 and "> 0.5" in warnings[0]
+    document = json.loads((out / "metrics.json").read_text())
+    assert {"ink_auroc", "contrast_auroc", "nn_auroc"} <= set(document["alarm"]["task2"])
+    assert "ink_spearman" in document["alarm"]["j"] and document["final_score"]["mode"] == "fusion"
+    model = SavedModel(out)
+    config = OMASGANConfig.from_dict(json.loads((out / "config.json").read_text()))
+    splits = load_run_data(config, model.device)
+    np.testing.assert_array_equal(model.scorer(splits.test_x).numpy(), np.load(out / "scores.npz")["final_test"])
+
+
+def test_no_warning_below_the_threshold_and_a_bad_threshold_is_refused(capsys):
+    from omasgan.cli import alarm_lines
+
+    lines = alarm_lines({"task2": {"ink_auroc": 0.2, "contrast_auroc": 0.5, "nn_auroc": 0.6}}, 0.9)
+    assert len(lines) == 1 and not any(line.startswith("WARNING") for line in lines)
+    lines = alarm_lines({"task2": {"ink_auroc": 0.05, "contrast_auroc": 0.5, "nn_auroc": 0.6}}, 0.9)
+    assert lines[-1].startswith("WARNING: shortcut: ink (task2: 0.050)")
+    with pytest.raises(SystemExit):
+        main(["run", "--alarm-threshold", "0.3"])
+    assert "out of range" in capsys.readouterr().err
+
+
+def test_config_command_shows_the_variant_switches(capsys):
+    assert main(["config", "--dataset", "digits", "--set", "task2.boundaries=3", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["task2"]["boundaries"] == 3 and document["task2"]["feature_space"] == "pixel"
+    assert document["j"]["refine_steps"] == 0 and document["j"]["score"] == "j"

@@ -100,3 +100,47 @@ def test_flat_keys():
 def test_ood_needs_second_dataset():
     with pytest.raises(ConfigError, match="needs data.ood_dataset"):
         default_config("mnist").with_overrides(["data.protocol=ood"])
+
+
+# ---- issue 12: the variant switches ---------------------------------------------------------------
+
+def test_variant_switches_default_to_the_paper():
+    for dataset in ("synthetic", "digits", "mnist", "cifar10"):
+        config = default_config(dataset)
+        assert (config.task2.boundaries, config.task2.feature_space) == (1, "pixel")
+        assert (config.j.refine_steps, config.j.score) == (0, "j")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("task2.boundaries=0", r"task2.boundaries=0 is out of range; it must be a finite number >= 1"),
+        ("task2.boundaries=1.5", r"task2.boundaries=1.5 has the wrong type; expected an integer"),
+        ("task2.diversity=-1", r"task2.diversity=-1.0 is out of range; it must be a finite number >= 0"),
+        ("task2.feature_space=latent", r"task2.feature_space='latent' is not allowed; choose one of: pixel, critic, "
+                                       r"autoencoder"),
+        ("task2.ae_epochs=0", r"task2.ae_epochs=0 is out of range"),
+        ("task2.ae_latent_dim=-2", r"task2.ae_latent_dim=-2 is out of range"),
+        ("task2.ae_lr=0", r"task2.ae_lr=0.0 is out of range; it must be a finite number > 0"),
+        ("j.refine_steps=-1", r"j.refine_steps=-1 is out of range; it must be a finite number >= 0"),
+        ("j.refine_weight=-0.1", r"j.refine_weight=-0.1 is out of range"),
+        ("j.refine_margin=nan", r"j.refine_margin=nan is out of range"),
+        ("j.refine_bank=0", r"j.refine_bank=0 is out of range"),
+        ("j.refine_patience=-3", r"j.refine_patience=-3 is out of range"),
+        ("j.refine_holdout=1", r"j.refine_holdout=1.0 is out of range; it must lie in \(0, 1\)"),
+        ("j.score=logit", r"j.score='logit' is not allowed; choose one of: j, critic, fusion"),
+        ("j.fusion_scaling=minmax", r"j.fusion_scaling='minmax' is not allowed; choose one of: standard, robust"),
+    ],
+)
+def test_bad_variant_values_name_the_value_and_what_is_allowed(override, message):
+    with pytest.raises(ConfigError, match=message):
+        default_config("digits").with_overrides([override])
+
+
+def test_autoencoder_code_too_large_for_vectors_fails_before_training():
+    from omasgan.stages.feature_space import check_feature_space
+
+    config = default_config("synthetic").with_overrides(["task2.feature_space=autoencoder", "task2.ae_latent_dim=2"])
+    with pytest.raises(ConfigError, match=r"task2.ae_latent_dim=2 must be smaller than the 2 features"):
+        check_feature_space(config, (2,), False)
+    check_feature_space(config.with_overrides(["task2.ae_latent_dim=0"]), (2,), False)  # 0 picks a code size

@@ -70,3 +70,18 @@ def test_bad_input():
 def test_wrong_feature_count_at_scoring(fitted):
     with pytest.raises(DataError, match="the model takes shape"):
         fitted.decision_function(np.zeros((3, 5)))
+
+
+def test_fusion_detector_scores_the_same_after_save_and_load(tmp_path):
+    import json
+
+    config = tiny_config(task1__epochs=5, task2__epochs=2, task3__epochs=3, j__epochs=5, j__score="fusion",
+                         j__fusion_scaling="robust")
+    detector = OMASGANDetector(config).fit(_blobs(300))
+    assert detector.scorer_.mode == "fusion" and set(detector.scorer_.stats) == {"j", "critic"}
+    x = _blobs(40, seed=5)
+    detector.save(tmp_path / "model")
+    document = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert document["score"]["mode"] == "fusion" and document["score"]["scaling"] == "robust"
+    loaded = OMASGANDetector.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.decision_function(x), detector.decision_function(x))

@@ -43,17 +43,23 @@ def _evaluation(detector, val, test, rng):
     return {"detector": detector, "threshold": 0.5, "metrics": metrics}
 
 
-def _pipeline(store, key, config, rng, val, test, *, sweep=None, fail_j=False):
+ALARM_RNG = np.random.default_rng(5)  # the shortcut alarm's figures, apart from the metrics' generator
+
+
+def _pipeline(store, key, config, rng, val, test, *, sweep=None, fail_j=False, alarm=True):
     """Rows of the four stages of one unit; Task 1 and Task 3 a little below J."""
     for stage, detector, drop in (("task1", "task1", 0.2), ("task3", "task3", 0.1)):
         store.write_stage_rows(key, stage, config=config, wall_time_s=float(rng.uniform(1, 5)), sweep=sweep,
                                evaluation=_evaluation(detector, val - drop, test - drop, rng))
-    store.write_stage_rows(key, "task2", config=config, wall_time_s=float(rng.uniform(1, 5)), sweep=sweep)
+    task2_alarm = dict(zip(("ink_auroc", "contrast_auroc", "nn_auroc"), ALARM_RNG.uniform(0, 1, 3))) if alarm else None
+    store.write_stage_rows(key, "task2", config=config, wall_time_s=float(rng.uniform(1, 5)), sweep=sweep,
+                           alarm=task2_alarm)
     if fail_j:
         store.write_stage_rows(key, "j", config=config, status="error", error="loss became nan\nat step 3", sweep=sweep)
     else:
         store.write_stage_rows(key, "j", config=config, wall_time_s=float(rng.uniform(1, 5)), sweep=sweep,
-                               evaluation=_evaluation("final", val, test, rng))
+                               evaluation=_evaluation("final", val, test, rng),
+                               alarm={"ink_spearman": float(ALARM_RNG.uniform(-1, 1))} if alarm else None)
 
 
 def _journal(folder, name, values):
@@ -233,7 +239,8 @@ def test_search_section_importance_and_ranking(studies):
     assert set(importance["param"]) == {"task2.mu", "j.zeta"} and importance["importance"].sum() == pytest.approx(1.0)
     ranking = _csv(page, "ranking-srch")
     assert list(ranking["trial_id"]) == ["t1", "t2", "t0"] and list(ranking["units"]) == [2, 2, 1]
-    assert ranking["val_auroc"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
+    assert ranking["objective"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
+    assert list(ranking["complete"]) == [True, True, False]  # t0 has a failed unit: not scored on the other
     assert "split=val (validation split only)" in text
     assert "Search study `srch`: trial `t1` is shown" in text
     assert "| srch | t0 | 1 | 0 | omasgan | j | loss became nan |" in text  # the error row, first line
@@ -242,7 +249,9 @@ def test_search_section_importance_and_ranking(studies):
 def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
     root, page = studies
     path = page.parent / "best-config.json"
-    config = json.loads(path.read_text())
+    document = json.loads(path.read_text())
+    config = document["config"]
+    assert document["chosen_by"]["confirmed"] is False and document["chosen_by"]["trial"] == "t1"
     assert "seed" not in config and "holdout" not in config["data"]
     assert config["task2"]["mu"] == SEARCH_MU["t1"]  # t1: best validation AUROC; t2 is best on test
     stored = json.loads(_rows(root, "srch").query("trial_id == 't1' and stage == 'j'").config_json.iloc[0])
@@ -323,3 +332,57 @@ def test_failed_report_keeps_the_previous_one(studies, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         write_report(root / "sds", out=tmp_path / "rep")
     assert first.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_error_bars_seed_summary_and_noise_floor_equal_pandas_and_scipy(studies):
+    from scipy import stats
+
+    root, page = studies
+    rows = _rows(root, "sds")
+    test = rows[(rows.status == "ok") & (rows.split == "test") & (rows.detector == "final")]
+    sd = _csv(page, "auroc-sd-synthetic-sds").set_index("holdout_class")
+    for k in CLASSES:
+        assert sd.loc[str(k), "final"] == pytest.approx(test[test.holdout_class == k].auroc.std(ddof=1))
+    per_seed = test.groupby("seed").auroc.mean()
+    assert sd.loc["mean", "final"] == pytest.approx(per_seed.std(ddof=1))  # SD over seeds of the class mean
+    summary = _csv(page, "seed-summary").set_index(["source", "model"]).loc[("sds", "final")]
+    assert summary["mean"] == pytest.approx(test.auroc.mean()) and summary["units"] == 6
+    assert summary["iqm"] == pytest.approx(stats.trim_mean(test.auroc, 0.25))
+    assert summary["iqm_low"] <= summary["iqm"] <= summary["iqm_high"]
+    assert summary["below_chance"] == int((test.auroc < 0.5).sum())
+    floor = _csv(page, "noise-floor").set_index(["source", "model"]).loc[("sds", "final")]
+    within = test.groupby("holdout_class").auroc.var(ddof=1)
+    assert floor["unit_sd"] == pytest.approx(np.sqrt(within.mean()))  # equal seeds per class: the mean variance
+    assert floor["dof"] == 4 and floor["detectable_3_seeds"] == pytest.approx(floor["detectable_here"])
+    text = page.read_text()
+    assert "error bars: SD over seeds" in text and "3.1 Noise floor" in text
+
+
+def test_shortcut_alarm_table_equals_pandas(studies):
+    root, page = studies
+    text = page.read_text()
+    assert "## 9. Shortcut alarm" in text
+    table = _csv(page, "shortcut-alarm").set_index(["study", "trial_id"])
+    for study in ("sds", "srch"):
+        rows = _rows(root, study)
+        task2 = rows[rows.stage == "task2"]
+        for trial, mine in task2.groupby("trial_id"):
+            row = table.loc[(study, trial)]
+            assert row["units"] == len(mine)
+            for name in ("ink_auroc", "contrast_auroc", "nn_auroc"):
+                values = mine[f"alarm_{name}"]
+                assert row[name] == pytest.approx(values.mean())
+                assert row[f"{name}_sep"] == pytest.approx(np.maximum(values, 1 - values).mean())
+            j_val = rows[(rows.stage == "j") & (rows.split == "val") & (rows.trial_id == trial)]
+            assert row["j_ink_spearman"] == pytest.approx(j_val.alarm_ink_spearman.mean())
+    assert ("sens", "task2.mu=1.0") not in table.index  # no task2 rows, no j alarm in the sensitivity study
+
+
+def test_rows_without_the_alarm_leave_section_9_out(tmp_path):
+    _spec(tmp_path / "old", "old", "seeds", [0])
+    store = ResultStore(str(tmp_path / "old"))
+    rng = np.random.default_rng(2)
+    for k in CLASSES:
+        _pipeline(store, UnitKey("old", "seeds", "t", DATASET, k, 0), _config(k, 0), rng, 0.8, 0.7, alarm=False)
+    text = write_report(tmp_path / "old").read_text()
+    assert "Left out: no ok OMASGAN row holds the alarm's figures" in text

@@ -113,3 +113,55 @@ def test_duckdb_and_polars_read_the_dataset_with_no_project_code(tmp_path):
     frame = polars.read_parquet(pattern, hive_partitioning=True)
     assert frame.height == 4 and set(frame["holdout_class"].to_list()) == {3, 4}
     assert set(dataset_schema().names) <= set(frame.columns)
+
+
+def test_alarm_columns_are_typed_and_filled_from_the_stage_alarm(tmp_path):
+    from omasgan.distributed.result_store import ALARM_COLUMNS
+
+    schema = result_schema()
+    assert ALARM_COLUMNS == ("alarm_ink_auroc", "alarm_contrast_auroc", "alarm_nn_auroc", "alarm_ink_spearman")
+    for column in ALARM_COLUMNS:
+        assert schema.field(column).type == pa.float64()
+    assert schema.field("cfg_task2_boundaries").type == pa.int64()
+    assert schema.field("cfg_task2_feature_space").type == pa.string()
+    assert schema.field("cfg_j_score").type == pa.string()
+    store = ResultStore(str(tmp_path))
+    config = tiny_config()
+    store.write_stage_rows(_key(), "task2", config=config, wall_time_s=1.0,
+                           alarm={"ink_auroc": 0.1, "contrast_auroc": 0.6, "nn_auroc": 0.97})
+    store.write_stage_rows(_key(), "j", config=config, evaluation=EVALUATION, alarm={"ink_spearman": -0.8})
+    frame = store.read().to_pandas().set_index(["stage", "split"], drop=False)
+    task2 = frame.loc[("task2", None)] if ("task2", None) in frame.index else frame[frame.stage == "task2"].iloc[0]
+    assert (task2.alarm_ink_auroc, task2.alarm_contrast_auroc, task2.alarm_nn_auroc) == (0.1, 0.6, 0.97)
+    assert task2.cfg_task2_boundaries == 1 and task2.cfg_j_score == "j"
+    j_rows = frame[frame.stage == "j"]
+    assert list(j_rows.alarm_ink_spearman) == [-0.8, -0.8] and j_rows.alarm_ink_auroc.isna().all()
+
+
+def test_files_written_before_the_alarm_still_read(tmp_path):
+    """A version-1 file (no alarm columns, no variant config columns) reads next to a new one; the
+    missing columns come back as nulls."""
+    from omasgan.distributed.result_store import ALARM_COLUMNS
+
+    store = ResultStore(str(tmp_path))
+    new = store.write_stage_rows(_key(trial="new"), "task2", config=tiny_config(), alarm={"ink_auroc": 0.2})
+    old_path = tmp_path / "results/dataset=digits/holdout_class=3/seed=0/s1.old.omasgan.task2.parquet"
+    table = pq.read_table(new)
+    dropped = [c for c in table.column_names
+               if c in ALARM_COLUMNS or c.startswith(("cfg_task2_boundaries", "cfg_task2_diversity",
+                                                      "cfg_task2_feature_space", "cfg_task2_ae_", "cfg_j_refine_",
+                                                      "cfg_j_score", "cfg_j_fusion_scaling"))]
+    assert len(dropped) == 4 + 7 + 9  # alarm; task2 variant keys; j variant keys
+    old = table.drop_columns(dropped).set_column(0, "schema_version", pa.array([1], pa.int32()))
+    old = old.set_column(old.column_names.index("trial_id"), "trial_id", pa.array(["old"]))
+    pq.write_table(old.replace_schema_metadata({b"omasgan_schema_version": b"1"}), old_path)
+    read = store.read().to_pandas().set_index("trial_id")
+    assert sorted(read.index) == ["new", "old"]
+    assert read.loc["new", "alarm_ink_auroc"] == 0.2 and read.loc["new", "schema_version"] == SCHEMA_VERSION == 2
+    assert read.loc["old", "schema_version"] == 1
+    for column in ALARM_COLUMNS + ("cfg_task2_boundaries", "cfg_j_score"):
+        assert read.loc["old", column] is None or read.loc["old", column] != read.loc["old", column], column
+    # pandas with no project code reads both too
+    import pandas as pd
+
+    assert len(pd.read_parquet(tmp_path / "results")) == 2

@@ -102,3 +102,49 @@ def test_unknown_sensitivity_parameter_and_space():
     with pytest.raises(ValueError, match="unknown search space 'task4'"):
         build_space("task4")
     assert seed_list(3) == [0, 1, 2]
+
+
+# ---- issue 12: the variants --------------------------------------------------------------------
+
+def test_full_space_samples_every_variant_branch_with_its_own_parameters():
+    base = default_config("digits").to_dict()
+    seen = {"boundaries": set(), "feature_space": set(), "refine_steps": set(), "score": set()}
+    for params in _sample(build_space("full"), 300, seed=3):
+        config = trial_config(base, params)  # validates every value
+        t2, j = config.task2, config.j
+        seen["boundaries"].add(t2.boundaries)
+        seen["feature_space"].add(t2.feature_space)
+        seen["refine_steps"].add(j.refine_steps)
+        seen["score"].add(j.score)
+        assert ("task2.diversity" in params) == (t2.boundaries > 1)
+        assert ("task2.ae_epochs" in params) == (t2.feature_space == "autoencoder")
+        assert ("j.refine_weight" in params) == ("j.refine_margin" in params) == (j.refine_steps > 0)
+        assert ("j.fusion_scaling" in params) == (j.score == "fusion")
+    assert seen == {"boundaries": {1, 2, 3}, "feature_space": {"pixel", "critic", "autoencoder"},
+                    "refine_steps": {0, 1, 2}, "score": {"j", "critic", "fusion"}}
+
+
+def test_variants_space_samples_only_the_switches():
+    switches = {"task2.boundaries", "task2.feature_space", "j.refine_steps", "j.score"}
+    for params in _sample(build_space("variants"), 40, seed=4):
+        assert set(resolve_params(params)) == switches
+    base = default_config("mnist")
+    assert paper_point(base, "variants") == {"task2.boundaries": 1, "task2.feature_space": "pixel",
+                                             "j.refine_steps": 0, "j.score": "j"}
+    point = paper_point(base, "full")
+    assert {k: point[k] for k in switches} == paper_point(base, "variants")
+    on = base.with_overrides({"task2.boundaries": 2, "j.score": "fusion"})
+    assert paper_point(on, "full")["task2.diversity"] == 1.0 and paper_point(on, "full")["j.fusion_scaling"] == "standard"
+    # the paper point lies inside the variants space, so OptunaSearch accepts it
+    study = optuna.create_study()
+    study.enqueue_trial(paper_point(base, "variants"))
+    trial = study.ask()
+    build_space("variants")(trial)
+    assert trial.params == paper_point(base, "variants")
+
+
+def test_variants_is_a_search_choice_on_the_command_line():
+    from omasgan.distributed.studies_cli import SPACES
+    from omasgan.search_spaces import SPACE_NAMES
+
+    assert "variants" in SPACES and set(SPACES) == set(SPACE_NAMES)

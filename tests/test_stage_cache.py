@@ -29,6 +29,21 @@ def test_key_depends_on_upstream_but_not_downstream_parameters():
     assert stage_cache_key(base, "j") != stage_cache_key(base.with_overrides(["j.zeta=0.2"]), "j")
 
 
+@pytest.mark.parametrize("key, value, stage", [
+    ("task2.boundaries", 2, "task2"), ("task2.diversity", 3.0, "task2"), ("task2.feature_space", "critic", "task2"),
+    ("task2.ae_epochs", 5, "task2"), ("j.refine_steps", 1, "j"), ("j.refine_weight", 2.0, "j"),
+    ("j.refine_patience", 3, "j"), ("j.score", "fusion", "j"), ("j.fusion_scaling", "robust", "j"),
+])
+def test_variant_switches_are_part_of_their_stage_key_only(key, value, stage):
+    base = tiny_config()
+    other = base.with_overrides({key: value})
+    first = ("task1", "task2", "task3", "j").index(stage)
+    for upstream in ("task1", "task2", "task3", "j")[:first]:
+        assert stage_cache_key(base, upstream) == stage_cache_key(other, upstream), (key, upstream)
+    for downstream in ("task1", "task2", "task3", "j")[first:]:
+        assert stage_cache_key(base, downstream) != stage_cache_key(other, downstream), (key, downstream)
+
+
 def test_entry_round_trip_and_checksum():
     blob = encode_entry({"a": 1, "b": [1, 2]})
     assert decode_entry(blob) == {"a": 1, "b": [1, 2]}

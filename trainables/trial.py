@@ -7,7 +7,7 @@ keys (``{"task2.mu": 0.2}``) laid over a base config.
 
 Checkpoint folder (written at every stage boundary)::
 
-    state.json       {"completed": [...], "evaluations": {...}, "trained": {...}, "cache": {...}}
+    state.json       {"completed": [...], "evaluations": {...}, "alarms": {...}, "trained": {...}, "cache": {...}}
     <stage>.pt       the stage payload (omasgan.checkpoint format) of every completed stage
 
 A restored trial loads its completed stages from there and continues with the next one; because
@@ -33,7 +33,7 @@ from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import TrainingDivergedError
 from omasgan.metrics import METRIC_NAMES
 from omasgan.networks import check_network_shape
-from omasgan.pipeline import evaluate_stage, run_stage
+from omasgan.pipeline import evaluate_stage, run_stage, stage_alarm
 from omasgan.run import load_run_data, validate_run
 from omasgan.stages import StageResult
 
@@ -56,22 +56,26 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> OMASGANConfig:
 class FaultInjection:
     """Test hook: once per trial, inside ``stage`` after ``epoch`` epochs, either raise (``action =
     "raise"``) or stop for ``pause_s`` seconds (``"pause"``, so a test can kill the driver there).
-    ``error`` says what is raised: ``"system"`` a RuntimeError (the system failed: retried),
-    ``"unit"`` a TrainingDivergedError (the config failed: an error row in a study).
-    A marker file in ``marker_dir`` records that the fault fired, so the retry runs through."""
+    ``error`` says what is raised: ``"unit"`` a TrainingDivergedError (the config failed: in a study,
+    an error row), ``"system"`` a RuntimeError (the system failed: in a study, Tune retries the trial).
+    A marker file in ``marker_dir`` records that the fault fired, so the retry runs through.  With
+    ``only``, it fires only in trials whose id ends with that text (a study unit's id ends with
+    ``-<class>-<seed>``, so ``only="-1-0"`` picks class 1, seed 0)."""
 
     stage: str
     epoch: int
     marker_dir: str
     action: str = "raise"
     pause_s: float = 600.0
-    error: str = "system"
+    only: str | None = None
+    error: str = "unit"
 
     def hook(self, trial_id: str) -> Callable[[str, int, int, dict[str, float]], None]:
         marker = Path(self.marker_dir) / f"fault-{trial_id}"
+        chosen = self.only is None or trial_id.endswith(self.only)
 
         def on_epoch(stage: str, epoch: int, epochs: int, losses: dict[str, float]) -> None:
-            if stage == self.stage and epoch == self.epoch and not marker.exists():
+            if chosen and stage == self.stage and epoch == self.epoch and not marker.exists():
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text("fired")
                 if self.action == "pause":
@@ -112,15 +116,18 @@ class TrialState:
     payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-sample scores of each scored stage ({"val": array, "test": array}); not checkpointed."""
+    alarms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """stage -> the shortcut alarm's figures (omasgan.pipeline.stage_alarm)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"completed": self.completed, "evaluations": self.evaluations, "trained": self.trained,
-                "cache": self.cache}
+                "cache": self.cache, "alarms": self.alarms}
 
     @classmethod
     def restore(cls, folder: Path) -> "TrialState":
         document = json.loads((folder / "state.json").read_text())
-        state = cls(document["completed"], document["evaluations"], document["trained"], document.get("cache", {}))
+        state = cls(document["completed"], document["evaluations"], document["trained"], document.get("cache", {}),
+                    alarms=document.get("alarms", {}))
         for stage in state.completed:
             state.payloads[stage] = torch.load(folder / f"{stage}.pt", map_location="cpu", weights_only=True)
         return state
@@ -158,7 +165,8 @@ def _flat_metrics(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def build_report(stage: str, state: TrialState, last_stage: str, wall_s: float) -> dict[str, Any]:
-    """The metrics reported after ``stage``: the objective, the stage, its validation metrics, the
+    """The metrics reported after ``stage``: the objective, the stage, its validation metrics, its
+    shortcut alarm (``alarm_ink_auroc``, ... after Task 2 and J), the
     validation AUROC of every detector so far, cache counters and training counts (both summed
     over every attempt of the trial); after the last
     stage also every detector's test metrics."""
@@ -177,6 +185,7 @@ def build_report(stage: str, state: TrialState, last_stage: str, wall_s: float) 
     evaluation = state.evaluations.get(stage)
     if evaluation is not None:
         report.update(_flat_metrics("val", evaluation["metrics"]["val"]))
+    report.update({f"alarm_{name}": float(value) for name, value in state.alarms.get(stage, {}).items()})
     for ev in state.evaluations.values():
         report[f"val_{ev['detector']}_auroc"] = float(ev["metrics"]["val"]["auroc"])
     if stage == last_stage:
@@ -227,6 +236,10 @@ def run_trial(
         state.payloads[stage] = payload
         scored = settings.evaluate_stages is None or stage in settings.evaluate_stages
         evaluation = evaluate_stage(stage, results[stage], config, splits) if scored else None
+        if scored:
+            alarm = stage_alarm(stage, results[stage], evaluation, config, splits)
+            if alarm:
+                state.alarms[stage] = alarm
         if evaluation is not None:
             state.scores[stage] = evaluation.scores
             state.evaluations[stage] = {"detector": evaluation.detector, "threshold": evaluation.threshold,

@@ -10,6 +10,8 @@ Three families, chosen by name:
 
 Every generator maps z of shape (B, latent_dim) to samples of shape (B, *sample_shape); every
 discriminator maps (B, *sample_shape) to raw scalar logits of shape exactly (B,) (no sigmoid).
+Every discriminator also has ``features(x)``: its penultimate layer, flattened to (B, F) (Task 2's
+``feature_space = critic`` measures d and s there).
 Generators carry ``kind``, ``sample_shape`` and ``latent_dim`` attributes, discriminators ``kind`` and
 ``sample_shape``. Which arguments apply to which family:
 

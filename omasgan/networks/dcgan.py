@@ -113,3 +113,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer: the flattened last feature map, (B, ch * s * s)."""
+        return self.net[:-1](x)

@@ -80,3 +80,7 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer: the last hidden LeakyReLU output, (B, width)."""
+        return self.net[:-1](x)

@@ -152,5 +152,8 @@ class ResNetDiscriminator(nn.Module):
         apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        return self.linear(h).squeeze(1)
+        return self.linear(self.features(x)).squeeze(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer: ReLU of the last block summed over H and W, (B, width)."""
+        return F.relu(self.blocks(x)).sum(dim=(2, 3))

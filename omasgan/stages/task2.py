@@ -14,13 +14,29 @@ B has G's architecture and starts from G's weights; G is frozen.  B minimises
 One epoch is ``n_train // N`` steps (at least 1).  The logged ``loss_b`` is the surrogate B
 minimises, E_z[fake_term(D_m(B(z)))] + mu d + nu s, which equals L_B + E_P[real_term] (a term
 constant in B); ``loss_d`` is the critic's loss, minus its estimate of m(B, G).  Output: B (and the critic D_m).
+
+Variants (``task2.*``, the defaults are the paper's):
+- ``feature_space``: d and s are measured on phi(B(z)), phi(G(z)) (:mod:`.feature_space`); the
+  autoencoder's per-epoch loss is logged as ``ae_loss``.
+- ``boundaries`` = K > 1: B_1..B_K, each from G's weights (every one but the first jittered by a
+  factor 1 + 0.02 N(0, 1) per weight, to leave the symmetric start where the diversity term has no
+  gradient) with its own critic D_m,k (also from Task 1's D), share each step's z and bank and
+  together minimise
+
+      sum_k [E_z[fake_term(D_m,k(B_k(z)))] + mu d(B_k, G) + nu s(B_k, z)] + diversity * div(o_1..o_K)
+
+  with o_k = mean_i (B_k(z_i) - G(z_i)) and div the mean pairwise cosine similarity
+  (:func:`omasgan.boundary.offset_similarity`).  ``loss_b`` is that sum, ``m_fake_term``, ``d`` and
+  ``s`` are means over k, and ``diversity`` is div.  The modules are ``boundary``, ``critic``,
+  ``boundary_1``, ``critic_1``, ... (:mod:`.union`).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from ..boundary import dispersion, nearest_bank_distance
+from ..boundary import dispersion, mean_offset, nearest_bank_distance, offset_similarity
 from ..config import OMASGANConfig
 from ..divergences import build_divergence
 from .common import (
@@ -39,6 +55,8 @@ from .common import (
     steps_per_epoch,
     trainable_copy,
 )
+from .feature_space import task2_feature_map
+from .union import member_name
 
 
 def train_task2(
@@ -54,48 +72,97 @@ def train_task2(
     device = train_x.device
     cfg, latent_dim = config.task2, config.network.latent_dim
     divergence = build_divergence(config.divergence)
+    phi, feature_history = task2_feature_map(config, discriminator, train_x)
+    k_count = cfg.boundaries
     frozen_g = freeze(generator)
-    boundary = trainable_copy(generator)
-    critic = trainable_copy(discriminator)
-    opt_b = adam(boundary, cfg.lr_b, cfg.beta1, cfg.beta2)
-    opt_d = adam(critic, cfg.lr_d, cfg.beta1, cfg.beta2)
+    boundaries = [trainable_copy(generator) for _ in range(k_count)]
+    for boundary in boundaries[1:]:
+        _break_symmetry(boundary)
+    critics = [trainable_copy(discriminator) for _ in range(k_count)]
+    opt_b = adam(boundaries[0] if k_count == 1 else nn.ModuleList(boundaries), cfg.lr_b, cfg.beta1, cfg.beta2)
+    opt_ds = [adam(critic, cfg.lr_d, cfg.beta1, cfg.beta2) for critic in critics]
     log, timer, step = LossLog("task2"), StageTimer(), 0
     n_steps = steps_per_epoch(train_x.shape[0], cfg.batch_size)
-    bank = None
+    bank = bank_features = None
     data_batches = BatchCycler(train_x, cfg.batch_size) if cfg.reference == "data" else None
 
     for epoch in range(1, cfg.epochs + 1):
         for _ in range(n_steps):
             if bank is None or step % cfg.bank_refresh == 0:
                 bank = samples_without_graph(frozen_g, latent(cfg.bank_size, latent_dim, device))
+                bank_features = bank if phi is None else _features_without_graph(phi, bank)
             z = latent(cfg.batch_size, latent_dim, device)
 
-            for _ in range(cfg.d_steps):
-                if data_batches is not None:
-                    positive = data_batches.next()
-                else:
-                    positive = samples_without_graph(frozen_g, latent(cfg.batch_size, latent_dim, device))
-                negative = samples_without_graph(boundary, z)
-                loss_d = divergence.discriminator_loss(critic(positive), critic(negative))
-                penalty = critic_penalty(divergence, config.divergence, critic, positive, negative)
-                if penalty is not None:
-                    loss_d = loss_d + penalty
-                descend(opt_d, loss_d)
-                log.add(loss_d=loss_d)
+            for boundary, critic, opt_d in zip(boundaries, critics, opt_ds):
+                for _ in range(cfg.d_steps):
+                    if data_batches is not None:
+                        positive = data_batches.next()
+                    else:
+                        positive = samples_without_graph(frozen_g, latent(cfg.batch_size, latent_dim, device))
+                    negative = samples_without_graph(boundary, z)
+                    loss_d = divergence.discriminator_loss(critic(positive), critic(negative))
+                    penalty = critic_penalty(divergence, config.divergence, critic, positive, negative)
+                    if penalty is not None:
+                        loss_d = loss_d + penalty
+                    descend(opt_d, loss_d)
+                    log.add(loss_d=loss_d)
 
-            samples = boundary(z)
-            v_boundary = critic(samples)
-            m_q_term = divergence.fake_cost(v_boundary)
-            d_term = nearest_bank_distance(samples, bank, cfg.p)
-            s_term = dispersion(z, samples, cfg.eps)
-            loss_b = m_q_term + cfg.mu * d_term + cfg.nu * s_term
-            descend(opt_b, loss_b)
-            log.add(loss_b=loss_b, m_fake_term=m_q_term, d=d_term, s=s_term)
+            if k_count == 1:
+                loss_b, m_q_term, d_term, s_term, _ = _boundary_loss(
+                    boundaries[0], critics[0], z, bank_features, phi, divergence, cfg)
+                descend(opt_b, loss_b)
+                log.add(loss_b=loss_b, m_fake_term=m_q_term, d=d_term, s=s_term)
+            else:
+                g_z = samples_without_graph(frozen_g, z)
+                parts = [_boundary_loss(b, c, z, bank_features, phi, divergence, cfg, g_z)
+                         for b, c in zip(boundaries, critics)]
+                diversity = offset_similarity([part[4] for part in parts])
+                loss_b = torch.stack([part[0] for part in parts]).sum() + cfg.diversity * diversity
+                descend(opt_b, loss_b)
+                means = {name: torch.stack([part[i] for part in parts]).mean()
+                         for i, name in ((1, "m_fake_term"), (2, "d"), (3, "s"))}
+                log.add(loss_b=loss_b, diversity=diversity, **means)
             step += 1
         means = log.end_epoch()
         if on_epoch is not None:
             on_epoch("task2", epoch, cfg.epochs, means)
 
-    boundary.eval()
-    critic.eval()
-    return StageResult("task2", {"boundary": boundary, "critic": critic}, log.history, timer.elapsed(), step)
+    modules: dict[str, nn.Module] = {}
+    for k, (boundary, critic) in enumerate(zip(boundaries, critics)):
+        boundary.eval()
+        critic.eval()
+        modules[member_name(k)] = boundary
+        modules["critic" if k == 0 else f"critic_{k}"] = critic
+    history = {**log.history, **feature_history}
+    return StageResult("task2", modules, history, timer.elapsed(), step)
+
+
+SYMMETRY_BREAK = 0.02
+"""B_k (k >= 1) starts from G's weights times (1 + SYMMETRY_BREAK * N(0, 1)), elementwise."""
+
+
+@torch.no_grad()
+def _break_symmetry(boundary: nn.Module) -> None:
+    """K copies of G are a stationary point of the diversity term (a cosine similarity has zero
+    gradient where two offsets point the same way), so every B_k but the first is jittered a little."""
+    for parameter in boundary.parameters():
+        parameter.mul_(1.0 + SYMMETRY_BREAK * torch.randn_like(parameter))
+
+
+@torch.no_grad()
+def _features_without_graph(phi, x: Tensor) -> Tensor:
+    return phi(x)
+
+
+def _boundary_loss(boundary, critic, z, bank_features, phi, divergence, cfg, g_z=None):
+    """One boundary model's E_z[fake_term(D_m(B(z)))] + mu d + nu s, its three terms, and (given
+    G(z)) its mean offset from G."""
+    samples = boundary(z)
+    v_boundary = critic(samples)
+    m_q_term = divergence.fake_cost(v_boundary)
+    features = samples if phi is None else phi(samples)
+    d_term = nearest_bank_distance(features, bank_features, cfg.p)
+    s_term = dispersion(z, features, cfg.eps)
+    loss = m_q_term + cfg.mu * d_term + cfg.nu * s_term
+    offset = mean_offset(samples, g_z) if g_z is not None else None
+    return loss, m_q_term, d_term, s_term, offset
