@@ -143,7 +143,8 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
     tasks = [
         UnitTask(study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
                  params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
-                 store_root=plan.store_root, sweep=sweep_of(params), fault=plan.fault)
+                 store_root=plan.store_root, sweep=sweep_of(params), fault=plan.fault,
+                 records_root=plan.records_root)
         for k, s in units
     ]
     if plan.baseline:

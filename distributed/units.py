@@ -74,6 +74,8 @@ class UnitTask:
     sweep: tuple[str, float] | None = None
     write_scores: bool = True
     fault: Any = None  # a trainables.FaultInjection (tests only)
+    records_root: str | None = None
+    """Where the trial's records (and training ledger) live; None: ``store_root``."""
 
     def config(self) -> OMASGANConfig:
         return trial_config(self.base_config, {**self.params, "data.holdout": self.holdout, "seed": self.seed})
@@ -136,7 +138,8 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
         return outcome
 
     if any(state.trained.values()):
-        TrialRecords(task.store_root).record_training(task.trial_id, task.holdout, task.seed, state.trained)
+        TrialRecords(task.records_root or task.store_root).record_training(task.trial_id, task.holdout, task.seed,
+                                                                           state.trained)
     payload = state.payloads[task.stage]
     outcome.wall_time_s = float(payload.get("wall_time_s", 0.0))
     outcome.losses = {name: float(values[-1]) for name, values in payload.get("history", {}).items() if values}
