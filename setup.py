@@ -48,8 +48,13 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.64",
     ],
-    # duckdb and polars only check that the Parquet results read with no project code
-    extras_require={"test": ["pytest>=8.0", "duckdb>=1.0", "polars>=1.0"]},
+    # duckdb and polars only check that the Parquet results read with no project code; moto's server
+    # mode is the S3-compatible server the object-store tests start on the loopback.  "cluster":
+    # what s3:// storage needs on every node (boto3 for conditional writes; the worker image has it)
+    extras_require={
+        "test": ["pytest>=8.0", "duckdb>=1.0", "polars>=1.0", "moto[server]>=5.0", "boto3>=1.35"],
+        "cluster": ["boto3>=1.35"],
+    },
     entry_points={
         "console_scripts": ["omasgan = omasgan.cli:main"],
         # the Ray / Optuna study commands live in omasgan.distributed, so omasgan.cli never imports Ray

@@ -58,12 +58,14 @@ def _scores_file(store: ResultStore, key: UnitKey) -> str:
 
 def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseline: BaselineConfig, *,
                       study_kind: str = "baseline", trial_id: str | None = None, device: str = "cpu",
-                      write_scores: bool = True) -> dict[str, Any]:
+                      write_scores: bool = True, raise_system_errors: bool = False) -> dict[str, Any]:
     """Load the splits of ``config``'s data / protocol / holdout, evaluate ``baseline`` with seed
     ``config.seed`` and write its rows and scores to the result store at ``store_root``.
 
     Never raises for a failing unit (bad data, a diverged autoencoder, ...): it writes an error row
-    (and removes the unit's stale scores file) and returns ``status="error"``.  Returns a summary:
+    (and removes the unit's stale scores file) and returns ``status="error"``.  With
+    ``raise_system_errors`` (a study's Ray task), only unit errors (``units.UNIT_ERRORS``) are
+    recorded so; any other exception propagates and no row is written.  Returns a summary:
     status, method, trial_id, dataset, holdout, seed, val_auroc, test_auroc, metrics, wall_time_s,
     description (the splits) and error.
     """
@@ -97,6 +99,11 @@ def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseli
                         "metrics": evaluation.metrics},
         )
     except Exception as exc:  # noqa: BLE001 - a failing unit is recorded, the study goes on
+        if raise_system_errors:
+            from .units import is_unit_error
+
+            if not is_unit_error(exc):
+                raise
         message = str(exc) if isinstance(exc, OMASGANError) else f"{type(exc).__name__}: {exc}"
         store.write_stage_rows(key, BASELINE_STAGE, config=config, status="error", error=message, device=device)
         stale = _scores_file(store, key)

@@ -2,6 +2,10 @@
 
 Text uses a tiny markup that both renderers understand: `code`, *emphasis* and [link](target).
 Every table is also saved unrounded as ``tables/<name>.csv`` next to the page.
+
+Text can carry names from the data (study names, trial ids), so markup is read only outside code
+spans, and a link becomes a link only when its target is safe (:func:`safe_link_target`: a relative
+path, or http/https); any other ``[text](target)`` (``javascript:``, ``data:``, ...) stays plain text.
 """
 
 from __future__ import annotations
@@ -15,6 +19,41 @@ import pandas as pd
 
 from .report_figures import HEIGHT, WIDTH
 from .result_store import _safe
+
+LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+CODE = re.compile(r"`([^`]+)`")
+SAFE_SCHEMES = ("http", "https")
+
+
+def safe_link_target(target: str) -> bool:
+    """Whether ``target`` may be a link: a relative path, or an http(s) URL.  Browsers drop ASCII
+    whitespace and control characters inside a URL's scheme, so they are dropped before the check."""
+    cleaned = "".join(ch for ch in target if ch > " " and ch != "\x7f")
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):", cleaned)
+    if scheme:
+        return scheme.group(1).lower() in SAFE_SCHEMES
+    return not cleaned.startswith(("//", "\\"))
+
+
+def _outside_code(text: str, outside, inside) -> str:
+    """``text`` with ``outside`` applied to the parts outside `code` spans and ``inside`` to their contents."""
+    parts, last = [], 0
+    for match in CODE.finditer(text):
+        parts.append(outside(text[last:match.start()]))
+        parts.append(inside(match.group(1)))
+        last = match.end()
+    parts.append(outside(text[last:]))
+    return "".join(parts)
+
+
+def markdown_text(text: str) -> str:
+    """``text`` for the Markdown page: an unsafe link's brackets escaped, so no viewer makes it a link."""
+    def outside(part: str) -> str:
+        return LINK.sub(lambda m: m.group(0) if safe_link_target(m.group(2))
+                        else f"\\[{m.group(1)}\\]({m.group(2)})", part)
+
+    return _outside_code(text, outside, lambda code: f"`{code}`")
+
 
 class Page:
     """The report being built in ``folder``: blocks rendered to Markdown or HTML at the end."""
@@ -65,12 +104,12 @@ class Page:
             if kind == "heading":
                 out.append(f"{'#' * item[0]} {item[1]}")
             elif kind == "text":
-                out.append(item)
+                out.append(markdown_text(item))
             elif kind == "figure":
                 out.append(f"![{item[1]}]({item[0]})")
             else:
                 frame, caption = item
-                lines = [caption, "", "| " + " | ".join(map(str, frame.columns)) + " |",
+                lines = [markdown_text(caption), "", "| " + " | ".join(map(str, frame.columns)) + " |",
                          "|" + "---|" * len(frame.columns)]
                 for row in frame.itertuples(index=False):
                     cells = (self._cell(v, str(c)).replace("|", "\\|").replace("\n", " ")
@@ -81,10 +120,28 @@ class Page:
 
     @staticmethod
     def _inline(text: str) -> str:
-        text = html.escape(text)
-        text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
-        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-        return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+        """``text`` as HTML: everything escaped; links (safe targets only) and emphasis outside code spans."""
+        codes: list[str] = []
+
+        def keep_code(code: str) -> str:
+            codes.append(f"<code>{html.escape(code)}</code>")
+            return f"\x00{len(codes) - 1}\x00"
+
+        def link(match: re.Match) -> str:
+            if not safe_link_target(match.group(2)):
+                return html.escape(match.group(0))
+            return f'<a href="{html.escape(match.group(2), quote=True)}">{html.escape(match.group(1))}</a>'
+
+        def outside(part: str) -> str:
+            pieces, last = [], 0
+            for match in LINK.finditer(part):
+                pieces += [html.escape(part[last:match.start()]), link(match)]
+                last = match.end()
+            return "".join(pieces + [html.escape(part[last:])])
+
+        text = _outside_code(text.replace("\x00", ""), outside, keep_code)
+        text = re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+        return re.sub("\x00(\\d+)\x00", lambda m: codes[int(m.group(1))], text)
 
     def _html(self) -> str:
         out = ['<!doctype html>', '<html><head><meta charset="utf-8"><title>OMASGAN report</title>',

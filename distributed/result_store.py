@@ -255,7 +255,37 @@ class ResultStore:
 
     def read(self, table: str = "results", filter: Any = None) -> pa.Table:
         """The whole table (``results`` or ``scores``) with its partition columns, optionally filtered
-        with a ``pyarrow.dataset`` expression."""
+        with a ``pyarrow.dataset`` expression.  A file in the table's folder that is not one of this
+        store's (not Parquet, or without its columns) is a one-line ConfigError naming the file."""
+        try:
+            result = self._read(table, filter)
+        except (pa.ArrowException, OSError) as exc:
+            raise self._foreign_file_error(table, exc) from None
+        if result.num_rows and result.column("schema_version").null_count:
+            raise self._foreign_file_error(table, None)
+        return result
+
+    def _foreign_file_error(self, table: str, exc: Exception | None) -> Exception:
+        """A ConfigError naming the first file of ``table`` that is not this store's (or, when none is
+        found, one that quotes ``exc``)."""
+        from omasgan.errors import ConfigError
+
+        required = ("schema_version", "study", "trial_id")
+        for path in self.files(table):
+            where = f"{self.root.rstrip('/')}{path[len(self.base):]}"
+            try:
+                schema = pq.read_schema(path, filesystem=self.fs)
+            except (pa.ArrowException, OSError) as error:
+                return ConfigError(f"{where!r} is not a Parquet file ({str(error).splitlines()[0][:120]}); only "
+                                   f"omasgan's result files belong under {table}/: move it out")
+            missing = [c for c in required if c not in schema.names]
+            if missing:
+                return ConfigError(f"{where!r} is not an omasgan {table} file (no column {missing[0]!r}; it has "
+                                   f"{', '.join(schema.names[:6])}); move it out of {table}/")
+        detail = f": {str(exc).splitlines()[0][:200]}" if exc is not None else ""
+        return ConfigError(f"the {table} under {self.root!r} cannot be read as omasgan's{detail}")
+
+    def _read(self, table: str, filter: Any) -> pa.Table:
         schema = dataset_schema() if table == "results" else with_partitions(score_schema())
         partitioning = ds.partitioning(pa.schema([schema.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
         directory = f"{self.base}/{table}"

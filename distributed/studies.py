@@ -4,8 +4,11 @@ time) and ``seeds`` (one config over classes x seeds).
 Each study:
 
 1. checks its whole input (:func:`prepare_study`) before Ray starts: classes the data set has, a
-   known parameter, a writable storage, a folder that holds a study when resuming;
-2. writes ``study.json`` and starts (embedded) or joins (``--address``) Ray;
+   known parameter, a writable storage, a name not in use (locally and on the storage URI), a study
+   to continue when resuming;
+2. writes ``study.json`` (on resume: reads it, wherever the study started, and restores its run
+   options), takes the study's driver lease (:mod:`.study_control`), and starts (embedded) or joins
+   (``--address``) Ray;
 3. runs one Tune experiment whose trials run their (class, seed) units as Ray tasks
    (:mod:`.study_trainable`), every unit writing its rows to the Parquet store as it finishes a stage;
 4. prints live progress, then a final table computed from the Parquet rows, and the paths.
@@ -40,9 +43,18 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SCHEDULERS = ("fifo", "asha")
 
 
+RESTORED_OPTIONS = {"address": "--address", "cpus_per_unit": "--cpus-per-unit", "gpus_per_unit": "--gpus-per-unit",
+                    "parallel_units": "--parallel-units", "max_concurrent": "--max-concurrent",
+                    "max_failures": "--max-failures"}
+"""Run options a study records in ``study.json`` (``options["run"]``) and ``--resume`` restores."""
+
+
 @dataclass
 class RunOptions:
-    """How a study runs (not what it computes): where, on what, how parallel."""
+    """How a study runs (not what it computes): where, on what, how parallel.
+
+    ``explicit`` names the options the user gave (the command line's); None means all of them (a
+    RunOptions built in Python).  On resume, options not given are restored from ``study.json``."""
 
     storage: str = "studies"
     study_dir: str = "studies"
@@ -56,6 +68,7 @@ class RunOptions:
     verbose: bool = False
     report: bool = False
     fault: Any = None  # trainables.FaultInjection, for tests
+    explicit: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.cpus_per_unit <= 0:
@@ -70,12 +83,36 @@ class RunOptions:
             raise ConfigError(f"--max-failures must be >= 0; got {self.max_failures}")
 
 
+def restore_run_options(options: RunOptions, stored: dict[str, Any]) -> tuple[RunOptions, list[str], list[str]]:
+    """``options`` with the options the user did not give taken from ``stored`` (a study's
+    ``options["run"]``); also the restored ones and the given ones that differ from the stored, in words."""
+    given = set(RESTORED_OPTIONS) if options.explicit is None else set(options.explicit)
+    restored, differing, changes = [], [], {}
+    for name, flag in RESTORED_OPTIONS.items():
+        if name not in stored:
+            continue
+        if name in given:
+            if getattr(options, name) != stored[name]:
+                differing.append(f"{flag} {getattr(options, name)} differs from the study's {stored[name]} "
+                                 f"(study.json); using {getattr(options, name)}")
+        else:
+            changes[name] = stored[name]
+            if stored[name] is not None:
+                restored.append(f"{flag} {stored[name]}")
+    return replace(options, **changes), restored, differing
+
+
 @dataclass
 class StudyPaths:
     """The local control folder (study.json, journal) and the data root every node reaches."""
 
     control: Path
     data_root: str
+
+    @property
+    def remote(self) -> bool:
+        """Whether the data root is a URI (the control folder then holds working copies)."""
+        return "://" in self.data_root
 
     @property
     def tune_root(self) -> str:
@@ -163,22 +200,76 @@ def check_writable(storage: str) -> None:
         raise ConfigError(f"storage {storage!r} is not writable: {exc}") from None
 
 
-def prepare_study(spec: StudySpec, options: RunOptions) -> StudyPaths:
-    """Check everything that can be checked without Ray, then write (or, on resume, read) study.json.
+@dataclass
+class PreparedStudy:
+    """A checked study, its folders, its run options (restored on resume) and its driver lease."""
 
-    Returns the study's paths.  On ``resume``, ``spec`` gives only the name; the stored spec wins."""
-    if not NAME_PATTERN.match(spec.name):
-        raise ConfigError(f"study name {spec.name!r} must be 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+    spec: StudySpec
+    options: RunOptions
+    paths: StudyPaths
+    lease: Any = None
+
+    def close(self) -> None:
+        """Release the driver lease (only if this driver still holds it)."""
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    def __enter__(self) -> "PreparedStudy":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"study name {name!r} must be 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+
+
+def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
+    """Check everything that can be checked without Ray, take the study's driver lease, and write (or,
+    on resume, read and restore) study.json; nothing is written when a check fails.
+
+    A new study is refused when its name is in use: a study.json in the local folder, or any file
+    under the storage URI's folder of that name.  On ``resume``, ``spec`` gives only the name; the
+    stored spec wins, and run options not given are restored from it (a given one that differs is
+    named in a warning).  The caller closes the returned study (releasing the lease)."""
+    from .study_control import StudyControl, say, warn
+
+    _check_name(spec.name)
     if options.resume:
-        paths = study_paths(options.storage, spec.name, options.study_dir)
-        if not (paths.control / STUDY_FILE).is_file():
-            raise ConfigError(f"--resume: {str(paths.control)!r} holds no study (no {STUDY_FILE}); "
-                              f"check --storage and --name")
-        stored = StudySpec.read(paths.control)
-        if stored.kind != spec.kind:
-            raise ConfigError(f"--resume: {str(paths.control)!r} holds a {stored.kind} study, not a {spec.kind} study")
         check_writable(options.storage)
-        return paths
+        paths = study_paths(options.storage, spec.name, options.study_dir)
+        control = StudyControl(spec.name, paths.data_root)
+        stored = control.read_spec()
+        if stored is None and (paths.control / STUDY_FILE).is_file():
+            stored = StudySpec.read(paths.control)  # a study started before study.json lived on the storage
+        if stored is None:
+            where = paths.data_root if paths.remote else str(paths.control)
+            raise ConfigError(f"--resume: {where!r} holds no study (no {STUDY_FILE}); check --storage and --name")
+        if stored.kind != spec.kind:
+            raise ConfigError(f"--resume: {paths.data_root!r} holds a {stored.kind} study, not a {spec.kind} study")
+        options, restored, differing = restore_run_options(options, stored.options.get("run", {}))
+        if stored.options.get("run", {}).get("storage") not in (None, options.storage):
+            differing.append(f"--storage {options.storage} differs from the study's {stored.options['run']['storage']}")
+        lease = control.acquire_lease()
+        try:
+            if paths.remote:
+                stored.write(paths.control)
+                if control.read_spec() is None:
+                    control.create_spec(stored)
+                if stored.kind == "search":
+                    say(spec.name, control.pull_journal(paths.journal))
+            if restored:
+                say(spec.name, f"run options restored from {STUDY_FILE}: {', '.join(restored)}")
+            for line in differing:
+                warn(line)
+        except BaseException:
+            lease.release()
+            raise
+        return PreparedStudy(stored, options, paths, lease)
+
     base = OMASGANConfig.from_dict(spec.base_config)
     check_classes(base, spec.classes)
     if spec.last_stage not in STAGES:
@@ -188,9 +279,26 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> StudyPaths:
     if (paths.control / STUDY_FILE).exists():
         raise ConfigError(f"{str(paths.control)!r} already holds a study; pass --resume to continue it, "
                           f"or choose another --name")
-    spec = replace(spec, options={**spec.options, "data_root": paths.data_root if "://" in paths.data_root else None})
-    spec.write(paths.control)
-    return paths
+    control = StudyControl(spec.name, paths.data_root)
+    if paths.remote:
+        if control.read_spec() is not None:
+            raise ConfigError(f"{paths.data_root!r} already holds a study named {spec.name!r}; pass --resume to "
+                              f"continue it (from any machine), or choose another --name")
+        files = control.contents()
+        if files:
+            raise ConfigError(f"{paths.data_root!r} already holds files of an earlier study (e.g. {files[0]}); "
+                              f"choose another --name, or remove that folder")
+    run = {name: getattr(options, name) for name in RESTORED_OPTIONS}
+    run["storage"] = options.storage
+    spec = replace(spec, options={**spec.options, "data_root": paths.data_root if paths.remote else None,
+                                  "run": run})
+    if not control.create_spec(spec):
+        raise ConfigError(f"{paths.data_root!r} already holds a study named {spec.name!r} (another driver created "
+                          f"it just now); pass --resume to continue it, or choose another --name")
+    lease = control.acquire_lease()
+    if paths.remote:
+        spec.write(paths.control)
+    return PreparedStudy(spec, options, paths, lease)
 
 
 def default_study_name(kind: str, dataset: str) -> str:

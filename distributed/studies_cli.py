@@ -48,7 +48,9 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's group=True
 
     def make_searcher():
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(paths.journal)))
+        from .study_control import journal_storage
+
+        storage = journal_storage(spec.name, paths.journal, paths.data_root if paths.remote else None)
         sampler = optuna.samplers.TPESampler(seed=o["sampler_seed"], multivariate=True, group=True, constant_liar=True,
                                              n_startup_trials=max(1, min(10, o["trials"] // 3)))
         searcher = JournalOptunaSearch(
@@ -165,10 +167,14 @@ def _split_sets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """RunOptions from the command line; ``explicit`` names the run options given (the parser's
+    defaults for them are None, so that --resume can tell given from restored)."""
+    from .studies import RESTORED_OPTIONS
+
+    given = {name: getattr(args, name) for name in RESTORED_OPTIONS if getattr(args, name, None) is not None}
     return RunOptions(
-        storage=args.storage, study_dir=args.study_dir, address=args.address, cpus_per_unit=args.cpus_per_unit,
-        gpus_per_unit=args.gpus_per_unit, parallel_units=args.parallel_units, max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures, resume=args.resume, verbose=args.verbose, report=args.report,
+        storage=args.storage, study_dir=args.study_dir, resume=args.resume, verbose=args.verbose, report=args.report,
+        explicit=frozenset(given), **given,
     )
 
 
@@ -177,11 +183,11 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
 def run_study(kind: str, spec: StudySpec, options: RunOptions) -> StudyOutcome:
     """Check, then run a study end to end; returns its outcome (rows are in ``outcome.store``)."""
-    paths = prepare_study(spec, options)  # every input check, before Ray starts
-    spec = StudySpec.read(paths.control)
-    from .study_runner import run_experiment
+    with prepare_study(spec, options) as study:  # every input check, before Ray starts; the driver lease
+        from .study_runner import run_experiment
 
-    return run_experiment(spec, options, paths, EXPERIMENTS[kind](spec, options, paths))
+        return run_experiment(study.spec, study.options, study.paths,
+                              EXPERIMENTS[kind](study.spec, study.options, study.paths), lease=study.lease)
 
 
 def final_table(outcome: StudyOutcome) -> str:
@@ -310,16 +316,23 @@ def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--storage", default="studies",
                         help="where studies live: a folder, or a URI every node reaches (s3://..., default ./studies)")
     parser.add_argument("--study-dir", default="studies",
-                        help="with a URI --storage: the local folder for study.json and the Optuna journal")
-    parser.add_argument("--resume", action="store_true", help="continue the study --name after an interruption")
-    parser.add_argument("--address", help="join a Ray cluster (auto, or ray://HOST:10001); default: embedded Ray")
-    parser.add_argument("--cpus-per-unit", type=float, default=1.0, help="CPUs of one (class, seed) unit (default 1)")
-    parser.add_argument("--gpus-per-unit", "--gpus-per-trial", dest="gpus_per_unit", type=float, default=0.0,
+                        help="with a URI --storage: the local folder for working copies of study.json and the "
+                        "Optuna journal (both also live under the URI)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the study --name after an interruption, from any machine that reaches "
+                        "--storage; run options not given are restored")
+    # the run options' defaults are None: RunOptions holds the real defaults, and --resume restores the
+    # options not given from study.json
+    parser.add_argument("--address", help="join a Ray cluster (auto, or ray://HOST:10001); local or none: an embedded "
+                        "Ray on this machine")
+    parser.add_argument("--cpus-per-unit", type=float, help="CPUs of one (class, seed) unit (default 1)")
+    parser.add_argument("--gpus-per-unit", "--gpus-per-trial", dest="gpus_per_unit", type=float,
                         help="GPUs of one unit; fractions pack several on one GPU (default 0)")
     parser.add_argument("--parallel-units", type=int,
-                        help="units a trial runs at once (default: as many as the cluster holds)")
-    parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once (default 2)")
-    parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+                        help="units a trial runs at once (default: as many as the cluster can ever hold, "
+                        "its autoscaler's node types included)")
+    parser.add_argument("--max-concurrent", type=int, help="trials at once (default 2)")
+    parser.add_argument("--max-failures", type=int, help="retries of a failed trial (default 2)")
     parser.add_argument("--report", action="store_true", help="write the report when the study ends")
     parser.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
 

@@ -9,10 +9,10 @@ Every study (search, sensitivity, seeds, baseline) writes one folder ``<storage>
     cache/                the stage cache shared by the study's trials
     trials/               each trial's durable record of its finished rounds (see trial_record)
 
-With ``--storage s3://bucket/path`` (a cluster), ``results/``, ``scores/``, ``samples/``, ``tune/``,
-``cache/`` and ``trials/`` live under ``s3://bucket/path/<name>/`` where every node reaches them, while
-``study.json`` and the journal (written only by the driver) stay in the local folder
-``--study-dir``/<name>; ``study.json`` records the URI (``options["data_root"]``).
+With ``--storage s3://bucket/path`` (a cluster), all of it lives under ``s3://bucket/path/<name>/``
+where every node reaches it, including ``study.json``, a copy of the journal and the driver lease
+(see study_control); the driver keeps working copies of ``study.json`` and the journal in the local
+folder ``--study-dir``/<name>, and ``study.json`` records the URI (``options["data_root"]``).
 
 ``omasgan results`` and ``omasgan report`` read any folder that holds ``study.json``, or a folder of
 such folders; :func:`result_root` says where that study's Parquet tables are.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,12 @@ class StudySpec:
     def __post_init__(self) -> None:
         if self.kind not in STUDY_KINDS:
             raise ConfigError(f"study kind {self.kind!r}; choose one of: {', '.join(STUDY_KINDS)}")
+        for what, values in (("classes", self.classes), ("seeds", self.seeds)):
+            if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise ConfigError(f"a study's {what} must be a list of integers; got {values!r}")
+        for what, value in (("base_config", self.base_config), ("options", self.options)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"a study's {what} must be a JSON object; got {type(value).__name__}")
         if not self.classes:
             raise ConfigError("a study needs at least one class; got an empty class list")
         if not self.seeds:
@@ -62,18 +68,44 @@ class StudySpec:
         """The (held-out class, seed) units of every trial, class-major."""
         return [(k, s) for k in self.classes for s in self.seeds]
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
     def write(self, folder: Path) -> None:
+        """Replace ``folder/study.json`` atomically (a temporary file, then a rename)."""
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{STUDY_FILE}.{uuid.uuid4().hex}.tmp"
-        temporary.write_text(json.dumps(asdict(self), indent=2))
+        temporary.write_text(self.to_json())
         os.replace(temporary, folder / STUDY_FILE)
 
     @classmethod
+    def from_json(cls, text: str, where: str) -> "StudySpec":
+        """The spec in ``text``; a ConfigError naming ``where`` when it is not a study file."""
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where!r} is not a valid study file: not JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where!r} is not a valid study file: it holds a {type(raw).__name__}, not an object")
+        names = [f.name for f in fields(cls)]
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+                   and f.name not in raw]
+        unknown = sorted(set(raw) - set(names))
+        if missing or unknown:
+            what = f"missing {missing}" if missing else f"unknown keys {unknown}"
+            raise ConfigError(f"{where!r} is not a valid study file: {what}; a study file has {names}")
+        try:
+            return cls(**raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where!r} is not a valid study file: {exc}") from None
+
+    @classmethod
     def read(cls, folder: Path) -> "StudySpec":
+        """The spec in ``folder/study.json``; a one-line ConfigError when it is missing or malformed."""
         path = Path(folder) / STUDY_FILE
         if not path.is_file():
             raise ConfigError(f"{str(folder)!r} holds no study (no {STUDY_FILE}); give the folder a study wrote")
-        return cls(**json.loads(path.read_text()))
+        return cls.from_json(path.read_text(errors="replace"), str(path))
 
 
 def result_root(folder: Path) -> str:

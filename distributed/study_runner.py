@@ -1,10 +1,10 @@
-"""Runs a prepared study as one Ray Tune experiment: Ray start or join, the trial plan, Tuner (or
-``Tuner.restore`` on ``--resume``), and the clean-up of rows no recorded trial owns."""
+"""Runs a prepared study as one Ray Tune experiment: Ray start or join, the trial plan (units per trial
+from the cluster's maximum, see :mod:`.capacity`), Tuner (or ``Tuner.restore`` on ``--resume``), and
+the clean-up of rows no recorded trial owns, which only the holder of the study's driver lease does."""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -12,11 +12,12 @@ from typing import Any, Callable
 import ray
 from ray import tune
 
+from .capacity import ClusterShape, check_fit, joined_cluster_shape, this_machine
 from .progress import StudyProgress
 from .result_store import ResultStore
 from .studies import RunOptions, StudyOutcome, StudyPaths
 from .study_folder import StudySpec
-from .study_trainable import DRIVER_BUNDLE, OBJECTIVE, TrialPlan, make_study_trainable
+from .study_trainable import OBJECTIVE, TrialPlan, make_study_trainable
 from .trial_record import TrialRecords
 
 
@@ -39,8 +40,17 @@ class Experiment:
     """Trial ids the rows carry besides Tune's (a confirmation writes rows under the trial it confirms)."""
 
 
+EMBEDDED = "local"
+"""``--address local``: the embedded Ray on this machine, said explicitly (e.g. to resume on a laptop a
+study whose stored address is ``auto``)."""
+
+
+def joins_cluster(options: RunOptions) -> bool:
+    return bool(options.address) and options.address != EMBEDDED
+
+
 def start_ray(options: RunOptions) -> None:
-    """Join ``--address``, or start an embedded Ray on this machine.
+    """Join ``--address``, or start an embedded Ray on this machine (no address, or ``local``).
 
     The embedded instance declares one logical CPU more than the machine has: each running trial's
     coordinator holds a 0.01-CPU bundle and only waits on its units, so the units can use every core."""
@@ -51,38 +61,43 @@ def start_ray(options: RunOptions) -> None:
     if ray.is_initialized():
         return
     quiet = {"log_to_driver": options.verbose, "include_dashboard": False, "logging_level": logging.WARNING}
-    if options.address:
+    if joins_cluster(options):
         ray.init(address=options.address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
     else:
         ray.init(num_cpus=(os.cpu_count() or 1) + 1, **quiet)
 
 
-def parallel_units(spec: StudySpec, options: RunOptions) -> int:
-    """Units a trial runs at once: ``--parallel-units``, else as many as the cluster's CPUs (and GPUs)
-    hold next to one trial coordinator."""
-    if options.parallel_units:
-        return min(options.parallel_units, len(spec.units))
-    resources = ray.cluster_resources()
-    fit = math.floor((resources.get("CPU", 1) - DRIVER_BUNDLE["CPU"]) / options.cpus_per_unit)
-    if options.gpus_per_unit:
-        fit = min(fit, math.floor(resources.get("GPU", 0) / options.gpus_per_unit))
-    return max(1, min(len(spec.units), fit))
+def parallel_units(spec: StudySpec, options: RunOptions, shape: ClusterShape) -> int:
+    """Units a trial runs at once: ``--parallel-units``, else as many as the cluster can ever hold
+    (``shape``: its maximum); a ConfigError with the numbers when the trial's group can never fit."""
+    return check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
 
 
-def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths) -> TrialPlan:
+def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths, shape: ClusterShape) -> TrialPlan:
     return TrialPlan(
         study=spec.name, study_kind=spec.kind, base_config=spec.base_config, units=[list(u) for u in spec.units],
         last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
         cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
-        parallel_units=parallel_units(spec, options), baseline=spec.options.get("baseline"), fault=options.fault,
-        objective=spec.options.get("objective", "mean"), stop_on_unit_error=spec.kind == "search",
+        parallel_units=parallel_units(spec, options, shape), baseline=spec.options.get("baseline"),
+        fault=options.fault, objective=spec.options.get("objective", "mean"), stop_on_unit_error=spec.kind == "search",
     )
 
 
-def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, experiment: Experiment) -> StudyOutcome:
-    """Fit (or restore and finish) the study's Tune experiment and return its outcome."""
+def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, experiment: Experiment,
+                   lease: Any = None) -> StudyOutcome:
+    """Fit (or restore and finish) the study's Tune experiment and return its outcome.
+
+    Without ``--address`` the placement check runs before Ray starts.  Files are deleted (orphan rows,
+    records) only while this driver holds ``lease`` (when one is given)."""
+    from .study_control import bind_journal, warn
+
+    shape = None if joins_cluster(options) or ray.is_initialized() else this_machine()
+    if shape is not None:
+        check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
     start_ray(options)
-    plan = replace(trial_plan(spec, options, paths), **experiment.plan_changes)
+    plan = replace(trial_plan(spec, options, paths, shape or joined_cluster_shape()), **experiment.plan_changes)
+    if spec.kind == "search":
+        bind_journal(spec.name, paths.journal, paths.data_root if paths.remote else None)
     trainable = make_study_trainable(plan)
     name = experiment.name or spec.name
     progress = StudyProgress(name, experiment.total_trials)
@@ -123,6 +138,10 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         trial_configs={t.trial_id: dict(t.config) for t in trials},
         trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
     )
+    if lease is not None and lease.lost.is_set():
+        warn("this driver lost the study's lease to another driver while it ran; it deletes nothing and leaves "
+             "the study to that driver")
+        return outcome
     outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name,
                                                 set(outcome.trial_ids) | experiment.row_trial_ids, seeds)
     records = TrialRecords(plan.records_root or paths.data_root)
@@ -130,6 +149,10 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
     if experiment.finish and len(trials) >= experiment.total_trials and all(
             t.status in ("TERMINATED", "ERROR") for t in trials):
         experiment.finish()
+    if spec.kind == "search" and paths.remote:
+        from .study_control import StudyControl
+
+        StudyControl(spec.name, paths.data_root).push_journal(paths.journal)
     return outcome
 
 

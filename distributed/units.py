@@ -6,6 +6,16 @@ the study's stage cache (they were published by the previous round), trains its 
 it, and writes that stage's rows to the Parquet store.  So a trial can report after every stage (for
 schedulers such as ASHA) and a retried trial resumes at its next stage with nothing retrained.
 
+Errors: a *unit error* (:data:`UNIT_ERRORS`: a bad config value, bad data, a loss that became NaN)
+belongs to the config on that unit; it becomes the unit's ``status="error"`` row and the study goes
+on.  Any other exception (CUDA out of memory, a storage error, a stage-cache timeout, a GPU that
+torch cannot see) is the system's: it propagates, the Ray task fails, and Tune retries the trial
+from its last finished stage.
+
+Every unit that trains a stage (rather than taking it from the cache) records that durably in the
+trial's training ledger (:meth:`.trial_record.TrialRecords.record_training`), so how often each stage
+of each unit was trained can be read back after failures and retries.
+
 This module is Ray-free; :mod:`.study_trainable` runs :func:`run_unit` as a Ray task.
 """
 
@@ -22,20 +32,29 @@ import torch
 from omasgan.alarm import ALARM_STATISTICS, separability
 from omasgan.checkpoint import modules_from_payload
 from omasgan.config import STAGES, OMASGANConfig
+from omasgan.errors import ConfigError, DataError, TrainingDivergedError
 from omasgan.metrics import METRIC_NAMES
 from omasgan.stages.common import latent, samples_without_graph
 from omasgan.stages.union import boundary_sampler
 
-from omasgan.trainables.cache import StageCacheOwnerDied
 from omasgan.trainables.trial import TrialSettings, run_trial, trial_config, trial_splits
 
 from .result_store import ResultStore, UnitKey
+from .trial_record import TrialRecords
 
 SAMPLES_PER_PLOT = 2000
 CACHE_OPTIONS = {"stale_after_s": 30.0}
-"""A unit whose stage another unit is training waits for it; an owner that stops refreshing its
-lock (heartbeat every 5 s) for 30 s is taken for dead (a lost node), and the waiting unit trains
-the stage itself."""
+"""A unit whose stage another unit is training waits for it; an owner whose lock does not change
+(heartbeat every 5 s) for 30 s of the waiter's clock is taken for dead (a lost node), and the waiting
+unit takes the lock over and trains the stage itself."""
+
+UNIT_ERRORS = (ConfigError, DataError, TrainingDivergedError)
+"""Errors of the config on a unit: recorded as the unit's error row.  Everything else is retried."""
+
+
+def is_unit_error(exc: BaseException) -> bool:
+    """Whether ``exc`` belongs to the unit's config or data (an error row) rather than to the system."""
+    return isinstance(exc, UNIT_ERRORS)
 
 
 @dataclass
@@ -55,6 +74,8 @@ class UnitTask:
     sweep: tuple[str, float] | None = None
     write_scores: bool = True
     fault: Any = None  # a trainables.FaultInjection (tests only)
+    records_root: str | None = None
+    """Where the trial's records (and training ledger) live; None: ``store_root``."""
 
     def config(self) -> OMASGANConfig:
         return trial_config(self.base_config, {**self.params, "data.holdout": self.holdout, "seed": self.seed})
@@ -92,9 +113,10 @@ def _error_text(exc: BaseException) -> str:
 def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     """Train ``task.stage`` of one unit (upstream stages from the cache), write its rows, return them.
 
-    An error inside the unit (a NaN loss, bad data) is caught: the unit writes an error row for the
-    stage and returns ``status="error"`` so the study goes on.  Errors of the system around it (a
-    dead worker, a lost node) are Ray's and reach the trial, which Tune retries.
+    A unit error (:data:`UNIT_ERRORS`: bad config, bad data, a NaN loss) is caught: the unit writes an
+    error row for the stage and returns ``status="error"`` so the study goes on.  Any other exception
+    propagates unchanged and no row is written, so the trial fails and Tune retries it.  When this
+    call trained any stage, the counts are in the trial's training ledger before any row is written.
     """
     store = ResultStore(task.store_root)
     config = task.config()
@@ -106,19 +128,18 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     )
     started = time.perf_counter()
     try:
-        try:
-            state = run_trial({}, settings, lambda metrics, folder: None,
-                              trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}", device=device)
-        except StageCacheOwnerDied:  # the dead owner's lock is gone now: train the stage here
-            state = run_trial({}, settings, lambda metrics, folder: None,
-                              trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}", device=device)
-    except Exception as exc:  # noqa: BLE001 - recorded as the unit's error row
+        state = run_trial({}, settings, lambda metrics, folder: None,
+                          trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}", device=device)
+    except UNIT_ERRORS as exc:  # the config's own failure: its error row; system errors propagate
         outcome.status, outcome.error = "error", _error_text(exc)
         outcome.wall_time_s = time.perf_counter() - started
         store.write_stage_rows(key, task.stage, config=config, wall_time_s=outcome.wall_time_s, status="error",
                                error=outcome.error, device=device, sweep=task.sweep)
         return outcome
 
+    if any(state.trained.values()):
+        TrialRecords(task.records_root or task.store_root).record_training(task.trial_id, task.holdout, task.seed,
+                                                                           state.trained)
     payload = state.payloads[task.stage]
     outcome.wall_time_s = float(payload.get("wall_time_s", 0.0))
     outcome.losses = {name: float(values[-1]) for name, values in payload.get("history", {}).items() if values}

@@ -526,7 +526,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         elif path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            raw = yaml.safe_load(text) or {}
+            try:
+                raw = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:  # one line: where the parser stopped and why
+                mark = getattr(exc, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+                raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from None
         else:
             raise ConfigError(f"config file {str(path)!r} must end in .json, .yaml or .yml")
     except (json.JSONDecodeError, ValueError) as exc:

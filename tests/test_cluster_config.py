@@ -5,10 +5,13 @@ Ray's checks, in the order `ray up` runs them (ray.autoscaler._private.commands.
 minus the steps that call AWS: the JSON schema ray/autoscaler/ray-schema.json, ``prepare_config``
 (merges the provider's defaults.yaml, merges setup commands, checks docker, fills per-type
 min/max workers) and ``validate_config`` (schema again, head_node_type, sum of min_workers).
-The project's checks: a CPU head with no workers of its own, GPU workers, setup commands that pin
-torch/torchvision exactly as setup.py does and install this package from the synced repo, and one
-s3:// storage URI used throughout.  Broken copies must fail, so none of this passes vacuously.
-No network, no AWS credentials, no Ray cluster.
+The project's checks: a CPU head with no workers of its own, GPU workers, the node image built from
+the repository's Dockerfile (which pins torch/torchvision exactly as setup.py does, on Ray's CUDA
+image of the same Ray), setup commands that only link the synced repo (no download on a new worker),
+an ECR login for that image, the instance profiles deploy/iam.py creates (a head role that may pass
+only the worker role, scoped to the bucket), absolute paths in the documented commands, and one s3://
+storage URI used throughout.  Broken copies must fail, so none of this passes vacuously.
+No network, no AWS credentials, no Ray cluster (test_iam_set_up_against_an_iam_server uses moto).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ray.autoscaler._private.util import prepare_config, validate_config  # noqa
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = REPO / "cluster.yaml"
 CLUSTER_DOC = REPO / "docs" / "cluster.md"
+DOCKERFILE = REPO / "Dockerfile"
 SCHEMA = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
 
 
@@ -82,7 +86,10 @@ def pip_installs(commands: list[str]) -> list[list[str]]:
     installs = []
     for command in commands:
         for part in re.split(r"&&|;|\|\|", command):
-            words = shlex.split(part)
+            try:
+                words = shlex.split(part)
+            except ValueError:  # a split inside a quoted python -c "...; ..." is no pip install anyway
+                words = part.split()
             while words and words[0] in ("python", "python3", "-m"):
                 words = words[1:]
             if words[:2] in (["pip", "install"], ["pip3", "install"]):
@@ -101,8 +108,30 @@ def repo_mount(config: dict) -> str | None:
     return None
 
 
-def project_problems(config: dict) -> list[str]:
-    """What this project needs of cluster.yaml beyond Ray's own checks; empty when all is well."""
+def dockerfile_installs(text: str) -> list[list[str]]:
+    """The argument lists of every ``pip install`` in the Dockerfile's RUN instructions."""
+    runs = re.findall(r"^RUN\s+(.*?)(?<!\\)$", text.replace("\\\n", " "), flags=re.M)
+    return pip_installs(runs)
+
+
+def dockerfile_base(text: str) -> str:
+    return re.search(r"^FROM\s+(\S+)", text, flags=re.M).group(1)
+
+
+def profile_name(node_type: dict) -> str | None:
+    arn = (node_type.get("node_config", {}).get("IamInstanceProfile") or {}).get("Arn", "")
+    return arn.rsplit("/", 1)[-1] if "instance-profile/" in arn else None
+
+
+def project_problems(config: dict, dockerfile: str | None = None) -> list[str]:
+    """What this project needs of cluster.yaml (and the Dockerfile its image is built from) beyond
+    Ray's own checks; empty when all is well."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deploy_iam", REPO / "deploy" / "iam.py")
+    deploy_iam = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deploy_iam)
+    dockerfile = DOCKERFILE.read_text() if dockerfile is None else dockerfile
     problems = []
     types = config.get("available_node_types", {})
     head_name = config.get("head_node_type")
@@ -128,23 +157,41 @@ def project_problems(config: dict) -> list[str]:
             problems.append(f"{name}: min_workers > max_workers")
         if "IamInstanceProfile" not in node_type.get("node_config", {}):
             problems.append(f"{name}: workers need an IamInstanceProfile to reach the S3 storage")
+        elif profile_name(node_type) != deploy_iam.WORKER_ROLE:
+            problems.append(f"{name}: the workers' profile must be {deploy_iam.WORKER_ROLE} (deploy/iam.py), the one "
+                            f"the head's role may pass; got {profile_name(node_type)}")
+    if profile_name(head) != deploy_iam.HEAD_ROLE:
+        problems.append(f"the head needs the instance profile {deploy_iam.HEAD_ROLE} (deploy/iam.py: it may pass the "
+                        f"worker role); without one Ray's ray-autoscaler-v1 cannot launch workers with a role")
     if sum(t.get("max_workers", 0) for t in workers.values()) > config.get("max_workers", 0):
         problems.append("the worker types' max_workers add up to more than the global max_workers")
 
     mount = repo_mount(config)
     if mount is None:
         problems.append("file_mounts does not sync this repository (local path '.' from the repo root)")
-    commands = list(config.get("setup_commands", []))
-    installs = [arg for args in pip_installs(commands) for arg in args]
+    commands = list(config.get("setup_commands", [])) + list(config.get("head_setup_commands", [])) + list(
+        config.get("worker_setup_commands", []))
+    image_installs = [arg for args in dockerfile_installs(dockerfile) for arg in args]
     for name, version in exact_pins().items():
-        if f"{name}=={version}" not in installs:
-            problems.append(f"setup_commands do not pip install {name}=={version} (setup.py's pin)")
-        for arg in installs:
+        if f"{name}=={version}" not in image_installs:
+            problems.append(f"the Dockerfile does not pip install {name}=={version} (setup.py's pin)")
+        for arg in image_installs:
             if re.fullmatch(rf"{re.escape(name)}\s*(==|>=|<=|~=|>|<).*", arg) and arg != f"{name}=={version}":
-                problems.append(f"setup_commands install {arg}, setup.py pins {name}=={version}")
+                problems.append(f"the Dockerfile installs {arg}, setup.py pins {name}=={version}")
+    for args in pip_installs(commands):  # a joining node downloads nothing: the image has every dependency
+        if "--no-deps" not in args:
+            problems.append(f"setup commands `pip install {' '.join(args)}` without --no-deps: every new node "
+                            "would download packages the image already has")
     editable = [args[args.index("-e") + 1] for args in pip_installs(commands) if "-e" in args[:-1]]
     if mount is not None and mount not in editable:
         problems.append(f"setup_commands do not `pip install -e {mount}` (the synced repo)")
+    image = (config.get("docker") or {}).get("image", "")
+    if not re.search(r"(^|/)omasgan:[\w.-]+$", image):
+        problems.append(f"docker.image {image!r} is not the node image built from the Dockerfile (REGISTRY/omasgan:TAG)")
+    registry = image.split("/", 1)[0] if "/" in image else ""
+    if ".dkr.ecr." in registry and not any("docker login" in c and registry in c
+                                           for c in config.get("initialization_commands", [])):
+        problems.append(f"initialization_commands do not log Docker in to {registry}, where the image lives")
 
     storage = (config.get("metadata") or {}).get("omasgan_storage", "")
     if not storage.startswith("s3://"):
@@ -180,13 +227,33 @@ def test_cluster_yaml_meets_the_projects_needs(config):
     assert project_problems(config) == []
 
 
+def test_documented_commands_use_absolute_paths_on_the_cluster(raw_text):
+    """`~` in a command typed on the laptop (ray job submit, ray exec) expands on the laptop."""
+    import shlex
+
+    text = raw_text + (CLUSTER_DOC.read_text() if CLUSTER_DOC.exists() else "")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S) + [raw_text]
+    offenders = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.lstrip("# ").strip()
+            if not re.search(r"\bomasgan (search|sensitivity|seeds|report|results|doctor|cache)\b", line):
+                continue
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:
+                words = line.split()
+            offenders += [f"{w}  in: {line[:80]}" for w in words if w.startswith("~")]
+    assert offenders == []
+
+
 def test_setup_py_still_pins_torch_and_torchvision():
     # if these pins move, cluster.yaml must move with them (test above)
     assert {"torch", "torchvision"} <= set(exact_pins())
 
 
-def test_docker_image_ray_satisfies_setup_py_so_pip_leaves_it_alone(config):
-    image = config["docker"]["image"]
+def test_docker_image_ray_satisfies_setup_py_so_pip_leaves_it_alone():
+    image = dockerfile_base(DOCKERFILE.read_text())
     match = re.fullmatch(r"rayproject/ray:(\d+\.\d+\.\d+)-py(\d)(\d+)(-[a-z0-9]+)*", image)
     assert match, f"expected a pinned rayproject/ray:<version>-py<xy>[-gpu] image, got {image}"
     ray_version, python = Version(match.group(1)), Version(f"{match.group(2)}.{match.group(3)}")
@@ -248,22 +315,35 @@ def test_broken_copy_fails_rays_checks(config, case):
         ray_launcher_checks(breaker(copy.deepcopy(config)))
 
 
+def _set_profile(node_type: dict, name: str) -> None:
+    node_type["node_config"]["IamInstanceProfile"] = {"Arn": f"arn:aws:iam::123456789012:instance-profile/{name}"}
+
+
 PROJECT_REJECTS = {
     "worker without GPU": lambda c: _worker(c)["resources"].pop("GPU"),
     "head with workers of its own": lambda c: c["available_node_types"]["head.cpu"].update(max_workers=2),
     "worker max_workers 0": lambda c: _worker(c).update(max_workers=0),
     "worker without instance profile": lambda c: _worker(c)["node_config"].pop("IamInstanceProfile"),
-    "torch unpinned": lambda c: c.update(setup_commands=[
-        s.replace("torch==2.14.1", "torch") for s in c["setup_commands"]]),
-    "torch pinned to another version": lambda c: c.update(setup_commands=[
-        s.replace("torch==2.14.1", "torch==2.13.0") for s in c["setup_commands"]]),
-    "torchvision missing": lambda c: c.update(setup_commands=[
-        s.replace(" torchvision==0.29.1", "") for s in c["setup_commands"]]),
+    "worker with Ray's default profile": lambda c: _set_profile(_worker(c), "ray-autoscaler-v1"),
+    "head without instance profile": lambda c: c["available_node_types"]["head.cpu"]["node_config"].pop(
+        "IamInstanceProfile"),
+    "torch downloaded by every node": lambda c: c.update(setup_commands=[
+        "pip install torch==2.14.1 torchvision==0.29.1 && pip install -e ~/omasgan"]),
+    "package installed with its dependencies": lambda c: c.update(setup_commands=[
+        s.replace("--no-deps ", "") for s in c["setup_commands"]]),
     "package not installed": lambda c: c.update(setup_commands=[
-        s.replace(" && pip install -e ~/omasgan", "") for s in c["setup_commands"]]),
+        s for s in c["setup_commands"] if "pip install" not in s]),
+    "the stock Ray image": lambda c: c["docker"].update(image="rayproject/ray:2.60.0-py311-gpu"),
+    "no registry login": lambda c: c.update(initialization_commands=[]),
     "repo not synced": lambda c: c.update(file_mounts={"~/omasgan": "/tmp"}),
     "storage not on S3": lambda c: c["metadata"].update(omasgan_storage="/tmp/omasgan"),
     "storage missing": lambda c: c.pop("metadata"),
+}
+
+DOCKERFILE_REJECTS = {
+    "torch unpinned": lambda d: d.replace("torch==2.14.1", "torch"),
+    "torch pinned to another version": lambda d: d.replace("torch==2.14.1", "torch==2.13.0"),
+    "torchvision missing": lambda d: d.replace(" torchvision==0.29.1", ""),
 }
 
 
@@ -273,3 +353,61 @@ def test_broken_copy_fails_project_checks(config, case):
     PROJECT_REJECTS[case](broken)
     ray_launcher_checks(broken)  # each of these is valid to Ray; only the project's checks catch it
     assert project_problems(broken), case
+
+
+@pytest.mark.parametrize("case", sorted(DOCKERFILE_REJECTS))
+def test_broken_dockerfile_fails_project_checks(config, case):
+    assert project_problems(config, DOCKERFILE_REJECTS[case](DOCKERFILE.read_text())), case
+
+
+def test_iam_set_up_against_an_iam_server(tmp_path, config):
+    """deploy/iam.py against moto's server: two profiles as cluster.yaml names them; the head's role may
+    pass the worker role and no other; both reach only the bucket prefix of metadata.omasgan_storage."""
+    pytest.importorskip("moto")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from s3_helpers import moto_server
+
+    storage = config["metadata"]["omasgan_storage"]
+    bucket, prefix = storage[len("s3://"):].split("/", 1)
+    with moto_server(tmp_path / "moto.log") as env:
+        out = subprocess.run([sys.executable, str(REPO / "deploy" / "iam.py"), "--bucket", bucket, "--prefix", prefix],
+                             env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        rerun = subprocess.run([sys.executable, str(REPO / "deploy" / "iam.py"), "--bucket", bucket, "--prefix", prefix],
+                               env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]  # idempotent
+        import boto3
+
+        iam = boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        profiles = {p["InstanceProfileName"]: [r["RoleName"] for r in p["Roles"]]
+                    for p in iam.list_instance_profiles()["InstanceProfiles"]}
+        account = boto3.client("sts", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                               aws_access_key_id="testing", aws_secret_access_key="testing").get_caller_identity()["Account"]
+        policies = {role: {name: iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+                           for name in iam.list_role_policies(RoleName=role)["PolicyNames"]}
+                    for role in profiles}
+    head = profile_name(config["available_node_types"][config["head_node_type"]])
+    worker = profile_name(_worker(config))
+    assert profiles == {head: [head], worker: [worker]}
+
+    def statements(role):
+        docs = [d if isinstance(d, dict) else json.loads(d) for d in policies[role].values()]
+        return [s for d in docs for s in d["Statement"]]
+
+    def actions(role):
+        return {a for s in statements(role) for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+    passes = [s for s in statements(head) if s["Action"] == "iam:PassRole"]
+    assert [s["Resource"] for s in passes] == [f"arn:aws:iam::{account}:role/{worker}"]
+    assert "ec2:RunInstances" in actions(head) and not any(a.startswith(("ec2:", "iam:")) for a in actions(worker))
+    for role in (head, worker):
+        s3_resources = {r for s in statements(role) if any(a.startswith("s3:") for a in
+                        ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+                        for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
+        assert s3_resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}",
+                                f"arn:aws:s3:::{bucket}/{prefix}/*"}, s3_resources

@@ -1,4 +1,5 @@
-"""The stage cache without Ray: keys, atomic entries, corruption, single flight, dead owners."""
+"""The stage cache without Ray: keys (a tabular file by content), atomic entries, corruption, single
+flight, dead owners taken over, the owner check on release, and ``cache ls|prune``."""
 
 import threading
 import time
@@ -7,7 +8,6 @@ import pytest
 
 from omasgan.trainables.cache import (
     StageCache,
-    StageCacheOwnerDied,
     StageCacheTimeout,
     decode_entry,
     encode_entry,
@@ -62,7 +62,8 @@ def test_truncated_entry_is_discarded_and_rebuilt(tmp_path):
     payload, how = cache.get_or_build("task1", "k", lambda: {"value": 2})
     assert (payload, how) == ({"value": 2}, "miss")
     assert cache.get("task1", "k") == {"value": 2}
-    assert sorted(p.name for p in (tmp_path / "task1").iterdir()) == ["k.entry"]  # no temporary, no lock
+    # no temporary, no lock (the hidden .guard that serialises lock writes stays)
+    assert sorted(p.name for p in (tmp_path / "task1").iterdir()) in (["k.entry"], [".guard", "k.entry"])
 
 
 def test_single_flight_two_concurrent_callers_build_once(tmp_path):
@@ -70,13 +71,15 @@ def test_single_flight_two_concurrent_callers_build_once(tmp_path):
 
     def build():
         builds.append(threading.get_ident())
-        time.sleep(1.0)
+        time.sleep(2.0)
         return {"value": 42}
 
     outcomes = []
+    start = threading.Barrier(2)
 
     def call():
         cache = StageCache(str(tmp_path), poll_s=0.05)
+        start.wait()  # both ask at once (the build's 1 s covers a late thread on a loaded machine)
         outcomes.append(cache.get_or_build("task1", "shared", build))
 
     threads = [threading.Thread(target=call) for _ in range(2)]
@@ -89,27 +92,156 @@ def test_single_flight_two_concurrent_callers_build_once(tmp_path):
     assert all(payload == {"value": 42} for payload, _ in outcomes)
 
 
-def test_dead_owner_gives_a_clear_error_and_frees_the_entry(tmp_path):
+def test_a_dead_owners_lock_is_taken_over_after_it_stops_changing(tmp_path):
     import json
 
     (tmp_path / "task1").mkdir()
     lock = tmp_path / "task1" / "k.lock"
-    lock.write_text(json.dumps({"owner": "node-7:1234", "heartbeat": time.time() - 1000}))
-    cache = StageCache(str(tmp_path), stale_after_s=5, poll_s=0.01)
-    with pytest.raises(StageCacheOwnerDied, match=r"node-7:1234.*stopped refreshing its lock"):
-        cache.get_or_build("task1", "k", lambda: {"value": 1})
-    assert not lock.exists()
-    assert cache.get_or_build("task1", "k", lambda: {"value": 1}) == ({"value": 1}, "miss")
+    # a heartbeat written by a clock far in the future: only the lock's changes count, not its clock
+    lock.write_text(json.dumps({"owner": "node-7:1234", "beat": 3, "since": time.time() + 86400}))
+    cache = StageCache(str(tmp_path), stale_after_s=0.5, heartbeat_s=0.1, poll_s=0.05)
+    started = time.monotonic()
+    with pytest.warns(UserWarning, match=r"node-7:1234 stopped refreshing its lock.*took the lock over"):
+        payload, how = cache.get_or_build("task1", "k", lambda: {"value": 1})
+    assert (payload, how) == ({"value": 1}, "miss") and time.monotonic() - started >= 0.5
+    assert cache.stats.taken_over == 1 and not lock.exists()
+    assert cache.get_or_build("task1", "k", lambda: {"value": 2}) == ({"value": 1}, "hit")
 
 
-def test_waiting_times_out(tmp_path):
+def test_a_lock_that_keeps_changing_is_not_taken_over(tmp_path):
     import json
 
     (tmp_path / "task1").mkdir()
-    (tmp_path / "task1" / "k.lock").write_text(json.dumps({"owner": "busy", "heartbeat": time.time() + 3600}))
-    cache = StageCache(str(tmp_path), wait_timeout_s=0.2, poll_s=0.05)
-    with pytest.raises(StageCacheTimeout, match="busy"):
-        cache.get_or_build("task1", "k", lambda: {"value": 1})
+    lock = tmp_path / "task1" / "k.lock"
+    stop = threading.Event()
+
+    def beat():  # a live owner elsewhere whose clock is far in the past
+        n = 0
+        while not stop.wait(0.05):
+            n += 1
+            lock.write_text(json.dumps({"owner": "alive", "beat": n, "since": 0}))
+
+    lock.write_text(json.dumps({"owner": "alive", "beat": 0, "since": 0}))
+    owner = threading.Thread(target=beat)
+    owner.start()
+    try:
+        cache = StageCache(str(tmp_path), stale_after_s=0.3, heartbeat_s=0.1, wait_timeout_s=1.0, poll_s=0.05)
+        with pytest.raises(StageCacheTimeout, match="alive"):
+            cache.get_or_build("task1", "k", lambda: {"value": 1})
+    finally:
+        stop.set()
+        owner.join()
+    assert cache.stats.taken_over == 0 and lock.exists()
+
+
+def test_release_leaves_a_lock_that_another_owner_took_over(tmp_path):
+    from omasgan.trainables.conditional import Lease, LocalConditionalStore
+
+    store = LocalConditionalStore()
+    path = str(tmp_path / "x.lock")
+    first = Lease(store, path, heartbeat_s=60)
+    assert first.acquire()
+    second = Lease(store, path, heartbeat_s=60)
+    assert not second.acquire()
+    assert second.take_over(first.version)  # as after first was judged dead
+    assert not first.release()  # first's release must not delete second's lock
+    assert store.read(path) is not None
+    assert second.release() and store.read(path) is None
+
+
+def test_a_heartbeat_finds_its_lease_taken_over(tmp_path):
+    from omasgan.trainables.conditional import Lease, LocalConditionalStore
+
+    store = LocalConditionalStore()
+    path = str(tmp_path / "x.lock")
+    first = Lease(store, path, heartbeat_s=0.05)
+    assert first.acquire()
+    time.sleep(0.2)
+    assert first.beat >= 1 and not first.lost.is_set()
+    current = store.read(path)
+    assert Lease(store, path, heartbeat_s=60).take_over(current.version) or first.lost.wait(1)
+    assert first.lost.wait(2)
+    assert not first.release()
+
+
+def test_exactly_one_of_many_takes_over_a_stale_lock(tmp_path):
+    from omasgan.trainables.conditional import Lease, LocalConditionalStore
+
+    store = LocalConditionalStore()
+    path = str(tmp_path / "x.lock")
+    assert store.create(path, b"stale") is not None
+    stale = store.read(path).version
+    leases = [Lease(store, path, heartbeat_s=60) for _ in range(8)]
+    barrier = threading.Barrier(len(leases))
+    wins = []
+
+    def race(lease):
+        barrier.wait()
+        wins.append(lease.take_over(stale))
+
+    threads = [threading.Thread(target=race, args=(lease,)) for lease in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+    for lease in leases:
+        lease.release()
+
+
+def test_tabular_key_follows_the_files_content_not_its_path(tmp_path):
+    import numpy as np
+
+    from helpers import tiny_config
+
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    x, y = np.random.default_rng(0).normal(size=(40, 3)), np.repeat([0, 1], 20)
+    np.savez(first, x=x, label=y)
+    second.write_bytes(first.read_bytes())
+
+    def key(path):
+        config = tiny_config().with_overrides({"data.dataset": "tabular", "data.tabular_path": str(path)})
+        return stage_cache_key(config, "task1")
+
+    assert key(first) == key(second)
+    before = key(first)
+    np.savez(first, x=x + 1, label=y)
+    assert key(first) != before
+
+
+def test_cache_ls_and_prune(tmp_path, capsys):
+    import os
+
+    from omasgan.cli import main
+    from omasgan.trainables.cache import list_entries
+
+    cache = StageCache(str(tmp_path / "cache"))
+    cache.put("task1", "a" * 64, {"v": 1})
+    cache.put("task2", "b" * 64, {"v": 2})
+    cache.put("j", "c" * 64, {"v": 3})
+    damaged = tmp_path / "cache" / "j" / f"{'c' * 64}.entry"
+    damaged.write_bytes(damaged.read_bytes()[:50])
+    old = tmp_path / "cache" / "task1" / f"{'a' * 64}.entry"
+    os.utime(old, (time.time() - 3 * 86400, time.time() - 3 * 86400))
+    (tmp_path / "cache" / "task2" / f"{'d' * 64}.lock").write_text('{"owner": "builder-1"}')
+
+    assert main(["cache", "ls", str(tmp_path)]) == 0  # a study folder: its cache/ is listed
+    out = capsys.readouterr().out
+    assert "3 entries" in out and "being built by builder-1" in out and "aaaaaaaaaaaaaaaa" in out
+
+    assert main(["cache", "prune", str(tmp_path / "cache"), "--damaged", "--dry-run"]) == 0
+    assert "would remove j/cccccccccccccccc" in capsys.readouterr().out and damaged.exists()
+    assert main(["cache", "prune", str(tmp_path / "cache"), "--damaged"]) == 0
+    assert not damaged.exists()
+    assert main(["cache", "prune", str(tmp_path / "cache"), "--older-than", "2d"]) == 0
+    assert not old.exists() and "removed 1 entry" in capsys.readouterr().out
+    assert [i.stage for i in list_entries(str(tmp_path / "cache"))] == ["task2", "task2"]  # entry + lock
+    assert main(["cache", "prune", str(tmp_path / "cache"), "--all"]) == 0
+    assert [(i.stage, i.size) for i in list_entries(str(tmp_path / "cache"))] == [("task2", None)]  # the lock stays
+    assert main(["cache", "prune", str(tmp_path / "cache")]) == 2
+    assert "needs a selector" in capsys.readouterr().err
+    assert main(["cache", "prune", str(tmp_path / "cache"), "--older-than", "soon"]) == 2
+    assert "--older-than 'soon'" in capsys.readouterr().err
 
 
 def test_heartbeat_keeps_a_long_build_alive(tmp_path):

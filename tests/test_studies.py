@@ -1,6 +1,8 @@
 """The studies under a local Ray: a 4-trial search writes exactly the expected rows, a search killed
 with SIGKILL resumes to the requested trials with no duplicate or partial rows, sensitivity and seeds
-write their rows and tables, and a failing unit writes an error row while the study goes on."""
+write their rows and tables, a unit whose config fails writes an error row while the study goes on,
+and a unit whose system fails (not its config) makes Tune retry the trial, with no error row.  What
+was trained is read from the trials' training ledgers (how often each unit trained each stage)."""
 
 import json
 import os
@@ -53,6 +55,19 @@ def _rows(folder: Path):
     return ResultStore(str(folder)).read().to_pandas()
 
 
+def _trained(folder: Path, stage: str) -> dict:
+    """``{(trial, class, seed): times trained}`` of ``stage`` from the training ledgers (zeros left out)."""
+    counts = TrialRecords(str(folder)).training_counts()
+    return {unit: c[stage] for unit, c in counts.items() if c.get(stage)}
+
+
+def _trained_per_class(folder: Path, stage: str) -> dict:
+    per_class: dict = {}
+    for (_, k, _), n in _trained(folder, stage).items():
+        per_class[k] = per_class.get(k, 0) + n
+    return per_class
+
+
 def _assert_complete(rows, trials: int, units: int):
     assert rows.duplicated(KEY).sum() == 0
     assert rows.trial_id.nunique() == trials
@@ -75,9 +90,10 @@ def test_search_of_four_trials_over_two_classes_writes_exactly_the_expected_rows
     # the first trial is the base config's (paper) point; the others were sampled
     base = study_config()
     assert (rows.cfg_task2_mu == base.task2.mu).any() and rows.cfg_task2_mu.nunique() == 4
-    # every trial's Task 1 came from the one cache entry per class
-    assert len(list((folder / "cache" / "task1").glob("*.entry"))) == 2
-    assert len(list((folder / "cache" / "task2").glob("*.entry"))) == 8
+    # Task 1 was trained once per class for all four trials; each trial trained its own Task 2, 3, J once per unit
+    assert _trained_per_class(folder, "task1") == {0: 1, 1: 1}
+    for stage in ("task2", "task3", "j"):
+        assert _trained(folder, stage) == {(t, k, 0): 1 for t in set(rows.trial_id) for k in (0, 1)}, stage
     study = optuna.load_study(study_name="s4", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(folder / "optuna-journal.log"))))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -93,7 +109,8 @@ def test_search_of_four_trials_over_two_classes_writes_exactly_the_expected_rows
 DRIVER_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "1"}
 
 
-def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(local_ray, config_file, tmp_path):
+def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(local_ray, config_file, tmp_path,
+                                                                             monkeypatch):
     storage = tmp_path / "studies"
     folder = storage / "killed"
     command = [sys.executable, "-m", "omasgan.cli", "search", "--config", str(config_file), "--classes", "0,1",
@@ -122,6 +139,7 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
     before = {p: p.stat().st_mtime_ns for p in (folder / "results").rglob("*.parquet")
               if p.name.split(".")[1] in finished}
 
+    monkeypatch.setenv("OMASGAN_DRIVER_LEASE_STALE_S", "2")  # the killed driver's lease: taken over after 2 s
     spec = spec_from_args("search", _resume_args("killed"))
     outcome = run_study("search", spec, RunOptions(storage=str(storage), resume=True, max_concurrent=1))
     rows = _rows(folder)
@@ -130,6 +148,11 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
     # the trial finished before the kill was not run again: its files are untouched
     assert before and all(p.stat().st_mtime_ns == m for p, m in before.items())
     assert not list(folder.rglob("*.tmp"))
+    # the stages all trials share were trained once per class, across the kill; no unit trained J twice
+    for stage in ("task1", "task2", "task3"):
+        assert _trained_per_class(folder, stage) == {0: 1, 1: 1}, stage
+    assert set(_trained(folder, "j").values()) == {1}
+    assert {(t, k, 0) for t in finished for k in (0, 1)} <= set(_trained(folder, "j"))
     # one durable record per recorded trial, each with every round; no Optuna trial left RUNNING
     assert records.trial_ids() == sorted(outcome.trial_ids)
     assert all(records.read(t)["rounds"] == ["task1", "task2", "task3", "j"] for t in outcome.trial_ids)
@@ -173,7 +196,7 @@ def test_a_failing_unit_writes_an_error_row_and_the_study_goes_on(local_ray, tmp
     spec = StudySpec(name="faulty", kind="seeds", dataset="synthetic", classes=[0], seeds=[0, 1],
                      base_config=study_config().to_dict())
     options = RunOptions(storage=str(tmp_path / "studies"),
-                         fault=FaultInjection("task3", 1, str(tmp_path / "markers"), action="raise"))
+                         fault=FaultInjection("task3", 1, str(tmp_path / "markers"), action="raise", error="unit"))
     outcome = run_study("seeds", spec, options)
     rows = _rows(tmp_path / "studies" / "faulty")
     errors = rows[rows.status == "error"]
@@ -181,6 +204,22 @@ def test_a_failing_unit_writes_an_error_row_and_the_study_goes_on(local_ray, tmp
     assert all("injected fault in task3" in e for e in errors.error)
     assert set(rows[rows.status == "ok"].stage) == {"task1", "task2"} and "j" not in set(rows.stage)
     assert not outcome.trial_errors  # the trial itself ended normally
+
+
+def test_a_system_error_in_a_unit_is_retried_by_tune_not_recorded_as_the_configs(local_ray, tmp_path, capsys):
+    spec = StudySpec(name="flaky", kind="seeds", dataset="synthetic", classes=[0], seeds=[0],
+                     base_config=study_config().to_dict())
+    options = RunOptions(storage=str(tmp_path / "studies"), max_failures=1,
+                         fault=FaultInjection("task2", 1, str(tmp_path / "markers"), action="raise", error="system"))
+    outcome = run_study("seeds", spec, options)
+    folder = tmp_path / "studies" / "flaky"
+    rows = _rows(folder)
+    _assert_complete(rows, trials=1, units=1)  # no error row: the failure was the system's
+    assert not outcome.trial_errors
+    assert "retried from its last finished stage" in capsys.readouterr().out
+    # the retry resumed at Task 2: Task 1 was trained once, Task 2 once after the failed attempt, and so on
+    trial = outcome.trial_ids[0]
+    assert TrialRecords(str(folder)).training_counts() == {(trial, 0, 0): {"task1": 1, "task2": 1, "task3": 1, "j": 1}}
 
 
 def test_seeds_of_a_baseline_method_in_the_same_store(local_ray, config_file, tmp_path, capsys):

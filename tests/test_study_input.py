@@ -87,3 +87,63 @@ def test_class_lists():
 
 def test_results_of_a_folder_without_results(tmp_path, capsys):
     _fails(["results", str(tmp_path)], capsys, "holds no study")
+
+
+def test_a_malformed_yaml_config_is_one_error_before_ray(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task2:\n  mu: [1, 2\n")
+    _fails(["search", "--config", str(bad), "--storage", str(tmp_path / "studies")], capsys,
+           "bad.yaml", "is not valid YAML at line 3")
+    assert not (tmp_path / "studies").exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("{not json", "not JSON"),
+    ("[1, 2]", "holds a list"),
+    ('{"name": "x"}', "missing ['kind'"),
+    ('{"name": "x", "kind": "seeds", "dataset": "d", "classes": "0-3", "seeds": [0], "base_config": {}}',
+     "classes must be a list of integers"),
+    ('{"name": "x", "kind": "seeds", "dataset": "d", "classes": [0], "seeds": [0], "base_config": {}, "extra": 1}',
+     "unknown keys ['extra']"),
+])
+def test_a_malformed_study_json_is_one_error(content, needle, tmp_path, capsys):
+    folder = tmp_path / "studies" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "study.json").write_text(content)
+    line = _fails(["results", str(folder)], capsys, "study.json", "is not a valid study file", needle)
+    assert "Traceback" not in line
+    _fails(["seeds", "--resume", "--name", "broken", "--storage", str(tmp_path / "studies")], capsys,
+           "is not a valid study file")
+
+
+def test_a_foreign_parquet_file_in_the_results_is_one_error(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from omasgan.distributed.study_folder import StudySpec
+
+    folder = tmp_path / "studies" / "mixed"
+    StudySpec(name="mixed", kind="seeds", dataset="synthetic", classes=[0], seeds=[0],
+              base_config=tiny_config().to_dict()).write(folder)
+    partition = folder / "results" / "dataset=synthetic" / "holdout_class=0" / "seed=0"
+    partition.mkdir(parents=True)
+    pq.write_table(pa.table({"price": [1.5, 2.5]}), partition / "prices.parquet")
+    _fails(["results", str(folder)], capsys, "prices.parquet", "is not an omasgan results file", "price")
+    (partition / "prices.parquet").write_text("a,b\n1,2\n")
+    _fails(["report", str(folder)], capsys, "prices.parquet", "is not a Parquet file")
+
+
+@pytest.mark.parametrize("target", ["javascript:alert(1)", "JavaScript:alert(1)", "java\tscript:alert(1)",
+                                    " javascript:alert(1)", "data:text/html,<b>x</b>", "vbscript:x", "//evil.example"])
+def test_report_links_only_to_safe_targets(target):
+    from omasgan.distributed.report_page import Page, markdown_text, safe_link_target
+
+    name = f"[click]({target})"
+    assert not safe_link_target(target)
+    for text in (f"study {name} ranked first", f"study `x`{name}`y`", f"*Left out: `{name}`*"):
+        rendered = Page._inline(text)
+        assert "<a " not in rendered, rendered
+    # Markdown: outside code spans the brackets are escaped, so no viewer makes it a link
+    assert markdown_text(f"study {name} ranked first") == f"study \\[click\\]({target}) ranked first"
+    assert Page._inline("see [best-config.json](best-config.json) and [docs](https://example.org/x)") == (
+        'see <a href="best-config.json">best-config.json</a> and <a href="https://example.org/x">docs</a>')

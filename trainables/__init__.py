@@ -3,9 +3,11 @@
 - :mod:`.function_trainables`  one Tune function trainable per stage and one for the pipeline
 - :mod:`.trial`                 the stage-by-stage trial logic, checkpoints and reports
 - :mod:`.cache`                 the content-addressed, single-flight stage cache
+- :mod:`.conditional`           conditional writes and heartbeated leases on local or object storage
+- :mod:`.storage`               one way to reach a study's files, and atomic replacement
 """
 
-from .cache import StageCache, StageCacheError, StageCacheOwnerDied, StageCacheTimeout, stage_cache_key
+from .cache import StageCache, StageCacheError, StageCacheTimeout, stage_cache_key
 from .function_trainables import (
     j_trainable,
     make_trainable,
@@ -21,7 +23,6 @@ __all__ = [
     "FaultInjection",
     "StageCache",
     "StageCacheError",
-    "StageCacheOwnerDied",
     "StageCacheTimeout",
     "TrialSettings",
     "j_trainable",

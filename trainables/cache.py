@@ -8,19 +8,27 @@ stage, and the code-version tag.  Two trials whose Task 1 parameters match share
 Layout under ``<root>``::
 
     <stage>/<key>.entry   b"OMASGAN-STAGE-CACHE/1\\n" + sha256(body) hex + b"\\n" + body (a torch.save payload)
-    <stage>/<key>.lock    JSON {"owner": ..., "heartbeat": unix time}: who is training the entry now
+    <stage>/<key>.lock    JSON {"owner", "host", "pid", "beat", "since"}: who is training the entry now
 
-Entries are published atomically: written under a unique temporary name in the same folder, then
-moved onto ``<key>.entry``, so a reader never sees half an entry; a truncated or corrupted entry
-fails its checksum and is discarded and rebuilt, never loaded.  ``root`` is a local path or any
-URI ``pyarrow.fs`` understands (``s3://bucket/prefix``, ``gs://...``), so nodes sharing that
-storage share the cache.
+Entries are published atomically (see :func:`omasgan.trainables.storage.write_atomic`), so a reader
+never sees half an entry; a truncated or corrupted entry fails its checksum and is discarded and
+rebuilt, never loaded.  ``root`` is a local path or any URI ``pyarrow.fs`` understands
+(``s3://bucket/prefix``, ``gs://...``), so nodes sharing that storage share the cache.
 
-Single flight: a trial that misses takes the entry's lock (``O_EXCL`` on local storage) and trains;
-a trial that finds the lock taken waits for the entry.  The owner refreshes the lock's heartbeat
-while it trains; a waiter that sees no heartbeat for ``stale_after_s`` removes the dead owner's lock
-and raises :class:`StageCacheOwnerDied` (a retried trial then trains the entry itself), and one that
-waits longer than ``wait_timeout_s`` raises :class:`StageCacheTimeout`.
+Single flight: a trial that misses takes the entry's lock and trains; a trial that finds the lock
+taken waits for the entry.  The lock is a :class:`~omasgan.trainables.conditional.Lease`: created
+with the storage's own precondition (a hard link locally, ``If-None-Match: *`` on S3, generation 0 on
+GCS), refreshed by its owner every ``heartbeat_s`` with a write conditional on the owner's last
+version, and deleted at the end only if it is still the owner's.  A waiter judges the owner dead when
+the lock has not changed for ``stale_after_s`` seconds of the waiter's own monotonic clock (no
+clocks of different machines are compared); it then takes the lock over, with a write conditional
+on the stale version (one waiter wins), and trains the entry itself.  A waiter that waits longer
+than ``wait_timeout_s`` raises :class:`StageCacheTimeout`.
+
+The key of a ``tabular`` data set holds the sha256 of the file's content, not its path: the same
+table under two paths shares entries, and a file changed in place gets new ones.
+
+:func:`list_entries` and :func:`prune_entries` are what ``omasgan cache ls|prune`` show and remove.
 """
 
 from __future__ import annotations
@@ -29,11 +37,10 @@ import hashlib
 import io
 import json
 import os
-import socket
-import threading
 import time
-import uuid
+import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pyarrow.fs as pafs
@@ -42,6 +49,7 @@ import torch
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import OMASGANError
 from omasgan.provenance import CODE_VERSION
+from omasgan.trainables.conditional import Lease, StaleWatch, conditional_store, read_lease
 from omasgan.trainables.storage import open_filesystem, write_atomic
 
 MAGIC = b"OMASGAN-STAGE-CACHE/1\n"
@@ -57,18 +65,35 @@ class StageCacheTimeout(StageCacheError):
     """Waited too long for another trial to publish an entry."""
 
 
-class StageCacheOwnerDied(StageCacheError):
-    """The trial that was training an entry stopped refreshing its lock."""
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str) -> str:
+    """sha256 (hex) of a file's content, computed once per (path, size, modification time)."""
+    real = os.path.realpath(path)
+    info = os.stat(real)
+    memo = (real, info.st_size, info.st_mtime_ns)
+    if memo not in _FILE_DIGESTS:
+        digest = hashlib.sha256()
+        with open(real, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _FILE_DIGESTS[memo] = digest.hexdigest()
+    return _FILE_DIGESTS[memo]
 
 
 def stage_dependencies(config: OMASGANConfig, stage: str) -> dict[str, Any]:
-    """Everything the output of ``stage`` depends on, as plain JSON data."""
+    """Everything the output of ``stage`` depends on, as plain JSON data.  A tabular data set enters
+    by the sha256 of its file's content (``tabular_sha256``), not by its path."""
     everything = config.to_dict()
     upstream = STAGES[: STAGES.index(stage) + 1]
+    data = {k: everything["data"][k] for k in DATA_KEYS}
+    if data["tabular_path"]:
+        data["tabular_sha256"] = file_digest(data.pop("tabular_path"))
     return {
         "code_version": CODE_VERSION,
         "stage": stage,
-        "data": {k: everything["data"][k] for k in DATA_KEYS},
+        "data": data,
         "seed": config.seed,
         "threads": config.threads,
         "network": everything["network"],
@@ -92,23 +117,29 @@ def encode_entry(payload: dict[str, Any]) -> bytes:
 
 def decode_entry(blob: bytes) -> dict[str, Any] | None:
     """The payload of an entry, or None when its header or checksum does not match (damaged)."""
+    if not entry_is_sound(blob):
+        return None
+    return torch.load(io.BytesIO(blob[len(MAGIC) + 65:]), map_location="cpu", weights_only=True)
+
+
+def entry_is_sound(blob: bytes) -> bool:
+    """Whether an entry's header and checksum match its body."""
     header = len(MAGIC) + 65
     if len(blob) <= header or not blob.startswith(MAGIC):
-        return None
-    digest, body = blob[len(MAGIC) : header - 1], blob[header:]
-    if hashlib.sha256(body).hexdigest().encode() != digest:
-        return None
-    return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+        return False
+    return hashlib.sha256(blob[header:]).hexdigest().encode() == blob[len(MAGIC): header - 1]
 
 
 @dataclass
 class CacheStats:
-    """What one trial's cache calls did, per stage: hit, miss (trained here), waited (another trained it)."""
+    """What one trial's cache calls did, per stage: hit, miss (trained here), waited (another trained
+    it); ``taken_over``: locks of dead owners this trial took over (and then trained)."""
 
     hits: dict[str, int] = field(default_factory=dict)
     misses: dict[str, int] = field(default_factory=dict)
     waits: dict[str, int] = field(default_factory=dict)
     corrupt: int = 0
+    taken_over: int = 0
 
     def count(self, kind: str, stage: str) -> None:
         table = getattr(self, kind)
@@ -120,6 +151,7 @@ class CacheStats:
             "cache_misses": sum(self.misses.values()),
             "cache_waits": sum(self.waits.values()),
             "cache_corrupt": self.corrupt,
+            "cache_taken_over": self.taken_over,
         }
 
 
@@ -136,12 +168,11 @@ class StageCache:
         poll_s: float = 0.5,
     ) -> None:
         self.fs, self.base = open_filesystem(root)
-        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.locks, _ = conditional_store(root)
         self.root = root
         self.wait_timeout_s, self.stale_after_s = wait_timeout_s, stale_after_s
         self.heartbeat_s, self.poll_s = heartbeat_s, poll_s
         self.stats = CacheStats()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # ---- paths and raw I/O ------------------------------------------------------------------
     def entry_path(self, stage: str, key: str) -> str:
@@ -150,18 +181,12 @@ class StageCache:
     def lock_path(self, stage: str, key: str) -> str:
         return f"{self.base}/{stage}/{key}.lock"
 
-    def _exists(self, path: str) -> bool:
-        return self.fs.get_file_info(path).type == pafs.FileType.File
-
     def _read(self, path: str) -> bytes | None:
         try:
             with self.fs.open_input_stream(path) as handle:
                 return handle.read()
         except (FileNotFoundError, OSError):
             return None
-
-    def _write_atomic(self, path: str, blob: bytes) -> None:
-        write_atomic(self.fs, path, blob)
 
     def _delete(self, path: str) -> None:
         try:
@@ -182,83 +207,49 @@ class StageCache:
         return payload
 
     def put(self, stage: str, key: str, payload: dict[str, Any]) -> None:
-        self._write_atomic(self.entry_path(stage, key), encode_entry(payload))
-
-    # ---- locks --------------------------------------------------------------------------------
-    def _lock_document(self) -> bytes:
-        return json.dumps({"owner": self.owner, "heartbeat": time.time()}).encode()
-
-    def _try_lock(self, stage: str, key: str) -> bool:
-        path = self.lock_path(stage, key)
-        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        if self.local:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(self._lock_document())
-            return True
-        # object stores have no exclusive create: write, then read back to see who won (best effort)
-        if self._exists(path):
-            return False
-        self._write_atomic(path, self._lock_document())
-        time.sleep(self.poll_s)
-        document = self._read_lock(stage, key)
-        return document is not None and document.get("owner") == self.owner
-
-    def _read_lock(self, stage: str, key: str) -> dict[str, Any] | None:
-        blob = self._read(self.lock_path(stage, key))
-        if not blob:
-            return None
-        try:
-            return json.loads(blob)
-        except ValueError:
-            return None
-
-    def _heartbeat(self, stage: str, key: str, stop: threading.Event) -> None:
-        while not stop.wait(self.heartbeat_s):
-            try:
-                self._write_atomic(self.lock_path(stage, key), self._lock_document())
-            except OSError:
-                pass
+        write_atomic(self.fs, self.entry_path(stage, key), encode_entry(payload))
 
     # ---- the one call trials make -------------------------------------------------------------
     def get_or_build(
         self, stage: str, key: str, build: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], str]:
         """The entry's payload and how it was had: "hit", "waited" (another trial built it) or
-        "miss" (built here by ``build()`` and published)."""
+        "miss" (built here by ``build()`` and published; also after taking over a dead owner's lock).
+
+        ``build`` runs at most once per call, and only while this call holds the entry's lock."""
         started = time.monotonic()
         waited = False
+        watch = StaleWatch(self.stale_after_s)
+        path = self.lock_path(stage, key)
         while True:
             payload = self.get(stage, key)
             if payload is not None:
                 kind = "waits" if waited else "hits"
                 self.stats.count(kind, stage)
                 return payload, "waited" if waited else "hit"
-            if self._try_lock(stage, key):
-                return self._build_locked(stage, key, build), "miss"
+            lease = Lease(self.locks, path, heartbeat_s=self.heartbeat_s, info={"entry": f"{stage}/{key}"})
+            if lease.acquire():
+                return self._build_locked(stage, key, build, lease), "miss"
+            current = read_lease(self.locks, path)
+            if current is None:
+                continue  # released between the two calls: look for the entry again
             waited = True
-            document = self._read_lock(stage, key)
-            if document is not None and time.time() - float(document.get("heartbeat", 0)) > self.stale_after_s:
-                self._delete(self.lock_path(stage, key))
-                raise StageCacheOwnerDied(
-                    f"the trial training cache entry {stage}/{key[:12]} ({document.get('owner')}) stopped "
-                    f"refreshing its lock {time.time() - float(document['heartbeat']):.0f} s ago; its lock was "
-                    "removed, so a retry of this trial trains the entry itself"
-                )
+            document, version = current
+            silent = watch.unchanged_for(version)
+            if silent > self.stale_after_s and lease.take_over(version):
+                self.stats.taken_over += 1
+                warnings.warn(f"cache entry {stage}/{key[:12]}: its owner {document.get('owner', '?')} stopped "
+                              f"refreshing its lock ({silent:.0f} s without a change); this trial took the lock over "
+                              "and trains the entry itself", stacklevel=2)
+                return self._build_locked(stage, key, build, lease), "miss"
             if time.monotonic() - started > self.wait_timeout_s:
                 raise StageCacheTimeout(
                     f"waited {self.wait_timeout_s:.0f} s for cache entry {stage}/{key[:12]} that "
-                    f"{(document or {}).get('owner', 'another trial')} is training"
+                    f"{document.get('owner', 'another trial')} is training"
                 )
             time.sleep(self.poll_s)
 
-    def _build_locked(self, stage: str, key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(stage, key, stop), daemon=True)
-        beat.start()
+    def _build_locked(self, stage: str, key: str, build: Callable[[], dict[str, Any]], lease: Lease) -> dict[str, Any]:
         try:
             payload = self.get(stage, key)  # published while we took the lock?
             if payload is not None:
@@ -269,6 +260,92 @@ class StageCache:
             self.stats.count("misses", stage)
             return payload
         finally:
-            stop.set()
-            beat.join()
-            self._delete(self.lock_path(stage, key))
+            lease.release()
+
+
+# ---------------------------------------------------------------- omasgan cache ls | prune
+
+
+@dataclass
+class CacheItem:
+    """One entry (or an entry's lock without the entry) under a cache root."""
+
+    stage: str
+    key: str
+    path: str
+    size: int | None
+    modified: datetime | None
+    lock_owner: str | None = None
+
+    def age_s(self, now: datetime | None = None) -> float:
+        if self.modified is None:
+            return 0.0
+        return ((now or datetime.now(timezone.utc)) - self.modified).total_seconds()
+
+
+def cache_root_of(root: str) -> str:
+    """The cache root for ``root``: ``root/cache`` when that is a folder (``root`` is a study's
+    folder or URI), else ``root`` itself."""
+    fs, base = open_filesystem(root)
+    if fs.get_file_info(f"{base}/cache").type == pafs.FileType.Directory:
+        return f"{root.rstrip('/')}/cache"
+    return root
+
+
+def list_entries(root: str) -> list[CacheItem]:
+    """Every entry under a cache root, stage by stage, with the lock owner of an entry being built
+    (a lock with no entry yet is listed too, with size None)."""
+    fs, base = open_filesystem(root)
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+    entries: dict[tuple[str, str], CacheItem] = {}
+    locks: dict[tuple[str, str], str] = {}
+    store, _ = conditional_store(root)
+    for info in infos:
+        relative = info.path[len(base):].lstrip("/")
+        stage, _, name = relative.partition("/")
+        if info.type != pafs.FileType.File or stage not in STAGES or "/" in name or name.startswith("."):
+            continue
+        if name.endswith(".entry"):
+            modified = info.mtime if info.mtime is None or info.mtime.tzinfo else info.mtime.replace(tzinfo=timezone.utc)
+            entries[(stage, name[:-6])] = CacheItem(stage, name[:-6], info.path, info.size, modified)
+        elif name.endswith(".lock"):
+            lease = read_lease(store, info.path)
+            locks[(stage, name[:-5])] = (lease[0].get("owner", "?") if lease else "?")
+    for (stage, key), owner in locks.items():
+        item = entries.setdefault((stage, key), CacheItem(stage, key, f"{base}/{stage}/{key}.lock", None, None))
+        item.lock_owner = owner
+    return sorted(entries.values(), key=lambda i: (STAGES.index(i.stage), i.key))
+
+
+def prune_entries(root: str, *, stages: list[str] | None = None, older_than_s: float | None = None,
+                  damaged: bool = False, everything: bool = False, dry_run: bool = False) -> list[CacheItem]:
+    """Delete the entries under a cache root that match every given selector (a stage among
+    ``stages``; last written more than ``older_than_s`` ago; ``damaged``: failing their checksum);
+    ``everything`` selects all.  Entries being built (their lock exists) are never deleted, nor are
+    locks.  Returns what was deleted (or, with ``dry_run``, what would be)."""
+    if not (stages or older_than_s is not None or damaged or everything):
+        raise ValueError("prune needs a selector: stages, older_than_s, damaged or everything")
+    fs, _ = open_filesystem(root)
+    chosen = []
+    now = datetime.now(timezone.utc)
+    for item in list_entries(root):
+        if item.size is None or item.lock_owner is not None:
+            continue
+        if stages and item.stage not in stages:
+            continue
+        if older_than_s is not None and item.age_s(now) <= older_than_s:
+            continue
+        if damaged:
+            with fs.open_input_stream(item.path) as handle:
+                if entry_is_sound(handle.read()):
+                    continue
+        chosen.append(item)
+    if not dry_run:
+        for item in chosen:
+            try:
+                fs.delete_file(item.path)
+            except FileNotFoundError:
+                pass
+    return chosen

@@ -19,6 +19,7 @@ on that GPU.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,37 @@ from omasgan.config import STAGES, OMASGANConfig
 from .trial import FaultInjection, TrialSettings, run_trial
 
 
+ALLOW_CPU_ENV = "OMASGAN_ALLOW_CPU_FOR_GPU"
+"""Set to 1 where Ray's GPUs are logical only (a test cluster started with ``--num-gpus`` on a machine
+without CUDA): a task given a GPU then trains on the CPU instead of raising :class:`GPUUnavailable`."""
+
+
+class GPUUnavailable(RuntimeError):
+    """Ray assigned this task a GPU, but torch in this process sees no CUDA device.
+
+    A system error (the node's driver, container or torch build), not the config's: a study unit
+    raises it so that Tune retries the trial, instead of training on the CPU while holding the GPU."""
+
+
 def trial_device() -> str:
-    """The GPU Ray assigned to this trial (visible as cuda:0), or the CPU when it assigned none."""
-    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    """The GPU Ray assigned to this task (visible as cuda:0), or the CPU when it assigned none.
+
+    Raises :class:`GPUUnavailable` when Ray assigned a GPU that torch cannot use (unless
+    ``OMASGAN_ALLOW_CPU_FOR_GPU=1``)."""
+    gpus = ray.get_gpu_ids()
+    if not gpus:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if os.environ.get(ALLOW_CPU_ENV) == "1":
+        return "cpu"
+    import socket
+
+    raise GPUUnavailable(
+        f"Ray assigned GPU {gpus} to this task on {socket.gethostname()}, but torch {torch.__version__} sees no "
+        f"CUDA device (torch.version.cuda={torch.version.cuda}, CUDA_VISIBLE_DEVICES="
+        f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}); check the node's NVIDIA driver and torch build with "
+        f"`omasgan doctor --address auto`")
 
 
 def make_trainable(

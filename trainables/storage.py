@@ -6,7 +6,9 @@ records) lives under a root that is either a local path or any URI ``pyarrow.fs`
 ``(filesystem, base path)`` pair, and :func:`write_atomic` replaces one file so that a reader sees
 the old content or the new one, never a half-written file: the bytes go to a hidden temporary file
 in the same folder (a name starting with "." that listings skip), which is then moved over the
-target.  A writer killed mid-write leaves only the hidden temporary behind.
+target.  A writer killed mid-write leaves only the hidden temporary behind.  On object stores (S3,
+GCS) a single upload is already all-or-nothing (an object appears only when its upload completes),
+so the bytes go straight to the target there: a "move" would be a second full copy.
 """
 
 from __future__ import annotations
@@ -30,9 +32,20 @@ def hidden_temporary(path: str) -> str:
     return f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
 
 
+def is_object_store(fs: pafs.FileSystem) -> bool:
+    """Whether ``fs`` is an object store whose uploads are atomic per object (S3, GCS)."""
+    return fs.type_name in ("s3", "gcs")
+
+
 def write_atomic(fs: pafs.FileSystem, path: str, blob: bytes) -> None:
-    """Replace ``path`` with ``blob``: write a hidden temporary next to it, then move it over."""
+    """Replace ``path`` with ``blob`` so that a reader sees the old bytes or the new ones: on object
+    stores one upload; elsewhere a hidden temporary next to it, then moved over."""
     fs.create_dir(path.rpartition("/")[0], recursive=True)
+    if is_object_store(fs):
+        data = memoryview(blob)  # a TypeError here, before the upload starts: closing a stream completes it
+        with fs.open_output_stream(path) as handle:
+            handle.write(data)
+        return
     temporary = hidden_temporary(path)
     try:
         with fs.open_output_stream(temporary) as handle:

@@ -30,6 +30,7 @@ import torch
 
 from omasgan.checkpoint import modules_from_payload, stage_payload
 from omasgan.config import STAGES, OMASGANConfig
+from omasgan.errors import TrainingDivergedError
 from omasgan.metrics import METRIC_NAMES
 from omasgan.networks import check_network_shape
 from omasgan.pipeline import evaluate_stage, run_stage, stage_alarm
@@ -55,6 +56,8 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> OMASGANConfig:
 class FaultInjection:
     """Test hook: once per trial, inside ``stage`` after ``epoch`` epochs, either raise (``action =
     "raise"``) or stop for ``pause_s`` seconds (``"pause"``, so a test can kill the driver there).
+    ``error`` says what is raised: ``"unit"`` a TrainingDivergedError (the config failed: in a study,
+    an error row), ``"system"`` a RuntimeError (the system failed: in a study, Tune retries the trial).
     A marker file in ``marker_dir`` records that the fault fired, so the retry runs through.  With
     ``only``, it fires only in trials whose id ends with that text (a study unit's id ends with
     ``-<class>-<seed>``, so ``only="-1-0"`` picks class 1, seed 0)."""
@@ -65,6 +68,7 @@ class FaultInjection:
     action: str = "raise"
     pause_s: float = 600.0
     only: str | None = None
+    error: str = "unit"
 
     def hook(self, trial_id: str) -> Callable[[str, int, int, dict[str, float]], None]:
         marker = Path(self.marker_dir) / f"fault-{trial_id}"
@@ -77,6 +81,8 @@ class FaultInjection:
                 if self.action == "pause":
                     time.sleep(self.pause_s)
                     return
+                if self.error == "unit":
+                    raise TrainingDivergedError(f"injected fault in {stage} at epoch {epoch}")
                 raise RuntimeError(f"injected fault in {stage} at epoch {epoch}")
 
         return on_epoch
