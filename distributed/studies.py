@@ -181,6 +181,9 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> StudyPaths:
         return paths
     base = OMASGANConfig.from_dict(spec.base_config)
     check_classes(base, spec.classes)
+    scores = spec.options.get("scores", "test")
+    if scores not in ("none", "test", "all"):
+        raise ConfigError(f"scores {scores!r} is not allowed; choose one of: none, test, all")
     if spec.last_stage not in STAGES:
         raise ConfigError(f"last stage {spec.last_stage!r}; choose one of: {', '.join(STAGES)}")
     check_writable(options.storage)
@@ -207,6 +210,8 @@ class StudyOutcome:
     trial_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     trial_errors: dict[str, str] = field(default_factory=dict)
     removed_files: int = 0
+    compaction: Any = None
+    """The end-of-study compaction's ``compaction.CompactionStats`` (None when it did not run)."""
 
     @property
     def store(self):

@@ -24,6 +24,8 @@ from .studies import (
 from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
 
 SPACES = ("full", "task2", "task3", "j")
+SCORE_CHOICES = ("none", "test", "all")
+"""result_store.SCORE_CHOICES, repeated here so that building the parser does not import pyarrow."""
 
 
 # ---------------------------------------------------------------- the experiments of each study
@@ -118,7 +120,7 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
     base = build_config(argparse.Namespace(**{**vars(args), "set": config_sets}))
     classes = parse_int_list(args.classes, "--classes")
     seeds = parse_int_list(args.seeds, "--seeds")
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"scores": args.scores}
     if kind == "search":
         if args.trials < 1:
             raise ConfigError(f"--trials must be >= 1; got {args.trials}")
@@ -196,6 +198,8 @@ def print_outcome(outcome: StudyOutcome) -> None:
             print(f"  {trial_id}: {error}")
     if outcome.removed_files:
         print(f"\nremoved {outcome.removed_files} result file(s) of trials the interrupted driver never recorded")
+    if outcome.compaction is not None:
+        print(f"\ncompacted the results: {outcome.compaction.summary()}")
     paths = outcome.paths
     print(f"\nstudy folder:   {paths.control}")
     print(f"results:        {paths.data_root}/results  (Parquet, hive partitions dataset/holdout_class/seed)")
@@ -274,6 +278,10 @@ def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once (default 2)")
     parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     parser.add_argument("--report", action="store_true", help="write the report when the study ends")
+    parser.add_argument("--scores", choices=SCORE_CHOICES, default="test",
+                        help="per-sample scores to store: none; test (default): the test split of J, what the "
+                        "report's histograms read; all: validation and test of every detector (the scores "
+                        "table grows fastest of all: one row per sample, detector and unit)")
     parser.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
 
 
@@ -321,6 +329,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .report_cli import add_report_parser
 
     add_report_parser(sub)
+
+    from .compaction import add_compact_parser
+
+    add_compact_parser(sub)
 
     from .baseline_study import add_baseline_parser
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import ray
 from ray import tune
 
+from .compaction import CompactionBusy, compact_store, settled_by_records
 from .progress import StudyProgress
 from .result_store import ResultStore
 from .studies import RunOptions, StudyOutcome, StudyPaths
@@ -68,7 +69,9 @@ def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths) -> Trial
         study=spec.name, study_kind=spec.kind, base_config=spec.base_config, units=[list(u) for u in spec.units],
         last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
         cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
-        parallel_units=parallel_units(spec, options), baseline=spec.options.get("baseline"), fault=options.fault,
+        parallel_units=parallel_units(spec, options), baseline=spec.options.get("baseline"),
+        scores=spec.options.get("scores", "all"),  # a study.json without it predates --scores: it kept all
+        fault=options.fault,
     )
 
 
@@ -116,10 +119,29 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
     outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
     records = TrialRecords(paths.data_root)
     records.delete(set(records.trial_ids()) - set(outcome.trial_ids))
-    if experiment.finish and len(trials) >= experiment.total_trials and all(
-            t.status in ("TERMINATED", "ERROR") for t in trials):
+    ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+    outcome.compaction = compact_study(paths.data_root, spec, outcome.trial_ids, ended)
+    if experiment.finish and len(trials) >= experiment.total_trials and ended:
         experiment.finish()
     return outcome
+
+
+def compact_study(root: str, spec: StudySpec, trial_ids: list[str], ended: bool):
+    """Merge the study's small result files into a few parts per partition (one Ray task per
+    partition) and drop the rows of trials the experiment does not know.  With every trial ended,
+    every file is final; otherwise (an interrupted experiment) only the rounds the trials' records
+    hold as finished are merged.  Returns the CompactionStats, or None (with a line saying why) when
+    it could not run: every row is in the store either way, as small files or parts."""
+    settled = None if ended else settled_by_records(root, spec.name, spec.kind)
+    try:
+        return compact_store(root, keep_trials={spec.name: set(trial_ids)}, settled=settled, executor=ray_map)
+    except CompactionBusy as exc:  # every row is in the store either way; `omasgan compact` finishes it later
+        print(f"[{spec.name}] not compacted: {exc}", flush=True)
+        return None
+    except Exception as exc:  # noqa: BLE001 - a failed compaction leaves every row in place (see compaction)
+        print(f"[{spec.name}] not compacted ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              "every row is in place; `omasgan compact STUDY_FOLDER` tries again", flush=True)
+        return None
 
 
 def _error_of(trial: Any) -> str:
@@ -130,6 +152,20 @@ def _error_of(trial: Any) -> str:
         return lines[-1][:300] if lines else "error"
     except OSError:
         return "error (no error file)"
+
+
+RAY_COMPACTION_MIN_FILES = 5_000
+"""Below this many small files a compaction runs in the driver: starting Ray workers would cost more."""
+
+
+def ray_map(function: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+    """``function`` over the compaction's partition ``jobs``, results in order: as Ray tasks of one CPU
+    each, spread over the cluster, when they merge at least ``RAY_COMPACTION_MIN_FILES`` small files,
+    else one after another in this process."""
+    if sum(len(job.small) for job in jobs) < RAY_COMPACTION_MIN_FILES:
+        return [function(job) for job in jobs]
+    remote = ray.remote(num_cpus=1, max_retries=0)(function)
+    return ray.get([remote.remote(job) for job in jobs])
 
 
 def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str]) -> int:

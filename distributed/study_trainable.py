@@ -60,6 +60,8 @@ class TrialPlan:
     baseline: dict[str, Any] | None = None
     """A baseline method's settings (omasgan.baselines.BaselineConfig): the units score it instead
     of training OMASGAN, in one round called "baseline"."""
+    scores: str = "all"
+    """Which per-sample scores the units store (``--scores``; see ``result_store.score_splits``)."""
     fault: Any = None  # FaultInjection for tests
 
     @property
@@ -104,7 +106,8 @@ def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
     torch.set_num_threads(task.threads)
     device = trial_device()
     summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
-                                study_kind=task.study_kind, trial_id=task.trial_id, device=device)
+                                study_kind=task.study_kind, trial_id=task.trial_id, device=device,
+                                scores=task.scores)
     return UnitOutcome(task.holdout, task.seed, "baseline", summary["status"], error=summary["error"],
                        detector=summary["method"] if summary["status"] == "ok" else None,
                        metrics=summary["metrics"] or {}, wall_time_s=summary["wall_time_s"] or 0.0, device=device)
@@ -121,7 +124,7 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
         UnitTask(study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
                  params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
                  store_root=plan.store_root, sweep=sweep_of(params), threads=max(1, int(plan.cpus_per_unit)),
-                 fault=plan.fault)
+                 scores=plan.scores, fault=plan.fault)
         for k, s in units
     ]
     if plan.baseline:
