@@ -66,19 +66,20 @@ def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
     """The studies read, what sections 1-3 and 6-8 show, and the error rows."""
     page.heading("OMASGAN report", 1)
     page.text(f"Read {len(inputs.studies)} study folder(s) under `{results_dir}`: "
-              f"{len(inputs.results)} result rows.")
+              f"{inputs.total_rows} result rows.")
     page.table("studies", T.study_overview(inputs), "Studies read (rows: result rows; ok / error by status).")
     page.text("Sections 1-3 and 6-8 show, per data set: every seeds study; the best trial of every search "
               "study, chosen on validation AUROC only (section 5); and every baseline method on that data "
               "set. Sensitivity studies appear in section 4 only. Only rows with status=ok enter a number.")
-    for study in sorted(inputs.results.loc[inputs.results["study_kind"] == "search", "study"].unique()):
-        ranked = T.rank_trials(inputs.results, study)
+    for study in sorted(inputs.rankings):
+        ranked = inputs.rankings[study]
         if len(ranked):
             page.text(f"Search study `{study}`: trial `{ranked['trial_id'].iloc[0]}` is shown (mean validation "
                       f"AUROC of J {ranked['val_auroc'].iloc[0]:.4f} over {ranked['units'].iloc[0]} units).")
     errors = inputs.results[inputs.results["status"] == "error"]
     if len(errors):
         frame = errors[["study", "trial_id", "holdout_class", "seed", "method", "stage", "error"]].copy()
+        frame = frame.sort_values(["study", "trial_id", "holdout_class", "seed", "method", "stage"], kind="stable")
         frame["error"] = frame["error"].fillna("").map(lambda e: e.splitlines()[0][:160] if e else "")
         page.table("errors", frame.reset_index(drop=True), f"{len(errors)} error row(s).")
 
@@ -240,17 +241,17 @@ def _search_history(page: Page, item: T.StudyInput) -> None:
     page.figure(path, "parameter importance")
 
 
-def _best_config(page: Page, results: pd.DataFrame, name: str, filename: str) -> None:
+def _best_config(page: Page, inputs: T.Inputs, name: str, filename: str) -> None:
     page.text(f"Best config: read from the rows of `{name}` with stage=j (final detector J), split=val "
               "(validation split only) and status=ok; per trial, the mean validation AUROC over its (held-out "
               "class, seed) units. Trials covering the most units rank first. Test rows are never read here.")
-    ranked = T.rank_trials(results, name)
+    ranked = inputs.rankings.get(name, pd.DataFrame(columns=["trial_id", "units", "val_auroc"]))
     if ranked.empty:
         page.left_out(f"best config of `{name}`: no ok validation rows of the final detector")
         return
     page.table(f"ranking-{name}", ranked.head(10), f"`{name}`: the 10 best trials on validation AUROC of J.")
     trial = ranked["trial_id"].iloc[0]
-    config = T.best_config(results, name, trial)
+    config = T.best_config(inputs.results, name, trial)
     if config is None:
         page.left_out(f"best config of `{name}`: trial `{trial}` has no stored config")
         return
@@ -272,7 +273,7 @@ def section_search(page: Page, inputs: T.Inputs) -> None:
         page.heading(f"Search study `{name}`", 3)
         _search_history(page, item)
         filename = BEST_CONFIG if len(searches) == 1 else f"best-config-{_safe(name)}.json"
-        _best_config(page, inputs.results, name, filename)
+        _best_config(page, inputs, name, filename)
 
 
 def _lowest_seed_per_class(frame: pd.DataFrame):
@@ -331,8 +332,9 @@ def section_boundary(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs
         page.left_out("no 2-D samples (only 2-D data sets such as synthetic save x, G(z) and B(z))")
 
 
-def section_tables(page: Page, results: pd.DataFrame, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
-    """8. AUROC, AUPRC, F1 per class and model (test, mean over seeds); wall time per stage and trial."""
+def section_tables(page: Page, runs: pd.DataFrame, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """8. AUROC, AUPRC, F1 per class and model (test, mean over seeds); wall time per stage and trial
+    (``runs``: one row per stage run, ``Inputs.stage_runs``)."""
     page.heading("8. Metrics and wall time")
     if not pairs:
         page.left_out("metrics: no ok test rows")
@@ -340,13 +342,13 @@ def section_tables(page: Page, results: pd.DataFrame, reported: pd.DataFrame, pa
         page.table(f"metrics-{dataset}-{source}", T.metrics_table(T.source_test_rows(reported, dataset, source)),
                    f"`{dataset}` / `{source}`: test AUROC, AUPRC and F1 (at the validation threshold), mean "
                    "over seeds; `mean` rows average the classes.")
-    stages = T.wall_stage_table(results)
+    stages = T.wall_stage_table(runs)
     if stages.empty:
         page.left_out("wall time: no ok rows with a wall time")
         return
     page.table("wall-time-stages", stages,
                "Wall time per stage (every study, every trial): units, mean and total seconds.")
-    page.table("wall-time-trials", T.wall_trial_table(results),
+    page.table("wall-time-trials", T.wall_trial_table(runs),
                "Wall time per trial: total over its stages and units, and per (class, seed) unit.")
 
 
@@ -373,7 +375,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
     building = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
     try:
         page = Page(building)
-        reported = T.reported_rows(inputs.results)
+        reported = T.reported_rows(inputs.results, inputs.rankings)
         pairs = T.sources(reported)
         section_overview(page, inputs, results_dir)
         section_per_class(page, reported, pairs)
@@ -383,7 +385,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
         section_search(page, inputs)
         section_scores(page, inputs, reported, pairs)
         section_boundary(page, inputs, reported, pairs)
-        section_tables(page, inputs.results, reported, pairs)
+        section_tables(page, inputs.stage_runs, reported, pairs)
         (building / PAGE_NAMES[fmt]).write_text(page.render(fmt))
         old = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
         if out.exists():

@@ -220,11 +220,17 @@ class StudyOutcome:
 
         return ResultStore(self.paths.data_root)
 
-    def rows(self):
-        """This study's result rows as a pandas DataFrame."""
+    def rows(self, columns: list[str] | None = None):
+        """This study's result rows as a pandas DataFrame: ``columns`` (default: every column but the
+        config and library versions, i.e. what the study tables read), read from the Parquet scan."""
         import pyarrow.dataset as ds
 
-        return self.store.read(filter=ds.field("study") == self.spec.name).to_pandas()
+        from .result_store import dataset_schema
+
+        if columns is None:
+            columns = [n for n in dataset_schema().names
+                       if not n.startswith("cfg_") and n not in ("config_json", "versions_json")]
+        return self.store.read(filter=ds.field("study") == self.spec.name, columns=columns).to_pandas()
 
 
 def finite_mean(values) -> float:

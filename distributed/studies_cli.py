@@ -226,10 +226,9 @@ def cmd_study(kind: str):
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from .result_store import ResultStore
-    from .tables import render, summary_table
+    from .result_query import parse_where, summary
+    from .result_store import ResultStore, dataset_schema
+    from .tables import render
 
     root = Path(args.folder)
     folders = study_folders(root)
@@ -239,20 +238,14 @@ def cmd_results(args: argparse.Namespace) -> int:
         roots = [str(root.resolve())]
     else:
         raise ConfigError(f"{str(root)!r} holds no study ({STUDY_FILE}) and no results/ folder")
-    frames = [ResultStore(r).read().to_pandas() for r in roots]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if args.where:
-        try:
-            rows = rows.query(args.where)
-        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds for a bad expression
-            raise ConfigError(f"--where {args.where!r} is not a valid filter ({type(exc).__name__}: {exc}); "
-                              f"use pandas query syntax over the columns, e.g. \"stage == 'j' and seed == 0\"") from None
+    where = parse_where(args.where) if args.where else None  # filters and groups run in the Parquet scan
     by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
-    unknown = [c for c in by if c not in rows.columns]
+    unknown = [c for c in by if c not in dataset_schema().names]
     if unknown:
         raise ConfigError(f"--by {unknown} are not columns; e.g. holdout_class, seed, trial_id, sweep_value")
-    print(f"{len(rows)} rows from {len(roots)} result folder(s)")
-    print(render(summary_table(rows, by)))
+    matched, table = summary([ResultStore(r) for r in roots], by, where, args.where or "")
+    print(f"{matched} rows from {len(roots)} result folder(s)")
+    print(render(table))
     return 0
 
 
@@ -322,7 +315,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     results = sub.add_parser("results", help="summarise the Parquet results of a study folder (or a folder of them)")
     results.add_argument("folder", help="a study folder, a folder of study folders, or a folder holding results/")
-    results.add_argument("--where", help="a pandas query over the result columns, e.g. \"stage == 'j' and seed == 0\"")
+    results.add_argument("--where", help="a filter in pandas query syntax, run in the Parquet scan: comparisons "
+                         "of a column with a value, 'in' lists, isna()/notna(), and/or/not, "
+                         "e.g. \"stage == 'j' and seed in [0, 1]\"")
     results.add_argument("--by", help="extra columns to group by, e.g. holdout_class or sweep_value")
     results.set_defaults(handler=cmd_results)
 
