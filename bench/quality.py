@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -35,13 +36,11 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
-import torch
-
 from omasgan.baselines import BaselineConfig
 from omasgan.config import STAGES, default_config, read_config_file
 from omasgan.distributed.baseline_study import run_baseline_unit
 from omasgan.distributed.result_store import ResultStore
-from omasgan.distributed.studies import parse_int_list
+from omasgan.distributed.studies import NAME_PATTERN, parse_int_list
 from omasgan.distributed.study_folder import STUDY_FILE, StudySpec
 from omasgan.distributed.units import UnitTask, run_unit
 from omasgan.provenance import library_versions
@@ -77,12 +76,12 @@ def done_units(folder: Path, field: str, value: str) -> set[tuple[int, int]]:
     return {(int(k), int(s)) for k, s in frame.itertuples(index=False)}
 
 
-def run_omasgan_unit(folder: Path, name: str, base: dict, digit: int, seed: int, cache: Path, threads: int) -> float:
+def run_omasgan_unit(folder: Path, name: str, base: dict, digit: int, seed: int, cache: Path) -> float:
     started = time.perf_counter()
     for stage in STAGES:
         task = UnitTask(study=name, study_kind="seeds", trial_id=name, base_config=base, params={}, holdout=digit,
                         seed=seed, stage=stage, cache_root=str(cache / name), store_root=str(folder),
-                        threads=threads, write_scores=False)
+                        write_scores=False)
         outcome = run_unit(task)
         if outcome.status != "ok":
             print(f"  {name} digit {digit} seed {seed}: {stage} failed: {outcome.error}", flush=True)
@@ -188,17 +187,56 @@ def write_text_atomic(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
+def omasgan_columns(args: argparse.Namespace, base) -> dict[str, dict]:
+    """The OMASGAN columns: ``omasgan-paper`` (the benchmark config), ``omasgan-best`` (--best-config)
+    and every ``--column NAME=FILE``: a partial config laid over the benchmark config, with its data
+    root, training-set size and thread count forced to the benchmark's (same images, same identity)."""
+    files = {"omasgan-best": args.best_config} if args.best_config else {}
+    for item in args.column or []:
+        name, _, path = item.partition("=")
+        if not name or not path or not NAME_PATTERN.match(name) or name in ("omasgan-paper", *BASELINES):
+            raise SystemExit(f"bad --column {item!r}: give NAME=CONFIG_FILE with a new name of letters, digits, -, _")
+        files[name] = path
+    columns = {"omasgan-paper": base.to_dict()}
+    for name, path in files.items():
+        config = base.merged(read_config_file(path)).with_overrides(
+            {"data.data_root": base.data.data_root, "data.max_train": base.data.max_train, "threads": base.threads})
+        columns[name] = config.to_dict()
+    return columns
+
+
+def folder_name(column: str, threads: int) -> str:
+    """The study folder of an OMASGAN column.  The runs before a unit's thread count was part of its
+    identity used 2 threads and live in folders named after the column alone; a run at another thread
+    count gets its own folder (``omasgan-paper-t1``), so it never overwrites or skips their units."""
+    return column if threads == 2 else f"{column}-t{threads}"
+
+
+def run_job(job: tuple) -> tuple[tuple, float]:
+    """One (method, digit, seed) unit in a worker process; returns the job and its seconds."""
+    kind, folder, name, base, digit, seed, cache = job
+    if kind == "omasgan":
+        seconds = run_omasgan_unit(Path(folder), name, base, digit, seed, Path(cache))
+    else:
+        seconds = run_baseline(Path(folder), name, base, digit, seed)
+    return job, seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--digits", default="0-9")
     parser.add_argument("--seeds", default="0-2")
     parser.add_argument("--methods", default="omasgan-paper,knn,iforest,ae",
-                        help="comma list of omasgan-paper, omasgan-best, knn, iforest, ae")
+                        help="comma list of omasgan-paper, omasgan-best, knn, iforest, ae and --column names")
     parser.add_argument("--best-config", help="a search's best-config.json (adds the omasgan-best method)")
+    parser.add_argument("--column", action="append", metavar="NAME=FILE",
+                        help="an OMASGAN column of a (partial) config file over the benchmark config (repeatable)")
     parser.add_argument("--config", default=str(HERE / "configs" / "mnist_quality.yaml"))
     parser.add_argument("--quick", action="store_true", help="digits 0,1 x seed 0")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of every unit (default 1; part of a unit's identity)")
+    parser.add_argument("--jobs", type=int, default=1, help="units trained at once, one process each (default 1)")
     parser.add_argument("--out", default=str(HERE / "results" / "quality"))
     parser.add_argument("--cache", default=str(HERE / "out" / "quality-cache"))
     parser.add_argument("--table-only", action="store_true",
@@ -207,29 +245,29 @@ def main() -> int:
     args = parser.parse_args()
 
     digits, seeds = ([0, 1], [0]) if args.quick else (parse_int_list(args.digits, "--digits"), parse_int_list(args.seeds, "--seeds"))
+    if args.threads < 1 or args.jobs < 1:
+        print(f"bad --threads {args.threads} / --jobs {args.jobs}: both must be >= 1", file=sys.stderr)
+        return 2
+    base = default_config("mnist").merged(read_config_file(args.config)).with_overrides(
+        {"data.data_root": args.data_root, "threads": args.threads})
+    columns = omasgan_columns(args, base)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if args.best_config and "omasgan-best" not in methods:
-        methods.insert(1, "omasgan-best")
-    unknown = [m for m in methods if m not in ("omasgan-paper", "omasgan-best", *BASELINES)]
-    if unknown or ("omasgan-best" in methods and not args.best_config):
-        print(f"bad --methods {unknown or ['omasgan-best (needs --best-config)']}", file=sys.stderr)
+    methods += [c for c in columns if c not in methods and c != "omasgan-paper"]
+    unknown = [m for m in methods if m not in (*columns, *BASELINES)]
+    if unknown:
+        print(f"bad --methods {unknown}: choose among {', '.join([*columns, *BASELINES])} "
+              "(omasgan-best needs --best-config, others --column NAME=FILE)", file=sys.stderr)
         return 2
     out, cache = Path(args.out), Path(args.cache)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads)
-
-    base = default_config("mnist").merged(read_config_file(args.config)).with_overrides({"data.data_root": args.data_root})
-    bases = {"omasgan-paper": base.to_dict()}
-    if args.best_config:
-        best = base.merged(read_config_file(args.best_config)).with_overrides(
-            {"data.data_root": args.data_root, "data.max_train": base.data.max_train})
-        bases["omasgan-best"] = best.to_dict()
 
     timings: list[dict] = []
     if not args.table_only:
-        folders = {m: study(out, m, "seeds", bases[m], digits, seeds) for m in methods if m in bases}
+        folders = {m: study(out, folder_name(m, args.threads), "seeds", columns[m], digits, seeds)
+                   for m in methods if m in columns}
         if any(m in BASELINES for m in methods):
-            folders["baselines"] = study(out, "baselines", "baseline", bases["omasgan-paper"], digits, seeds)
+            folders["baselines"] = study(out, "baselines", "baseline", columns["omasgan-paper"], digits, seeds)
+        jobs = []
         for seed in seeds:  # seed-major: a complete one-seed table comes first
             for digit in digits:
                 for method in methods:
@@ -237,22 +275,26 @@ def main() -> int:
                     done = done_units(folder, "method", method) if method in BASELINES else done_units(folder, "stage", "j")
                     if (digit, seed) in done:
                         continue
-                    print(f"{method} digit {digit} seed {seed} ...", flush=True)
                     if method in BASELINES:
-                        seconds = run_baseline(folder, method, bases["omasgan-paper"], digit, seed)
+                        jobs.append(("baseline", str(folder), method, columns["omasgan-paper"], digit, seed, str(cache)))
                     else:
-                        seconds = run_omasgan_unit(folder, method, bases[method], digit, seed, cache, args.threads)
-                    timings.append({"method": method, "digit": digit, "seed": seed, "seconds": round(seconds, 1)})
-                    record_timing(out / "quality.json", timings[-1])  # kept even if the run is stopped
-                    print(f"  {method} digit {digit} seed {seed}: {seconds:.0f} s", flush=True)
+                        jobs.append(("omasgan", str(folder), folder.name, columns[method], digit, seed, str(cache)))
+        print(f"{len(jobs)} unit(s) to train, {args.jobs} at once, {args.threads} thread(s) each", flush=True)
+        for job, seconds in run_jobs(jobs, args.jobs):
+            method = job[2] if job[0] == "baseline" else next(m for m in folders if str(folders[m]) == job[1])
+            timings.append({"method": method, "digit": job[4], "seed": job[5], "seconds": round(seconds, 1),
+                            "threads": args.threads, "jobs": args.jobs})
+            record_timing(out / "quality.json", timings[-1])  # kept even if the run is stopped
+            print(f"  {method} digit {job[4]} seed {job[5]}: {seconds:.0f} s", flush=True)
 
     summary = print_table(table(out, seeds if args.table_only else None))
     previous = read_json(out / "quality.json")
     document = {
         "benchmark": "MNIST leave-one-out quality (bench/quality.py)",
         "config": args.config, "best_config": args.best_config or previous.get("best_config"),
-        "threads": args.threads,
-        "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
+        "columns": {**previous.get("columns", {}), **{c: f for c, f in (i.partition("=")[::2] for i in args.column or [])}},
+        "threads": args.threads, "jobs": args.jobs,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": library_versions(), "summary": summary,
         "timings": stored_timings(previous),  # this run's units were recorded as each one finished
         "timings_this_run": timings,
@@ -263,6 +305,22 @@ def main() -> int:
 
         print(f"report: {write_report(out, out=out / 'report')}")
     return 0
+
+
+def run_jobs(jobs: list[tuple], parallel: int):
+    """Yield (job, seconds) as units finish: in this process for one job at a time, else in a pool
+    of ``parallel`` spawned processes (each unit sets its own torch thread count)."""
+    if parallel == 1:
+        for job in jobs:
+            print(f"{job[2]} digit {job[4]} seed {job[5]} ...", flush=True)
+            yield run_job(job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
+            yield future.result()
 
 
 if __name__ == "__main__":

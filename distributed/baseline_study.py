@@ -75,6 +75,9 @@ def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseli
                                "holdout": key.holdout_class, "seed": key.seed, "val_auroc": None, "test_auroc": None,
                                "metrics": {}, "wall_time_s": None, "description": None, "error": None}
     try:
+        import torch
+
+        torch.set_num_threads(config.threads)  # the autoencoder trains with the unit's thread count
         torch_device = resolve_device(device)
         validate_run(config)
         splits = load_run_data(config, torch_device)
@@ -183,8 +186,6 @@ def prepare_baseline(args: argparse.Namespace) -> tuple[OMASGANConfig, BaselineC
     config = build_config(argparse.Namespace(**{**vars(args), "set": config_sets}))
     validate_run(config)
     resolve_device(args.device)
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads={args.threads} is out of range; it must be an integer >= 1")
     folder = Path(args.out)
     spec = check_study_folder(folder, config.data.dataset)
     return config, baseline, folder, spec
@@ -192,10 +193,6 @@ def prepare_baseline(args: argparse.Namespace) -> tuple[OMASGANConfig, BaselineC
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     config, baseline, folder, spec = prepare_baseline(args)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     trial_id = args.trial_id or baseline.tag()
     spec = record_unit(folder, spec, config, baseline, trial_id)
     d = config.data
@@ -230,7 +227,6 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
                         help="the study folder (created when missing, else the unit is appended)")
     parser.add_argument("--trial-id", help="the unit's trial id in the store (default: the method and its settings)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the autoencoder trains there)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--scores", choices=SCORE_CHOICES, default="test",
                         help="per-sample scores to keep: none, test (the test split, default) or all (val and test)")
     parser.set_defaults(handler=cmd_baseline)

@@ -276,15 +276,22 @@ def _partitions(snap: TableSnapshot) -> dict[str, _Partition]:
     return found
 
 
-def _dropped_expression(keep_trials: dict[str, set[str]] | None) -> pc.Expression | None:
-    """Rows of a study in ``keep_trials`` whose trial is not among that study's trials."""
-    if not keep_trials:
-        return None
-    expression = None
-    for study, trials in sorted(keep_trials.items()):
-        term = (ds.field("study") == study) & ~ds.field("trial_id").isin(sorted(trials))
-        expression = term if expression is None else (expression | term)
-    return expression
+@dataclass
+class OrphanRule:
+    """Which rows a compaction drops: those of ``study``, in the partitions of ``seeds`` (None: every
+    seed), whose trial id is not in ``keep`` (an experiment's own trials, see
+    ``study_runner.remove_orphan_files``)."""
+
+    study: str
+    keep: set[str]
+    seeds: list[int] | None = None
+
+    def expression(self, folder: str) -> pc.Expression | None:
+        """The rows to drop in the partition ``folder`` (``dataset=D/holdout_class=K/seed=S``)."""
+        seed = folder.rpartition("seed=")[2]
+        if self.seeds is not None and seed not in {str(s) for s in self.seeds}:
+            return None
+        return (ds.field("study") == self.study) & ~ds.field("trial_id").isin(sorted(self.keep))
 
 
 class _PartWriter:
@@ -391,7 +398,7 @@ class PartitionJob:
     small: list[str]  # the small files to merge, in order
     parts: list[str]  # the partition's live parts
     superseded: list[str]  # row sets (see result_store.row_set_expression) any small file replaces here
-    keep_trials: dict[str, set[str]] | None
+    orphans: OrphanRule | None
     generation: int
     token: str
     rows_per_part: int = ROWS_PER_PART
@@ -416,7 +423,7 @@ def compact_partition(job: PartitionJob, fault: Fault | None = None) -> Partitio
     Writes nothing a reader sees: the parts become live only when the manifest lists them."""
     store = ResultStore(job.root)
     schema = table_schema(job.table)
-    dropped = _dropped_expression(job.keep_trials)
+    dropped = job.orphans.expression(job.folder) if job.orphans is not None else None
     old_filter = ~row_set_expression(job.table).isin(job.superseded) if job.superseded else None
     if dropped is not None:
         old_filter = ~dropped if old_filter is None else (old_filter & ~dropped)
@@ -452,14 +459,14 @@ Executor = Callable[[Callable[[PartitionJob], Any], list[PartitionJob]], Iterabl
 this process; ``study_runner`` passes Ray tasks)."""
 
 
-def compact_table(store: ResultStore, table: str, *, keep_trials: dict[str, set[str]] | None = None,
+def compact_table(store: ResultStore, table: str, *, orphans: OrphanRule | None = None,
                   settled: Callable[[str, str], bool] | None = None, threads: int = READ_THREADS,
                   rows_per_part: int = ROWS_PER_PART, fault: Fault | None = None,
                   executor: Executor | None = None) -> TableCompaction:
     """Compact one table (the caller holds the store's lock); see the module docstring.
 
     Guarantees: the rows :meth:`ResultStore.read` returns are the same before, during and after (less
-    the rows of trials ``keep_trials`` drops), each exactly once, whichever step a kill stops it at."""
+    the rows ``orphans`` drops), each exactly once, whichever step a kill stops it at."""
     snap = store.snapshot(table)
     stats = TableCompaction(generation=snap.generation, parts_live=len(snap.parts))
     superseded = snap.superseding()
@@ -470,7 +477,7 @@ def compact_table(store: ResultStore, table: str, *, keep_trials: dict[str, set[
         stats.unsettled_files += len(partition.small) - len(chosen)
         prefix = _row_set_prefix(folder)
         jobs.append(PartitionJob(store.root, table, folder, chosen, partition.parts,
-                                 sorted(r for r in superseded if r.startswith(prefix)), keep_trials,
+                                 sorted(r for r in superseded if r.startswith(prefix)), orphans,
                                  generation, token, rows_per_part, threads))
     if executor is None:
         results = [compact_partition(job, fault) for job in jobs]
@@ -541,33 +548,35 @@ def _remove_temporaries(store: ResultStore, table: str) -> None:
             _delete(store.fs, info.path)
 
 
-def compact_store(root: str, *, keep_trials: dict[str, set[str]] | None = None,
+def compact_store(root: str, *, orphans: OrphanRule | None = None,
                   settled: Callable[[str, str], bool] | None = None, threads: int = READ_THREADS,
                   rows_per_part: int = ROWS_PER_PART, fault: Fault | None = None,
                   executor: Executor | None = None) -> CompactionStats:
     """Compact the ``results`` and ``scores`` tables of the store at ``root`` under its lock.
 
-    ``keep_trials`` maps a study to the trials whose rows it keeps (rows of its other trials are
-    dropped); ``settled(table, relative_path)`` says which small files may be merged (default: all);
-    ``executor`` runs the partitions' jobs (default: one after another here).
+    ``orphans`` says which rows of trials an experiment does not know to drop;
+    ``settled(table, relative_path)`` says which small files may be merged (default: all); ``executor`` runs the partitions' jobs (default: one after another here).
     Raises CompactionBusy when another compaction holds the lock."""
     started = time.perf_counter()
     store = ResultStore(root)
     stats = CompactionStats(root)
     with StoreLock(store):
         for table in TABLES:
-            stats.tables[table] = compact_table(store, table, keep_trials=keep_trials, settled=settled,
+            stats.tables[table] = compact_table(store, table, orphans=orphans, settled=settled,
                                                 threads=threads, rows_per_part=rows_per_part, fault=fault,
                                                 executor=executor)
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def settled_by_records(root: str, study: str, kind: str) -> Callable[[str, str], bool] | None:
-    """Which small files of ``study`` no trial will write again: files of the rounds each trial's
-    durable record holds as finished (None, i.e. every file, for a ``baseline`` study, whose units
-    are written once per command).  Files of other studies in the store count as settled."""
-    if kind == "baseline":
+def settled_by_records(root: str, spec: Any, confirmed: bool = False) -> Callable[[str, str], bool] | None:
+    """Which small files of the study ``spec`` (a StudySpec) no trial will write again, for a
+    compaction while the study may run: in the partitions of the study's own seeds, files of the
+    rounds each trial's durable record holds as finished; in other partitions (a confirmation's fresh
+    seeds, whose rows carry the confirmed trial's id), every file once the confirmation has finished
+    (``confirmed``), none before.  None (every file) for a ``baseline`` study, whose units are
+    written once per command.  Files of other studies in the store count as settled."""
+    if spec.kind == "baseline":
         return None
     from .trial_record import TrialRecords
 
@@ -576,12 +585,16 @@ def settled_by_records(root: str, study: str, kind: str) -> Callable[[str, str],
     for trial_id in records.trial_ids():
         record = records.read(trial_id)
         rounds[trial_id] = set(record["rounds"]) if record else set()
-    prefix = f"{study}."
+    prefix = f"{spec.name}."
+    own_seeds = {f"seed={s}" for s in spec.seeds}
 
     def settled(table: str, relative_path: str) -> bool:
-        stem = relative_path.rpartition("/")[2][: -len(".parquet")]
+        folder, _, name = relative_path.rpartition("/")
+        stem = name[: -len(".parquet")]
         if not stem.startswith(prefix):
             return True
+        if folder.rpartition("/")[2] not in own_seeds:
+            return confirmed
         pieces = stem[len(prefix):].rsplit(".", 2)
         if len(pieces) != 3:
             return False
@@ -608,7 +621,10 @@ def cmd_compact(args: argparse.Namespace) -> int:
     for path in folders:
         spec = StudySpec.read(path)
         root = result_root(path)
-        stats = compact_store(root, settled=settled_by_records(root, spec.name, spec.kind), threads=args.threads)
+        from .confirmation import read_confirmation
+
+        settled = settled_by_records(root, spec, confirmed=read_confirmation(path) is not None)
+        stats = compact_store(root, settled=settled, threads=args.threads)
         print(f"omasgan compact: {spec.name}: {stats.summary()}", flush=True)
     return 0
 

@@ -7,11 +7,22 @@ experiment: the restored trial reports its rounds again (from its durable record
 which raises ``UpdateFinishedTrialError`` and stops the search.  This searcher drops results and
 completions for Optuna trials the journal already holds as finished, and results of steps it already
 holds: each value is recorded once, and the study goes on.
+
+It also tells Optuna what a trial's end means (plain OptunaSearch tells COMPLETE with the last
+reported value whatever happened):
+
+- a trial whose last report says a unit failed, or whose objective is NaN, is FAIL (no value: the
+  sampler does not learn from a trial scored on its surviving units);
+- a trial that ended before its last round (a scheduler such as ASHA stopped it) is PRUNED: its
+  intermediate values (one per detector round) stay, but it is not COMPLETE with Task 1's or Task 3's
+  AUROC standing in for J's;
+- a trial that errored for good in Tune is FAIL; every other one is COMPLETE with its objective.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from ray.tune.result import TRAINING_ITERATION
@@ -43,6 +54,8 @@ class JournalOptunaSearch(OptunaSearch):
                                    or result.get(TRAINING_ITERATION) in stored.intermediate_values):
             logger.info("trial %s: this result is already in the Optuna study; not reported again", trial_id)
             return
+        if not _finite(result.get(self.metric)):
+            return  # a NaN objective (a failed unit) is no intermediate value; the trial ends as FAIL
         super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -50,7 +63,34 @@ class JournalOptunaSearch(OptunaSearch):
         if stored is not None and stored.state.is_finished():
             self._completed_trials.add(trial_id)
             return
-        super().on_trial_complete(trial_id, result=result, error=error)
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return super().on_trial_complete(trial_id, result=result, error=error)
+        import optuna
+
+        state, value = ending(result, error, self.metric)
+        try:
+            self._ot_study.tell(self._ot_trials[trial_id], value,
+                                state={"complete": optuna.trial.TrialState.COMPLETE,
+                                       "pruned": optuna.trial.TrialState.PRUNED,
+                                       "fail": optuna.trial.TrialState.FAIL}[state])
+        except Exception as exc:  # noqa: BLE001 - as OptunaSearch: a failed tell must not stop the search
+            logger.warning(exc)
+        self._completed_trials.add(trial_id)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def ending(result: dict[str, Any] | None, error: bool, metric: str = "objective") -> tuple[str, float | None]:
+    """How a trial's end is told to Optuna: ("complete", value), ("pruned", None) or ("fail", None)
+    (see the module docstring)."""
+    if error or not result or result.get("units_failed"):
+        return "fail", None
+    if not result.get("pipeline_done"):
+        return "pruned", None
+    value = result.get(metric)
+    return ("complete", float(value)) if _finite(value) else ("fail", None)
 
 def fail_orphaned_optuna_trials(journal: str, study_name: str) -> int:
     """Mark FAIL the Optuna trials still RUNNING in the journal; return how many.

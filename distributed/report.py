@@ -71,11 +71,18 @@ def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
     page.text("Sections 1-3 and 6-8 show, per data set: every seeds study; the best trial of every search "
               "study, chosen on validation AUROC only (section 5); and every baseline method on that data "
               "set. Sensitivity studies appear in section 4 only. Only rows with status=ok enter a number.")
-    for study in sorted(inputs.rankings):
-        ranked = inputs.rankings[study]
+    for item in [i for i in inputs.studies if i.spec.kind == "search"]:
+        study = item.spec.name
+        confirmed = T.confirmation_of(inputs, study)
+        if confirmed is not None:
+            page.text(f"Search study `{study}`: its confirmed winner `{confirmed['winner']}` is shown on the "
+                      f"confirmation's fresh seeds {confirmed['seeds']} ({confirmed['reason']}).")
+            continue
+        ranked = T.ranking(inputs, item.spec)
         if len(ranked):
-            page.text(f"Search study `{study}`: trial `{ranked['trial_id'].iloc[0]}` is shown (mean validation "
-                      f"AUROC of J {ranked['val_auroc'].iloc[0]:.4f} over {ranked['units'].iloc[0]} units).")
+            page.text(f"Search study `{study}`: trial `{ranked['trial_id'].iloc[0]}` is shown (objective "
+                      f"{ranked['objective'].iloc[0]:.4f}: the {item.spec.options.get('objective', 'mean')} of J's "
+                      f"validation AUROC over {ranked['units'].iloc[0]} units; not confirmed on fresh seeds).")
     errors = inputs.results[inputs.results["status"] == "error"]
     if len(errors):
         frame = errors[["study", "trial_id", "holdout_class", "seed", "method", "stage", "error"]].copy()
@@ -88,18 +95,22 @@ def section_per_class(page: Page, reported: pd.DataFrame, pairs: list[tuple[str,
     """1. Per data set and source: test AUROC per class (mean over seeds) and its mean over classes,
     a bar chart per detector stage with the baselines as extra bars, and the table behind them."""
     page.heading("1. Test AUROC per held-out class")
-    page.text("Each bar is the test AUROC of one held-out class, averaged over seeds; the `mean` group and the "
-              "dashed line are the mean over the classes every column has. One chart per OMASGAN detector stage (task1: Task 1 "
-              "critic, task3: Task 3 critic, final: J), with the baselines on the same data set as extra bars "
-              "(paper Figures 4-7).")
+    page.text("Each bar is the test AUROC of one held-out class, averaged over seeds; the error bar is +/- the "
+              "SD over seeds (ddof=1; none with one seed); the `mean` group and the dashed line are the mean "
+              "over the classes every column has, its error bar the SD over seeds of that mean. One chart per "
+              "OMASGAN detector stage (task1: Task 1 critic, task3: Task 3 critic, final: J), with the baselines "
+              "on the same data set as extra bars (paper Figures 4-7).")
     if not pairs:
         page.left_out("no ok test rows of a seeds study, a search study's best trial or a baseline")
     for dataset, source in pairs:
         rows = T.source_test_rows(reported, dataset, source)
         table = T.per_class(rows)
         groups, frame = _classes_and_mean(table)
+        spread = T.wide(table, "auroc_sd").set_index("holdout_class")
         page.table(f"auroc-{dataset}-{source}", frame.reset_index(),
                    f"`{dataset}` / `{source}`: test AUROC, mean over seeds.")
+        page.table(f"auroc-sd-{dataset}-{source}", spread.reset_index(),
+                   f"`{dataset}` / `{source}`: SD over seeds of the test AUROC (the error bars).")
         models = T.model_order(table["model"])
         baselines = [m for m in models if m not in T.DETECTORS]
         for detector in [d for d in T.DETECTORS if d in models] or [None]:
@@ -107,8 +118,8 @@ def section_per_class(page: Page, reported: pd.DataFrame, pairs: list[tuple[str,
             path = page.figure_path(f"auroc-{dataset}-{source}-{detector or 'baselines'}")
             F.grouped_bars(path, groups, _series(frame, shown, groups),
                            f"{dataset} / {source}: test AUROC per class ({detector or 'baselines'})",
-                           mean_line=shown[0])
-            page.figure(path, f"test AUROC per class, {detector or 'baselines'}")
+                           mean_line=shown[0], errors=_series(spread, shown, groups))
+            page.figure(path, f"test AUROC per class, {detector or 'baselines'} (error bars: SD over seeds)")
 
 
 def section_ablation(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
@@ -136,9 +147,17 @@ def section_ablation(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, 
 
 
 def section_seeds(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
-    """3. Seed robustness of J: per class the mean, sample SD, min and max of test AUROC over seeds,
-    and the average SD over the classes that have at least two seeds."""
+    """3. Seed robustness: a summary per source and model (mean, SD, IQM with its stratified bootstrap
+    interval, worst class, units below chance); per class the mean, sample SD, min and max of J's test
+    AUROC over seeds; then the noise floor."""
     page.heading("3. Seed robustness")
+    summaries = T.seed_summaries(reported)
+    if len(summaries):
+        page.table("seed-summary", summaries,
+                   "Test AUROC over all (class, seed) units of each source and model: mean and SD (ddof=1) over "
+                   "units; IQM (interquartile mean) with its 95% bootstrap interval, resampling seeds within each "
+                   "held-out class (stratified; `nan` when a class has one seed); the worst class (lowest mean "
+                   "over seeds) and its mean; the number of units below 0.5 (worse than chance).")
     page.text("Test AUROC of the final detector J over seeds, per held-out class: mean, sample SD (ddof=1), "
               "min and max; the dot and error bar are mean +/- SD, the grey bar min..max (paper Figure 11).")
     done = False
@@ -157,6 +176,24 @@ def section_seeds(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str
         done = True
     if not done:
         page.left_out("no study has more than one seed for a held-out class (a seeds study gives them)")
+    section_noise_floor(page, reported)
+
+
+def section_noise_floor(page: Page, reported: pd.DataFrame) -> None:
+    """3.1 The per-unit noise over seeds and the smallest difference a paired study can detect."""
+    page.heading("3.1 Noise floor", 3)
+    table = T.noise_floor_table(reported)
+    if table.empty:
+        page.left_out("noise floor: no source has two seeds of a held-out class")
+        return
+    page.text("How far one (class, seed) unit's test AUROC moves when only the seed changes: `unit_sd` is the SD "
+              "over seeds within a held-out class, pooled over classes (`dof` degrees of freedom). Comparing two "
+              "configs paired by (class, seed), the smallest true mean difference found with 80% power at a "
+              "two-sided 5% level is about (z_0.975 + z_0.8) * sqrt(2) * unit_sd / sqrt(units), taking the two "
+              "configs' seed noise as independent: `detectable_here` for this source's own units, and "
+              "`detectable_N_seeds` for the same classes with N seeds each. A search whose trials differ by "
+              "less than that on one seed is ranking noise.")
+    page.table("noise-floor", table, "Noise floor of each source and model (test AUROC).")
 
 
 def section_sensitivity(page: Page, results: pd.DataFrame) -> None:
@@ -189,8 +226,37 @@ def _optuna_study(item: T.StudyInput):
     return optuna.load_study(study_name=item.spec.name, storage=storage)
 
 
-def _search_history(page: Page, item: T.StudyInput) -> None:
-    """The Optuna objective per completed trial with the best so far, and fANOVA importances."""
+def _confirmed_numbers(study, inputs: T.Inputs, item: T.StudyInput) -> dict[int, str]:
+    """Optuna trial number -> verdict of the trials the study's confirmation reran ("base" for the
+    base config), matched by their sampled parameters to the confirmed candidates' configs."""
+    from omasgan.search_spaces import resolve_params
+
+    confirmed = T.confirmation_of(inputs, item.spec.name)
+    if not confirmed:
+        return {}
+    verdicts = {c["label"]: c["verdict"] for c in confirmed["comparisons"] if c["split"] == "val"}
+    candidates = item.spec.options.get("confirm", {}).get("candidates", [])
+    found: dict[int, str] = {}
+    for trial in study.trials:
+        params = resolve_params(trial.params)
+        for c in candidates:
+            if params and all(_same(c["overrides"].get(k), v) for k, v in params.items()):
+                found[trial.number] = "base" if c["label"] == "base" else verdicts.get(c["label"], "not distinguishable")
+    return found
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def _search_history(page: Page, item: T.StudyInput, inputs: T.Inputs | None = None) -> None:
+    """The Optuna objective per completed trial with the best so far (confirmed trials marked), and
+    fANOVA importances."""
     import optuna
 
     name = item.spec.name
@@ -216,9 +282,11 @@ def _search_history(page: Page, item: T.StudyInput) -> None:
         return
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     path = page.figure_path(f"search-history-{name}")
+    confirmed = _confirmed_numbers(study, inputs, item) if inputs is not None else {}
     F.search_history(path, [t.number for t in complete], [t.value for t in complete], maximize,
-                     f"{name}: objective per trial")
-    page.figure(path, "search history")
+                     f"{name}: objective per trial", confirmed=confirmed)
+    page.figure(path, "search history" + (" (marked: rerun on fresh seeds, with the verdict against the base)"
+                                          if confirmed else " (no trial confirmed on fresh seeds)"))
     varying = {p for t in complete for p in t.params if len({repr(u.params.get(p)) for u in complete}) > 1}
     if len(complete) < 2 or not varying:
         page.left_out(f"parameter importance of `{name}`: needs >= 2 completed trials whose parameters vary "
@@ -241,25 +309,66 @@ def _search_history(page: Page, item: T.StudyInput) -> None:
     page.figure(path, "parameter importance")
 
 
-def _best_config(page: Page, inputs: T.Inputs, name: str, filename: str) -> None:
-    page.text(f"Best config: read from the rows of `{name}` with stage=j (final detector J), split=val "
-              "(validation split only) and status=ok; per trial, the mean validation AUROC over its (held-out "
-              "class, seed) units. Trials covering the most units rank first. Test rows are never read here.")
-    ranked = inputs.rankings.get(name, pd.DataFrame(columns=["trial_id", "units", "val_auroc"]))
+def _best_config(page: Page, inputs: T.Inputs, item: T.StudyInput, filename: str) -> None:
+    name = item.spec.name
+    how = item.spec.options.get("objective", "mean")
+    page.text(f"Search ranking: read from the rows of `{name}` with stage=j (final detector J), split=val "
+              f"(validation split only) and status=ok; per trial, the {how} of the validation AUROC over ALL its "
+              "(held-out class, seed) units (a trial with a failed or missing unit is not scored on the rest and "
+              "ranks last). Test rows are never read here.")
+    ranked = T.ranking(inputs, item.spec)
     if ranked.empty:
         page.left_out(f"best config of `{name}`: no ok validation rows of the final detector")
         return
-    page.table(f"ranking-{name}", ranked.head(10), f"`{name}`: the 10 best trials on validation AUROC of J.")
+    page.table(f"ranking-{name}", ranked.head(10), f"`{name}`: the 10 best trials by the search's objective.")
+    confirmed = T.confirmation_of(inputs, name)
+    if confirmed is not None:
+        _confirmation(page, item, confirmed, filename)
+        return
     trial = ranked["trial_id"].iloc[0]
     config = T.best_config(inputs.results, name, trial)
     if config is None:
         page.left_out(f"best config of `{name}`: trial `{trial}` has no stored config")
         return
-    (page.folder / filename).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    page.text(f"Best trial `{trial}`: mean validation AUROC {ranked['val_auroc'].iloc[0]:.4f} over "
-              f"{ranked['units'].iloc[0]} units. Its config, without `data.holdout` and `seed`, is "
-              f"[{filename}]({filename}): `omasgan run --config {filename} --holdout K` or "
-              f"`omasgan seeds --config {filename}` reruns it.")
+    note = {"study": name, "trial": trial, "confirmed": False,
+            "chosen_by": f"the best search trial by the {how} of J's validation AUROC over "
+                         f"{ranked['units'].iloc[0]} units; NOT confirmed on fresh seeds (omasgan confirm)"}
+    _write_best_config(page.folder / filename, config, note)
+    page.text(f"Best trial `{trial}`: objective {ranked['objective'].iloc[0]:.4f} over {ranked['units'].iloc[0]} "
+              f"units, not confirmed on fresh seeds (`omasgan confirm {item.folder}` does that). Its config, "
+              f"without `data.holdout` and `seed`, is [{filename}]({filename}): `omasgan run --config {filename} "
+              f"--holdout K` or `omasgan seeds --config {filename}` reruns it.")
+
+
+def _write_best_config(path: Path, config: dict, note: dict) -> None:
+    """best-config.json: ``{"config": ..., "chosen_by": ...}``; every ``--config`` reads the config."""
+    path.write_text(json.dumps({"config": config, "chosen_by": note}, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def _confirmation(page: Page, item: T.StudyInput, confirmed: dict, filename: str) -> None:
+    """The confirmation's table and verdict lines, and best-config.json from the confirmed winner."""
+    from omasgan.config import OMASGANConfig
+
+    from .confirmation import confirmation_table
+
+    name = item.spec.name
+    page.text(f"Confirmation on fresh seeds {confirmed['seeds']} (never used by the search), classes "
+              f"{confirmed['classes']}: the base config and the top search trials rerun; each against the base, "
+              f"paired by (class, seed). The decision reads J's VALIDATION AUROC on the fresh seeds (level "
+              f"{confirmed['alpha']:.3g}: 5% Bonferroni-divided over the candidates; mean difference, stratified "
+              "bootstrap interval, Wilcoxon signed-rank p); the test columns are shown, never used.")
+    page.table(f"confirmation-{name}", confirmation_table(confirmed), f"`{name}`: confirmation.")
+    for c in confirmed["comparisons"]:
+        if "line" in c:
+            page.text(f"- {c['split']}: {c['line']}")
+    config = OMASGANConfig.from_dict(item.spec.base_config).with_overrides(confirmed["winner_overrides"]).to_dict()
+    config.get("data", {}).pop("holdout", None)
+    config.pop("seed", None)
+    note = {"study": name, "trial": confirmed["winner"], "confirmed": True, "seeds": confirmed["seeds"],
+            "chosen_by": confirmed["reason"]}
+    _write_best_config(page.folder / filename, config, note)
+    page.text(f"Confirmed winner `{confirmed['winner']}`: {confirmed['reason']}. Its config is "
+              f"[{filename}]({filename}) (`omasgan seeds --config {filename}` reruns it).")
 
 
 def section_search(page: Page, inputs: T.Inputs) -> None:
@@ -271,9 +380,9 @@ def section_search(page: Page, inputs: T.Inputs) -> None:
     for item in searches:
         name = item.spec.name
         page.heading(f"Search study `{name}`", 3)
-        _search_history(page, item)
+        _search_history(page, item, inputs)
         filename = BEST_CONFIG if len(searches) == 1 else f"best-config-{_safe(name)}.json"
-        _best_config(page, inputs, name, filename)
+        _best_config(page, inputs, item, filename)
 
 
 def _lowest_seed_per_class(frame: pd.DataFrame):
@@ -375,7 +484,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
     building = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
     try:
         page = Page(building)
-        reported = T.reported_rows(inputs.results, inputs.rankings)
+        reported = T.reported_rows(inputs)
         pairs = T.sources(reported)
         section_overview(page, inputs, results_dir)
         section_per_class(page, reported, pairs)

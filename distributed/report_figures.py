@@ -36,8 +36,10 @@ def _colour(name: str, index: int) -> str:
 
 
 def grouped_bars(path: Path, groups: Sequence[str], series: dict[str, Sequence[float]], title: str,
-                 ylabel: str = "test AUROC", mean_line: str | None = None) -> Path:
-    """Bars of ``series[name][i]`` at group ``groups[i]``, one colour per series (NaN = no bar).
+                 ylabel: str = "test AUROC", mean_line: str | None = None,
+                 errors: dict[str, Sequence[float]] | None = None) -> Path:
+    """Bars of ``series[name][i]`` at group ``groups[i]``, one colour per series (NaN = no bar), with
+    an error bar of +/- ``errors[name][i]`` where given and finite (what it is: the caller's caption).
 
     With ``mean_line`` (a series name), that series' value at the group named ``"mean"`` is also drawn
     as a dashed horizontal line across the figure."""
@@ -47,8 +49,12 @@ def grouped_bars(path: Path, groups: Sequence[str], series: dict[str, Sequence[f
     x = np.arange(len(groups))
     for i, name in enumerate(names):
         values = np.asarray(series[name], dtype=float)
+        spread = np.asarray((errors or {}).get(name, [np.nan] * len(values)), dtype=float)
         ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(values, nan=0.0), width,
                color=_colour(name, i), label=name)
+        if np.isfinite(spread).any():
+            ax.errorbar(x - 0.4 + width * (i + 0.5), np.nan_to_num(values, nan=0.0), yerr=np.nan_to_num(spread),
+                        fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
         if mean_line == name and "mean" in groups and math.isfinite(values[list(groups).index("mean")]):
             ax.axhline(values[list(groups).index("mean")], color=_colour(name, i), linestyle="--", linewidth=1)
     ax.set_xticks(x, [str(g) for g in groups])
@@ -98,12 +104,25 @@ def sensitivity_curve(path: Path, values: Sequence[float], curves: dict[str, tup
     return _save(figure, path)
 
 
-def search_history(path: Path, numbers: Sequence[int], values: Sequence[float], maximize: bool, title: str) -> Path:
-    """The objective of each completed Optuna trial (dots) and the best value so far (step line)."""
+def search_history(path: Path, numbers: Sequence[int], values: Sequence[float], maximize: bool, title: str,
+                   confirmed: dict[int, str] | None = None) -> Path:
+    """The objective of each completed Optuna trial (dots) and the best value so far (step line).
+
+    ``confirmed`` maps trial numbers that were rerun on fresh seeds to their verdict against the base
+    config ("better", "not distinguishable", "worse", or "base"): they are drawn as larger marked
+    points, so the unconfirmed rest reads as what it is."""
     figure, ax = _figure()
     values = np.asarray(values, dtype=float)
     best = np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values)
-    ax.scatter(numbers, values, s=14, color="tab:blue", label="trial")
+    ax.scatter(numbers, values, s=14, color="tab:blue", label="trial (unconfirmed)")
+    markers = {"better": ("tab:green", "^"), "not distinguishable": ("tab:gray", "D"), "worse": ("tab:red", "v"),
+               "base": ("black", "s")}
+    for verdict, (colour, marker) in markers.items():
+        chosen = [n for n, v in (confirmed or {}).items() if v == verdict and n in list(numbers)]
+        if chosen:
+            ys = [values[list(numbers).index(n)] for n in chosen]
+            ax.scatter(chosen, ys, s=60, facecolors="none", edgecolors=colour, marker=marker, linewidths=1.5,
+                       label=f"confirmed: {verdict}" if verdict != "base" else "base config (confirmed)")
     ax.step(numbers, best, where="post", color="tab:red", label="best so far")
     from matplotlib.ticker import MaxNLocator
 

@@ -3,8 +3,11 @@ shows, and the tables themselves (pandas DataFrames that :mod:`.report` renders 
 
 What is reported (``reported_rows``):
 - a seeds study: all its OMASGAN rows (one fixed config over classes x seeds);
-- a search study: the rows of its best trial only, the trial with the highest mean VALIDATION AUROC
-  of the final detector J (``rank_trials``); its test rows are shown, never used to choose;
+- a search study with a confirmation (``confirmation.json``): the confirmed winner's rows on the
+  confirmation's fresh seeds, which the search never saw;
+- a search study without one: the rows of its best trial only, the trial with the best objective on
+  VALIDATION rows of the final detector J (``rank_trials``, the study's aggregate over all its units);
+  its test rows are shown, never used to choose;
 - baselines (``method`` other than ``omasgan``, from any study): all their rows, shown next to each
   OMASGAN source on the same data set.
 Sensitivity studies only feed the sensitivity curves (``sensitivity_table``).
@@ -61,7 +64,7 @@ class Inputs:
     ``rankings``), and every error row."""
     stores: dict[str, ResultStore]  # study name (as in the rows) -> the store its rows came from
     rankings: dict[str, pd.DataFrame] = field(default_factory=dict)
-    """Per search study (``study_kind == "search"`` in its rows): ``rank_trials`` over all its trials."""
+    """Per search study (by its ``study.json``): ``rank_trials`` over all its trials (see :func:`ranking`)."""
     counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["study", "rows", "ok", "error"]))
     """Per study: its rows, ok rows and error rows, over all rows."""
     stage_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -73,13 +76,13 @@ class Inputs:
         return int(self.counts["rows"].sum()) if len(self.counts) else 0
 
 
-RANK_COLUMNS = ["study", "trial_id", "method", "stage", "split", "status", "auroc"]
+RANK_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc"]
+"""The columns ``rank_trials`` (``confirmation.search_ranking``) reads."""
 RUN_KEYS = ["study", "trial_id", "dataset", "holdout_class", "seed", "method", "stage"]
 
 
-def _search_studies(store: ResultStore) -> tuple[pd.DataFrame, list[str]]:
-    """Per study of the store: rows, ok and error rows (one group-by over two columns); and which
-    studies are searches."""
+def _counts(store: ResultStore) -> pd.DataFrame:
+    """Per study of the store: rows, ok and error rows (one group-by over two columns)."""
     table = store.read("results", columns=["study", "study_kind", "status"])
     grouped = table.group_by(["study", "study_kind", "status"], use_threads=False).aggregate([("status", "count")])
     frame = grouped.to_pandas()
@@ -88,16 +91,15 @@ def _search_studies(store: ResultStore) -> tuple[pd.DataFrame, list[str]]:
         by_status = mine.groupby("status")["status_count"].sum()
         records.append({"study": str(study), "rows": int(mine["status_count"].sum()),
                         "ok": int(by_status.get("ok", 0)), "error": int(by_status.get("error", 0))})
-    counts = pd.DataFrame.from_records(records, columns=["study", "rows", "ok", "error"])
-    searches = sorted(frame.loc[frame["study_kind"] == "search", "study"].unique())
-    return counts, searches
+    return pd.DataFrame.from_records(records, columns=["study", "rows", "ok", "error"])
 
 
-def _ranking(store: ResultStore, study: str) -> pd.DataFrame:
-    """``rank_trials`` of one search study over only its ok validation rows of J (pushed-down filter)."""
-    where = ((ds.field("study") == study) & (ds.field("method") == OMASGAN) & (ds.field("stage") == "j")
-             & (ds.field("split") == "val") & (ds.field("status") == "ok") & ds.field("auroc").is_valid())
-    return rank_trials(store.read("results", filter=where, columns=RANK_COLUMNS).to_pandas(), study)
+def _ranking(store: ResultStore, spec: StudySpec) -> pd.DataFrame:
+    """``rank_trials`` of one search study, over only the rows it reads (the search's ok validation rows
+    of J, a pushed-down filter) and only the columns it reads."""
+    where = ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
+             & (ds.field("split") == "val") & (ds.field("status") == "ok"))
+    return rank_trials(store.read("results", filter=where, columns=RANK_COLUMNS).to_pandas(), spec)
 
 
 def _shown_in_full(rankings: dict[str, pd.DataFrame]) -> ds.Expression:
@@ -128,7 +130,7 @@ def load_inputs(results_dir: str | Path) -> Inputs:
     if not folders:
         raise ConfigError(f"{str(folder)!r} holds no study (no study.json in it or in any folder directly "
                           "inside it); give a folder that `omasgan search/sensitivity/seeds` wrote")
-    studies, frames, stores, seen = [], [], {}, set()
+    studies, frames, stores, unique = [], [], {}, {}
     rankings: dict[str, pd.DataFrame] = {}
     counts, runs = [], []
     for path in folders:
@@ -138,13 +140,12 @@ def load_inputs(results_dir: str | Path) -> Inputs:
             raise ConfigError(f"{str(path / 'study.json')!r} is not a valid study file: {exc}") from None
         store = ResultStore(result_root(path))
         studies.append(StudyInput(path, spec, store))
-        if store.root in seen:
-            continue  # two folders pointing at one storage root are read once
-        seen.add(store.root)
-        store_counts, searches = _search_studies(store)
-        mine = {study: _ranking(store, study) for study in searches}
-        rankings.update(mine)
-        frame = store.read("results", filter=_shown_in_full(mine)).to_pandas()
+        unique.setdefault(store.root, store)  # two folders pointing at one storage root are read once
+        if spec.kind == "search":
+            rankings[spec.name] = _ranking(store, spec)
+    for store in unique.values():
+        store_counts = _counts(store)
+        frame = store.read("results", filter=_shown_in_full(rankings)).to_pandas()
         frame = frame.sort_values(SORT_KEYS, kind="stable", na_position="first").reset_index(drop=True)
         stores.update({name: store for name in store_counts["study"]})
         frames.append(frame)
@@ -159,6 +160,14 @@ def load_inputs(results_dir: str | Path) -> Inputs:
 SORT_KEYS = ["study", "trial_id", "dataset", "holdout_class", "seed", "method", "stage", "split"]
 
 
+def read_rows(inputs: Inputs, where: ds.Expression, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of every row matching ``where`` in the stores of ``inputs`` (each read once), from a
+    scan that reads only those columns of the matching row groups."""
+    unique = {item.store.root: item.store for item in inputs.studies}
+    frames = [store.read("results", filter=where, columns=columns).to_pandas() for store in unique.values()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def ok(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["status"] == "ok"]
 
@@ -171,17 +180,21 @@ def model_order(models) -> list[str]:
 
 # ---- choosing what to report ------------------------------------------------------------------------
 
-def rank_trials(results: pd.DataFrame, study: str) -> pd.DataFrame:
-    """The trials of ``study`` ranked on VALIDATION rows only (stage=j, split=val, status=ok, method
-    omasgan): per trial the number of (class, seed) units with a validation AUROC and their mean.
-    Trials covering the most units rank first (a trial that failed on some units is not compared on
-    fewer, easier units), then the highest mean, then the trial id."""
-    rows = ok(results)
-    rows = rows[(rows["study"] == study) & (rows["method"] == OMASGAN) & (rows["stage"] == "j")
-                & (rows["split"] == "val") & rows["auroc"].notna()]
-    ranked = rows.groupby("trial_id").agg(units=("auroc", "size"), val_auroc=("auroc", "mean")).reset_index()
-    ranked = ranked.sort_values(["units", "val_auroc", "trial_id"], ascending=[False, False, True])
-    return ranked.reset_index(drop=True)
+def rank_trials(results: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """The search trials of ``spec`` ranked on VALIDATION rows of J only, by the study's objective
+    (:func:`.confirmation.search_ranking`: the aggregate over ALL its units; a trial with a failed or
+    missing unit is not scored on the rest and ranks last)."""
+    from .confirmation import search_ranking
+
+    return search_ranking(results, spec)
+
+
+def confirmation_of(inputs: "Inputs", study: str) -> dict[str, Any] | None:
+    """The confirmation summary of a search study, when it has one."""
+    from .confirmation import read_confirmation
+
+    item = next((i for i in inputs.studies if i.spec.name == study), None)
+    return read_confirmation(item.folder) if item is not None else None
 
 
 def best_config(results: pd.DataFrame, study: str, trial_id: str) -> dict[str, Any] | None:
@@ -196,17 +209,32 @@ def best_config(results: pd.DataFrame, study: str, trial_id: str) -> dict[str, A
     return config
 
 
-def reported_rows(results: pd.DataFrame, rankings: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def ranking(inputs: "Inputs", spec: StudySpec) -> pd.DataFrame:
+    """The trials of the search ``spec`` ranked by ``rank_trials`` over all its rows (computed in the
+    scan by ``load_inputs``; from ``inputs.results`` for Inputs built by hand)."""
+    if spec.name in inputs.rankings:
+        return inputs.rankings[spec.name]
+    return rank_trials(inputs.results, spec)
+
+
+def reported_rows(inputs: "Inputs") -> pd.DataFrame:
     """The ok rows sections 1-3 and 6-8 show, with a ``source`` column (see the module docstring);
-    baseline rows get ``source = "baselines"``.  A search study's best trial is the first of its
-    ``rankings`` entry (default: ``rank_trials`` over ``results``)."""
+    baseline rows get ``source = "baselines"``."""
+    results = inputs.results
     rows = ok(results)
+    specs = {i.spec.name: i.spec for i in inputs.studies}
     parts = []
     for study, kind in rows[["study", "study_kind"]].drop_duplicates().itertuples(index=False):
-        mine = rows[(rows["study"] == study) & (rows["method"] == OMASGAN)]
+        mine = rows[(rows["study"] == study) & (rows["method"] == OMASGAN) & (rows["study_kind"] == kind)]
         if kind == "search":
-            ranked = rankings[study] if rankings is not None and study in rankings else rank_trials(results, study)
+            confirmed = confirmation_of(inputs, study)
+            if confirmed is not None:
+                continue  # shown through its confirmation rows
+            ranked = ranking(inputs, specs[study]) if study in specs else pd.DataFrame()
             mine = mine[mine["trial_id"] == ranked["trial_id"].iloc[0]] if len(ranked) else mine.iloc[:0]
+        elif kind == "confirm":
+            confirmed = confirmation_of(inputs, study)
+            mine = mine[mine["trial_id"] == confirmed["winner"]] if confirmed else mine.iloc[:0]
         elif kind != "seeds":
             continue
         parts.append(mine.assign(source=study))
@@ -232,21 +260,68 @@ def source_test_rows(reported: pd.DataFrame, dataset: str, source: str) -> pd.Da
 # ---- tables -------------------------------------------------------------------------------------------
 
 def per_class(rows: pd.DataFrame, metrics=("auroc",)) -> pd.DataFrame:
-    """Per (model, held-out class): the number of seeds and the mean over them of each metric, then a
-    row per model with ``holdout_class = "mean"``: the mean over classes of the per-class means, taken
-    over the classes every model of the table has (so the mean row compares like with like)."""
+    """Per (model, held-out class): the number of seeds, the mean over them of each metric and the SD
+    over seeds of AUROC (``auroc_sd``, ddof=1), then a row per model with ``holdout_class = "mean"``:
+    the mean over classes of the per-class means, taken over the classes every model of the table has
+    (so the mean row compares like with like); its ``auroc_sd`` is the SD over seeds of the mean over
+    those classes (the seeds every class has)."""
     table = rows.groupby(["model", "holdout_class"]).agg(
-        seeds=("seed", "nunique"), **{m: (m, "mean") for m in metrics}).reset_index()
+        seeds=("seed", "nunique"), **{m: (m, "mean") for m in metrics},
+        auroc_sd=("auroc", lambda v: v.std(ddof=1) if len(v) > 1 else np.nan)).reset_index()
     shared = set.intersection(*(set(g) for _, g in table.groupby("model")["holdout_class"])) if len(table) else set()
     common = table[table["holdout_class"].isin(shared)]
     means = common.groupby("model")[list(metrics)].mean().reset_index().assign(holdout_class="mean", seeds=np.nan)
+    means["auroc_sd"] = [_sd_of_class_mean(rows[(rows["model"] == m) & rows["holdout_class"].isin(shared)])
+                         for m in means["model"]]
     table = pd.concat([table.astype({"holdout_class": object}), means], ignore_index=True)
     table["seeds"] = table["seeds"].astype("Int64")
     order = {m: i for i, m in enumerate(model_order(table["model"]))}
     table["_m"] = table["model"].map(order)
     table["_c"] = table["holdout_class"].map(lambda c: (1, 0) if c == "mean" else (0, c))
     return table.sort_values(["_m", "_c"]).drop(columns=["_m", "_c"]).reset_index(drop=True)[
-        ["holdout_class", "model", "seeds", *metrics]]
+        ["holdout_class", "model", "seeds", *metrics, "auroc_sd"]]
+
+
+def _sd_of_class_mean(rows: pd.DataFrame) -> float:
+    """The SD over seeds (ddof=1) of the mean AUROC over classes, over the seeds every class has."""
+    per_seed = rows.pivot_table(index="seed", columns="holdout_class", values="auroc", aggfunc="mean").dropna()
+    return float(per_seed.mean(axis=1).std(ddof=1)) if len(per_seed) > 1 else float("nan")
+
+
+def seed_summaries(reported: pd.DataFrame) -> pd.DataFrame:
+    """Per (data set, source, model) with at least two seeds of a class: the test-AUROC summary of
+    :func:`.statistics.seed_summary` (mean, SD, IQM with its stratified bootstrap 95% interval, worst
+    class, units below 0.5)."""
+    from .statistics import seed_summary
+
+    test = reported[reported["split"] == "test"]
+    records = []
+    for (dataset, source, model), rows in test.groupby(["dataset", "source", "model"], sort=True):
+        if rows.groupby("holdout_class")["seed"].nunique().max() < 2:
+            continue
+        records.append({"dataset": dataset, "source": source, "model": model, **seed_summary(rows).as_dict()})
+    return pd.DataFrame(records)
+
+
+def noise_floor_table(reported: pd.DataFrame, seeds_per_class=(1, 3, 5, 10)) -> pd.DataFrame:
+    """Per (data set, source, model) with repeated seeds: the pooled within-class SD of test AUROC over
+    seeds (the per-unit noise), and the smallest paired difference a study of the same classes with
+    1, 3, 5, 10 seeds per class detects (80% power, 5% two-sided; :func:`.statistics.noise_floor`)."""
+    from .statistics import detectable_difference, noise_floor
+
+    test = reported[reported["split"] == "test"]
+    records = []
+    for (dataset, source, model), rows in test.groupby(["dataset", "source", "model"], sort=True):
+        floor = noise_floor(rows)
+        if not np.isfinite(floor.unit_sd):
+            continue
+        record = {"dataset": dataset, "source": source, "model": model, "classes": floor.classes,
+                  "seeds": floor.seeds, "unit_sd": floor.unit_sd, "dof": floor.degrees_of_freedom,
+                  "detectable_here": floor.detectable_difference}
+        record.update({f"detectable_{n}_seeds": detectable_difference(floor.unit_sd, n * floor.classes)
+                       for n in seeds_per_class})
+        records.append(record)
+    return pd.DataFrame(records)
 
 
 def wide(table: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:

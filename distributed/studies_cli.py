@@ -21,6 +21,7 @@ from .studies import (
     parse_int_list,
     prepare_study,
 )
+from .objective import AGGREGATES, check_aggregate
 from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
 
 SPACES = ("full", "task2", "task3", "j")
@@ -41,6 +42,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
 
     from .journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
     from .study_runner import Experiment
+    from .study_trainable import DETECTOR_ROUND, DETECTOR_STAGES
 
     o = spec.options
     base = OMASGANConfig.from_dict(spec.base_config)
@@ -59,8 +61,11 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
         return ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
 
     def make_scheduler():
-        stages = STAGES.index(spec.last_stage) + 1
-        return ASHAScheduler(time_attr="training_iteration", max_t=stages, grace_period=1, reduction_factor=2)
+        # rungs on the detector rounds only (Task 1, Task 3, J): at a rung every trial's objective is
+        # the same detector's AUROC; Task 2's report carries no detector_round and is never judged
+        detector_rounds = len([s for s in STAGES[: STAGES.index(spec.last_stage) + 1] if s in DETECTOR_STAGES])
+        return ASHAScheduler(time_attr=DETECTOR_ROUND, max_t=max(1, detector_rounds), grace_period=1,
+                             reduction_factor=2)
 
     def finish():
         fail_orphaned_optuna_trials(str(paths.journal), spec.name)
@@ -120,12 +125,20 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
     base = build_config(argparse.Namespace(**{**vars(args), "set": config_sets}))
     classes = parse_int_list(args.classes, "--classes")
     seeds = parse_int_list(args.seeds, "--seeds")
-    options: dict[str, Any] = {"scores": args.scores}
+    options: dict[str, Any] = {"scores": getattr(args, "scores", "test")}
     if kind == "search":
         if args.trials < 1:
             raise ConfigError(f"--trials must be >= 1; got {args.trials}")
         options.update(space=args.space, trials=args.trials, scheduler=args.scheduler, sampler_seed=args.sampler_seed,
-                       with_optimizer=args.with_optimizer, with_batch=args.with_batch)
+                       with_optimizer=args.with_optimizer, with_batch=args.with_batch,
+                       objective=check_aggregate(args.objective))
+        if args.confirm is not None:
+            if args.confirm < 1:
+                raise ConfigError(f"--confirm must be >= 1 (the number of top trials to confirm); got {args.confirm}")
+            from .confirmation import fresh_seeds
+
+            probe = StudySpec(name="-", kind="search", dataset="-", classes=classes, seeds=seeds, base_config={})
+            options.update(confirm_top=args.confirm, confirm_seeds=fresh_seeds(probe, args.confirm_seeds))
     elif kind == "sensitivity":
         params = [p.strip() for p in args.param.split(",") if p.strip()]
         if not params:
@@ -178,8 +191,10 @@ def final_table(outcome: StudyOutcome) -> str:
     rows = outcome.rows()
     kind = outcome.spec.kind
     if kind == "search":
-        title = "trials, best first (val_auroc: mean validation AUROC of the final J over the units; the search maximises it)"
-        table = search_table(rows, outcome.trial_configs)
+        how = outcome.spec.options.get("objective", "mean")
+        title = (f"trials, best first (objective: the {how} of the final J's validation AUROC over all the trial's "
+                 f"units, what the search maximises; '-' when a unit failed or the trial stopped early)")
+        table = search_table(rows, outcome.trial_configs, outcome.spec)
     elif kind == "sensitivity":
         title = "sensitivity: the final J's AUROC per swept value (mean and SD over classes x seeds)"
         table = sensitivity_table(rows)
@@ -216,6 +231,12 @@ def cmd_study(kind: str):
         options = options_from_args(args)
         outcome = run_study(kind, spec, options)
         print_outcome(outcome)
+        top = outcome.spec.options.get("confirm_top") if kind == "search" else None
+        if top:
+            from .confirmation import print_confirmation, run_confirmation
+
+            seeds = ",".join(map(str, outcome.spec.options["confirm_seeds"]))
+            print_confirmation(run_confirmation(outcome.paths, options, top, seeds))
         if options.report:
             from .report import write_report
 
@@ -223,6 +244,32 @@ def cmd_study(kind: str):
         return 0
 
     return handler
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from .confirmation import print_confirmation, run_confirmation
+    from .studies import StudyPaths, check_writable
+
+    folder = Path(args.study).resolve()
+    spec = StudySpec.read(folder)
+    if spec.kind != "search":
+        raise ConfigError(f"{str(folder)!r} holds a {spec.kind} study; `omasgan confirm` confirms a search")
+    data_root = spec.options.get("data_root") or str(folder)
+    paths = StudyPaths(folder, data_root)
+    options = RunOptions(storage=data_root, study_dir=str(folder.parent), address=args.address,
+                         cpus_per_unit=args.cpus_per_unit, gpus_per_unit=args.gpus_per_unit,
+                         parallel_units=args.parallel_units, max_concurrent=args.max_concurrent,
+                         max_failures=args.max_failures, verbose=args.verbose)
+    check_writable(data_root)
+    from .confirmation import prepare_confirmation
+
+    prepare_confirmation(paths, args.top, args.seeds)  # every check before Ray starts
+    print_confirmation(run_confirmation(paths, options, args.top, args.seeds))
+    if args.report:
+        from .report import write_report
+
+        print(f"report:         {write_report(folder)}")
+    return 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -288,8 +335,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--space", choices=SPACES, default="full",
                         help="full: divergence, mu, nu, alpha..delta, zeta; task2 / task3 / j: that stage's only")
     search.add_argument("--trials", type=int, default=8, help="trials (default 8)")
+    search.add_argument("--objective", choices=AGGREGATES, default="mean",
+                        help="how a trial's units (classes x seeds) become its objective: the mean of their validation "
+                        "AUROCs, their interquartile mean, or the worst class's mean over seeds (default mean); a "
+                        "trial with a failed unit is told to Optuna as failed")
     search.add_argument("--scheduler", choices=SCHEDULERS, default="fifo", help="fifo, or asha (stops weak trials early)")
     search.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    search.add_argument("--confirm", type=int, metavar="K",
+                        help="after the search, rerun the top K trials and the base config on fresh seeds and compare "
+                        "each with the base, paired by (class, seed); best-config.json is then the confirmed winner")
+    search.add_argument("--confirm-seeds", help="the confirmation's seeds (default 100-102, or as many as --seeds); "
+                        "never seeds of the search")
     search.add_argument("--with-optimizer", action="store_true", help="also search the learning rates")
     search.add_argument("--with-batch", action="store_true", help="also search Q (bank size) and N (batch size)")
     search.set_defaults(handler=cmd_study("search"))
@@ -313,6 +369,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "(settings with --set baseline.k=10 ...)")
     seeds.set_defaults(handler=cmd_study("seeds"))
 
+    confirm = sub.add_parser(
+        "confirm", help="rerun a search's top trials and its base config on fresh seeds and compare them",
+        description="Confirmation of a finished search: its top --top trials (by the search's objective) and the "
+        "base config are trained on seeds the search never used (default 100-102), same classes; each candidate "
+        "is compared with the base paired by (class, seed) on J's validation AUROC (mean difference, stratified "
+        "bootstrap interval, P(A > B), Wilcoxon p; Bonferroni over the candidates), the test split shown. Writes "
+        "confirmation.json; `omasgan report` then takes best-config.json from it. Rerun to resume or reread.")
+    confirm.add_argument("study", help="the search's study folder (it holds study.json)")
+    confirm.add_argument("--top", type=int, default=2, help="top trials to confirm (default 2)")
+    confirm.add_argument("--seeds", help="fresh seeds, e.g. 100-104 (default 100-102, or as many as the search's)")
+    confirm.add_argument("--address", help="join a Ray cluster (auto, or ray://HOST:10001); default: embedded Ray")
+    confirm.add_argument("--parallel-units", type=int, help="units a trial runs at once (default: as many as fit)")
+    confirm.add_argument("--cpus-per-unit", type=float, default=1.0, help="CPUs of one unit (default 1)")
+    confirm.add_argument("--gpus-per-unit", type=float, default=0.0, help="GPUs of one unit (default 0)")
+    confirm.add_argument("--max-concurrent", type=int, default=2, help="candidates trained at once (default 2)")
+    confirm.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    confirm.add_argument("--report", action="store_true", help="write the study's report afterwards")
+    confirm.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
+    confirm.set_defaults(handler=cmd_confirm)
+
     results = sub.add_parser("results", help="summarise the Parquet results of a study folder (or a folder of them)")
     results.add_argument("folder", help="a study folder, a folder of study folders, or a folder holding results/")
     results.add_argument("--where", help="a filter in pandas query syntax, run in the Parquet scan: comparisons "
@@ -320,6 +396,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          "e.g. \"stage == 'j' and seed in [0, 1]\"")
     results.add_argument("--by", help="extra columns to group by, e.g. holdout_class or sweep_value")
     results.set_defaults(handler=cmd_results)
+
+    from .compare import add_compare_parser
+
+    add_compare_parser(sub)
 
     from .report_cli import add_report_parser
 

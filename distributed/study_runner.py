@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import ray
 from ray import tune
 
-from .compaction import CompactionBusy, compact_store, settled_by_records
+from .compaction import CompactionBusy, OrphanRule, compact_store
 from .progress import StudyProgress
 from .result_store import ResultStore
 from .studies import RunOptions, StudyOutcome, StudyPaths
@@ -32,6 +32,12 @@ class Experiment:
     make_scheduler: Callable[[], Any] | None = None
     finish: Callable[[], None] | None = None
     """Runs after the experiment, only when every one of its trials has ended."""
+    name: str | None = None
+    """The Tune experiment's name (default: the study's); a study's confirmation runs as ``NAME-confirm``."""
+    plan_changes: dict[str, Any] = field(default_factory=dict)
+    """TrialPlan fields that differ from the study's (a confirmation: its units, study_kind, records)."""
+    row_trial_ids: set[str] = field(default_factory=set)
+    """Trial ids the rows carry besides Tune's (a confirmation writes rows under the trial it confirms)."""
 
 
 def start_ray(options: RunOptions) -> None:
@@ -69,24 +75,27 @@ def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths) -> Trial
         study=spec.name, study_kind=spec.kind, base_config=spec.base_config, units=[list(u) for u in spec.units],
         last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
         cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
-        parallel_units=parallel_units(spec, options), baseline=spec.options.get("baseline"),
+        parallel_units=parallel_units(spec, options), baseline=spec.options.get("baseline"), fault=options.fault,
+        objective=spec.options.get("objective", "mean"), stop_on_unit_error=spec.kind == "search",
         scores=spec.options.get("scores", "all"),  # a study.json without it predates --scores: it kept all
-        fault=options.fault,
     )
 
 
 def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, experiment: Experiment) -> StudyOutcome:
     """Fit (or restore and finish) the study's Tune experiment and return its outcome."""
     start_ray(options)
-    plan = trial_plan(spec, options, paths)
+    plan = replace(trial_plan(spec, options, paths), **experiment.plan_changes)
     trainable = make_study_trainable(plan)
-    progress = StudyProgress(spec.name, experiment.total_trials)
-    experiment_path = f"{paths.tune_root}/{spec.name}"
-    print(f"[{spec.name}] {spec.kind} on {spec.dataset}: classes {spec.classes}, seeds {spec.seeds}, "
-          f"{len(spec.units)} units per trial, {plan.parallel_units} at once "
-          f"({options.cpus_per_unit} CPU, {options.gpus_per_unit} GPU each); folder {paths.control}", flush=True)
+    name = experiment.name or spec.name
+    progress = StudyProgress(name, experiment.total_trials)
+    experiment_path = f"{paths.tune_root}/{name}"
+    seeds = sorted({s for _, s in plan.units})
+    print(f"[{name}] {plan.study_kind} on {spec.dataset}: classes {spec.classes}, seeds {seeds}, "
+          f"{len(plan.units)} units per trial, {plan.parallel_units} at once "
+          f"({options.cpus_per_unit} CPU, {options.gpus_per_unit} GPU each, {spec.base_config.get('threads', 1)} "
+          f"torch thread(s) per unit); folder {paths.control}", flush=True)
     run_config = tune.RunConfig(
-        name=spec.name, storage_path=paths.tune_root, verbose=0, callbacks=[progress],
+        name=name, storage_path=paths.tune_root, verbose=0, callbacks=[progress],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
     )
     if options.resume and tune.Tuner.can_restore(experiment_path):
@@ -116,25 +125,30 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         trial_configs={t.trial_id: dict(t.config) for t in trials},
         trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
     )
-    outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name, set(outcome.trial_ids))
-    records = TrialRecords(paths.data_root)
+    outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name,
+                                                set(outcome.trial_ids) | experiment.row_trial_ids, seeds)
+    records = TrialRecords(plan.records_root or paths.data_root)
     records.delete(set(records.trial_ids()) - set(outcome.trial_ids))
     ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
-    outcome.compaction = compact_study(paths.data_root, spec, outcome.trial_ids, ended)
+    if ended:
+        outcome.compaction = compact_study(paths.data_root, spec, set(outcome.trial_ids) | experiment.row_trial_ids,
+                                           seeds)
+    else:
+        print(f"[{name}] not compacted: the experiment was interrupted (its resume, or `omasgan compact`, will)",
+              flush=True)
     if experiment.finish and len(trials) >= experiment.total_trials and ended:
         experiment.finish()
     return outcome
 
 
-def compact_study(root: str, spec: StudySpec, trial_ids: list[str], ended: bool):
-    """Merge the study's small result files into a few parts per partition (one Ray task per
-    partition) and drop the rows of trials the experiment does not know.  With every trial ended,
-    every file is final; otherwise (an interrupted experiment) only the rounds the trials' records
-    hold as finished are merged.  Returns the CompactionStats, or None (with a line saying why) when
-    it could not run: every row is in the store either way, as small files or parts."""
-    settled = None if ended else settled_by_records(root, spec.name, spec.kind)
+def compact_study(root: str, spec: StudySpec, trial_ids: set[str], seeds: list[int]):
+    """After an experiment whose trials have all ended: merge the study's small result files into a few
+    parts per partition (one Ray task per partition for big stores) and drop the rows, in the
+    partitions of ``seeds``, of trials the experiment does not know (as ``remove_orphan_files`` does
+    with their files).  Returns the CompactionStats, or None (with a line saying why) when it could
+    not run: every row is in the store either way, as small files or parts."""
     try:
-        return compact_store(root, keep_trials={spec.name: set(trial_ids)}, settled=settled, executor=ray_map)
+        return compact_store(root, orphans=OrphanRule(spec.name, set(trial_ids), list(seeds)), executor=ray_map)
     except CompactionBusy as exc:  # every row is in the store either way; `omasgan compact` finishes it later
         print(f"[{spec.name}] not compacted: {exc}", flush=True)
         return None
@@ -168,15 +182,22 @@ def ray_map(function: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
     return ray.get([remote.remote(job) for job in jobs])
 
 
-def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str]) -> int:
-    """Delete this study's result and score files whose trial the experiment does not know.
+def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str], seeds: list[int] | None = None) -> int:
+    """Delete this study's result and score files whose trial the experiment does not know, among
+    the files of ``seeds`` (default: every seed; the partitions of the experiment's own units).
 
     Such files come from a trial that was started and killed with the driver before the experiment
-    state recorded it; the restored experiment runs its config again as a new trial."""
+    state recorded it; the restored experiment runs its config again as a new trial.  A study's
+    confirmation runs on seeds of its own, so the search's and the confirmation's experiments never
+    judge each other's files."""
+    partitions = None if seeds is None else {f"seed={s}" for s in seeds}
     orphans = []
     for table in ("results", "scores"):
         for path in store.files(table):
-            parts = path.rsplit("/", 1)[-1].split(".")
+            folders, _, name = path.rpartition("/")
+            if partitions is not None and folders.rsplit("/", 1)[-1] not in partitions:
+                continue
+            parts = name.split(".")
             if len(parts) >= 4 and parts[0] == study and parts[1] not in trial_ids:
                 orphans.append(path)
     store.delete(orphans)

@@ -12,9 +12,16 @@ After every stage round the trial reports the mean over its units of the stage's
 checkpoint (the rounds done and every unit's outcome; the models themselves are in the stage cache),
 so a retried trial, or a trial of a restored experiment, resumes with its next stage.  The same state
 is also written to the trial's durable record (:mod:`.trial_record`) before the report, so a round
-finished just before the driver died is reported again from the record, not trained again.  The reported
-``objective`` is the mean validation AUROC over the trial's units of the newest detector (Task 1's
-until Task 3 is trained, then Task 3's, then J's): the search maximises the final J's.
+finished just before the driver died is reported again from the record, not trained again.
+
+The reported ``objective`` is the study's aggregate (``mean``, ``iqm`` or ``worst-class``, see
+:mod:`.statistics`) over ALL the trial's (class, seed) units of the newest detector's validation
+AUROC (Task 1's until Task 3 is trained, then Task 3's, then J's): the search maximises the final
+J's.  A unit that fails (a NaN loss, bad data) makes the objective NaN from then on: a trial is never
+scored on its surviving, possibly easier, units.  In a search the trial then stops and the searcher
+tells Optuna it FAILED (:mod:`.journal_search`).  ``detector_round`` (1 after Task 1, 2 after Task 3,
+3 after J) is reported only after a detector stage: it is the scheduler's time axis, so ASHA's
+rungs fall where every trial's objective is the same detector's AUROC.
 """
 
 from __future__ import annotations
@@ -36,10 +43,14 @@ from omasgan.config import STAGES
 
 from omasgan.trainables.function_trainables import trial_device
 
+from .objective import aggregate
 from .trial_record import TrialRecords
 from .units import UnitOutcome, UnitTask, run_unit, summarize_round
 
 OBJECTIVE = "objective"
+DETECTOR_ROUND = "detector_round"
+DETECTOR_STAGES = ("task1", "task3", "j")
+"""The stages that train a detector (Task 2 trains the boundary model B only)."""
 DRIVER_BUNDLE = {"CPU": 0.01}
 
 
@@ -60,6 +71,12 @@ class TrialPlan:
     baseline: dict[str, Any] | None = None
     """A baseline method's settings (omasgan.baselines.BaselineConfig): the units score it instead
     of training OMASGAN, in one round called "baseline"."""
+    objective: str = "mean"
+    """How the units' validation AUROCs become the trial's objective (statistics.AGGREGATES)."""
+    stop_on_unit_error: bool = False
+    """Stop the trial at the round a unit fails (a search: its objective is NaN from then on)."""
+    records_root: str | None = None
+    """Where the trials' durable records live (default: ``store_root``)."""
     scores: str = "all"
     """Which per-sample scores the units store (``--scores``; see ``result_store.score_splits``)."""
     fault: Any = None  # FaultInjection for tests
@@ -81,13 +98,21 @@ def sweep_of(params: dict[str, Any]) -> tuple[str, float] | None:
 
 
 def trial_overrides(params: dict[str, Any]) -> dict[str, Any]:
-    """A trial's config overrides: its sampled keys (helpers starting with "_" dropped) and, for a
-    sensitivity trial, the swept parameter's value."""
+    """A trial's config overrides: its sampled keys (helpers starting with "_" dropped), for a
+    sensitivity trial the swept parameter's value, and for a confirmation trial the confirmed
+    candidate's config (``_candidate``: its label and overrides)."""
     overrides = {k: v for k, v in params.items() if not k.startswith("_")}
     sweep = sweep_of(params)
     if sweep:
         overrides[sweep[0]] = sweep[1]
+    overrides.update(params.get("_candidate", {}).get("overrides", {}))
     return overrides
+
+
+def row_trial_id(params: dict[str, Any], trial_id: str) -> str:
+    """The trial id a trial's rows carry: Tune's, or for a confirmation trial the label of the
+    candidate it confirms (the search trial's id, or ``base``), so rows pair across the two."""
+    return params.get("_candidate", {}).get("label") or trial_id
 
 
 @ray.remote(max_retries=0)
@@ -97,13 +122,10 @@ def _unit_task(task: UnitTask) -> UnitOutcome:
 
 @ray.remote(max_retries=0)
 def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
-    import torch
-
     from omasgan.baselines import BaselineConfig
 
     from .baseline_study import run_baseline_unit
 
-    torch.set_num_threads(task.threads)
     device = trial_device()
     summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
                                 study_kind=task.study_kind, trial_id=task.trial_id, device=device,
@@ -123,8 +145,7 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
     tasks = [
         UnitTask(study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
                  params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
-                 store_root=plan.store_root, sweep=sweep_of(params), threads=max(1, int(plan.cpus_per_unit)),
-                 scores=plan.scores, fault=plan.fault)
+                 store_root=plan.store_root, sweep=sweep_of(params), scores=plan.scores, fault=plan.fault)
         for k, s in units
     ]
     if plan.baseline:
@@ -173,13 +194,14 @@ def make_study_trainable(plan: TrialPlan):
 
     def omasgan_study_trial(params: dict[str, Any]) -> None:
         trial_id = tune.get_context().get_trial_id()
-        records = TrialRecords(plan.store_root)
+        row_id = row_trial_id(params, trial_id)
+        records = TrialRecords(plan.records_root or plan.store_root)
         state, pending = rounds_to_run(plan.rounds, _checkpoint_state(tune.get_checkpoint()), records.read(trial_id))
         for stage, recorded in pending:
             if recorded is not None:
                 report = dict(recorded)  # finished before the interruption: reported again, not trained again
             else:
-                report = _train_round(plan, trial_id, params, stage, state)
+                report = _train_round(plan, row_id, params, stage, state)
                 records.write(trial_id, state)
             folder = Path(tempfile.mkdtemp(prefix=f"omasgan-study-{stage}-"))
             try:
@@ -187,6 +209,8 @@ def make_study_trainable(plan: TrialPlan):
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(folder)))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
+            if report.get("units_failed") and plan.stop_on_unit_error:
+                break  # its objective is NaN for good: training the other units further tells the search nothing
 
     return tune.with_resources(omasgan_study_trial, plan.resources())
 
@@ -220,7 +244,7 @@ def rounds_to_run(rounds: tuple[str, ...], checkpointed: dict[str, Any], record:
 def _train_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: str,
                  state: dict[str, Any]) -> dict[str, Any]:
     """Run one stage round over the trial's units that have not failed; update ``state`` (outcomes,
-    objective, rounds, reports) and return the round's report."""
+    objective, rounds, reports) and return the round's report (see the module docstring)."""
     failed = {tuple(u) for u, o in _unit_items(state) if o["status"] != "ok"}
     active = [u for u in plan.units if tuple(u) not in failed]
     outcomes = _run_round(plan, trial_id, params, stage, active)
@@ -228,17 +252,30 @@ def _train_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: 
         state["outcomes"][f"{outcome.holdout},{outcome.seed}"] = asdict(outcome)
     report = summarize_round(stage, outcomes)
     report["units_failed"] += len(failed)
-    detector = next((o.detector for o in outcomes if o.status == "ok" and o.detector), None)
-    newest = report.get(f"val_{detector}_auroc") if detector else None
-    if newest is not None and math.isfinite(newest):
-        state["objective"] = newest
-    elif report["units_ok"] == 0:
+    if stage in DETECTOR_STAGES or stage == "baseline":
+        state["objective"] = unit_objective(plan, state, stage)
+    if stage in DETECTOR_STAGES:
+        report[DETECTOR_ROUND] = DETECTOR_STAGES.index(stage) + 1
+    elif report["units_failed"]:
         state["objective"] = float("nan")
     state["rounds"].append(stage)
     report[OBJECTIVE] = state["objective"]
     report["pipeline_done"] = stage == plan.rounds[-1]
     state["reports"][stage] = report
     return report
+
+
+def unit_objective(plan: TrialPlan, state: dict[str, Any], stage: str) -> float:
+    """The plan's aggregate over every unit of the trial of ``stage``'s validation AUROC; a unit that
+    failed (in this round or before) or has no finite AUROC counts as NaN, so the aggregate is NaN."""
+    outcomes = dict(_unit_items(state))
+    values = []
+    for unit in map(tuple, plan.units):
+        outcome = outcomes.get(unit)
+        ok = outcome is not None and outcome["status"] == "ok" and outcome["stage"] == stage
+        value = outcome["metrics"].get("val", {}).get("auroc", float("nan")) if ok else float("nan")
+        values.append(value if value is not None and math.isfinite(value) else float("nan"))
+    return aggregate([k for k, _ in plan.units], values, plan.objective)
 
 
 def _unit_items(state: dict[str, Any]):

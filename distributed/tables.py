@@ -33,39 +33,42 @@ def render(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], top: int = 20) -> pd.DataFrame:
-    """One line per trial, best first: the stage it reached, the objective (mean validation AUROC of
-    the final detector over the trial's units), its mean test AUROC (reported, never used to choose),
+def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], spec, top: int = 20) -> pd.DataFrame:
+    """One line per trial, best first (the ranking of :func:`.confirmation.search_ranking`, the same
+    as the report's): the stage it reached, the objective (the study's aggregate of the final
+    detector's validation AUROC over ALL the trial's units; "-" when a unit failed or is missing), the
+    mean validation and test AUROC of its finished units (test: reported, never used to choose),
     units, params.  Each figure is one group-by over the rows, so the table costs O(rows + trials)."""
-    ok = _ok(rows)
+    from .confirmation import search_ranking
+
+    ok = _ok(rows[rows.study_kind == "search"])
     final = ok[ok.detector == "final"]
+    ranking = search_ranking(rows, spec).set_index("trial_id")
+    order = {t: i for i, t in enumerate(ranking.index)}
+    objective = ranking["objective"].to_dict()
     val = final[final.split == "val"].groupby("trial_id").auroc
     val_mean, units_ok = val.mean().to_dict(), val.size().to_dict()
     test_mean = final[final.split == "test"].groupby("trial_id").auroc.mean().to_dict()
     errors = rows[rows.status == "error"][["trial_id", "holdout_class", "seed"]].drop_duplicates()
     units_err = errors.groupby("trial_id").size().to_dict()
-    order = {s: i for i, s in enumerate(STAGE_ORDER)}
-    reached_index = ok.stage.map(order).dropna().groupby(ok.trial_id).max().to_dict()
+    stage_order = {s: i for i, s in enumerate(STAGE_ORDER)}
+    reached_index = ok.stage.map(stage_order).dropna().groupby(ok.trial_id).max().to_dict()
     records = []
     for trial_id, params in trial_params.items():
         index = reached_index.get(trial_id)
         record = {
             "trial": trial_id,
             "reached": STAGE_ORDER[int(index)] if index is not None else "-",  # ASHA may stop a trial early
+            "objective": objective.get(trial_id, float("nan")),
             "val_auroc": val_mean.get(trial_id, float("nan")),
             "test_auroc": test_mean.get(trial_id, float("nan")),
             "units_ok": units_ok.get(trial_id, 0),
             "units_err": units_err.get(trial_id, 0),
         }
         record.update({k: v for k, v in params.items() if not k.startswith("_") and not isinstance(v, dict)})
-        records.append(record)
-    frame = pd.DataFrame(records)
-    if frame.empty:
-        return frame
-    # trials that finished more units rank first (a trial is not compared on the easier units it
-    # finished), then by the objective: the same rule as the report's best config
-    ranked = frame.sort_values(["units_ok", "val_auroc"], ascending=[False, False], na_position="last")
-    return ranked.head(top).reset_index(drop=True)
+        records.append((order.get(trial_id, len(order)), trial_id, record))
+    frame = pd.DataFrame([r for _, _, r in sorted(records, key=lambda item: item[:2])])
+    return frame.head(top).reset_index(drop=True)
 
 
 def seeds_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -51,7 +51,6 @@ class UnitTask:
     cache_root: str
     store_root: str
     sweep: tuple[str, float] | None = None
-    threads: int = 1
     write_scores: bool = True
     scores: str = DEFAULT_SCORES
     """Which per-sample scores to store (``--scores``, see ``result_store.score_splits``)."""
@@ -95,7 +94,6 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     stage and returns ``status="error"`` so the study goes on.  Errors of the system around it (a
     dead worker, a lost node) are Ray's and reach the trial, which Tune retries.
     """
-    torch.set_num_threads(max(1, task.threads))
     store = ResultStore(task.store_root)
     config = task.config()
     key = task.key(config)

@@ -1,4 +1,4 @@
-"""Classical anomaly-detection baselines scored with OMASGAN's evaluation protocol (DESIGN.md section 4).
+"""Classical anomaly-detection baselines scored with OMASGAN's evaluation protocol (docs/design.md section 4).
 
 Every baseline is fitted on the normal training split only (``splits.train_x``) and gives each sample
 one anomaly score, higher = more anomalous, exactly like OMASGAN's detectors:

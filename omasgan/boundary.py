@@ -1,4 +1,4 @@
-"""The two geometric terms of the Task 2 loss (paper eq. 3 and 4, DESIGN.md 3.3).
+"""The two geometric terms of the Task 2 loss (paper eq. 3 and 4, docs/design.md 3.3).
 
     d(B, G) = mean_i min_{j=1..Q} || B(z_i) - G(z_j) ||_p                      (eq. 3, p = 2 default)
     s(B, z) = mean_i [ 1/(N-1) sum_{j != i} ||z_i - z_j||_2 / (||B(z_i) - B(z_j)||_2 + eps) ]   (eq. 4)

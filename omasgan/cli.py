@@ -42,6 +42,7 @@ def build_config(args: argparse.Namespace) -> OMASGANConfig:
         ("label_column", "data.label_column"),
         ("max_train", "data.max_train"),
         ("seed", "seed"),
+        ("threads", "threads"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -70,6 +71,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tabular-path", help="a .parquet, .csv, .npy or .npz file for --dataset tabular")
     parser.add_argument("--label-column", help="label column of --tabular-path (name, or index for .npy)")
     parser.add_argument("--max-train", type=int, help="subsample the training split to at most this many samples")
+    parser.add_argument("--threads", type=int, help="torch CPU threads of every stage (config key `threads`, "
+                        "default 1); part of a run's identity: another count gives other numbers")
 
 
 class EpochProgress:
@@ -130,10 +133,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_folder(config)
     progress = EpochProgress(enabled=not args.quiet)
     print(f"omasgan run: {config.data.dataset} {config.data.protocol} holdout={config.data.holdout} "
-          f"seed={config.seed} divergence={config.divergence.name} network={config.network.kind} "
+          f"seed={config.seed} threads={config.threads} divergence={config.divergence.name} network={config.network.kind} "
           f"device={args.device}", flush=True)
     try:
-        outcome = execute_run(config, out, device=args.device, on_epoch=progress, threads=args.threads)
+        outcome = execute_run(config, out, device=args.device, on_epoch=progress)
     finally:
         progress.close()
     print(outcome.splits.description)
@@ -213,7 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.add_argument("--out", help="output folder (must not exist or be empty); default runs/<dataset>-<protocol>...")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=cmd_run)
 

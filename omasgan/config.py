@@ -5,7 +5,7 @@ invalid value is rejected with one line naming it and what is allowed, before an
 any network is built.  A whole config is loaded from a nested dict, a JSON or a YAML file, and
 overridden with dotted keys (``task2.mu=0.2``), whose values are parsed as YAML scalars.
 
-``default_config(dataset)`` gives the paper's defaults for a data set (DESIGN.md 3.3-3.5):
+``default_config(dataset)`` gives the paper's defaults for a data set (docs/design.md 3.3-3.5):
 synthetic Q = 4096, N = 100, mu = 8, nu = 20; image sets Q = 1024, N = 256, mu = 0.2, nu = 0.3;
 alpha = 0.3, beta = 1, gamma = 0.7, delta = 0.4 (alpha + delta = 0.7); zeta = 0.5.
 """
@@ -70,7 +70,7 @@ def _check_optimizer(section: str, lr: float, beta1: float, beta2: float) -> Non
 
 @dataclass
 class DataConfig:
-    """Which data, which protocol (DESIGN.md section 4) and how the splits are cut."""
+    """Which data, which protocol (docs/design.md section 4) and how the splits are cut."""
 
     dataset: str = "digits"
     protocol: str = "loo"
@@ -109,7 +109,7 @@ class DataConfig:
 
 @dataclass
 class NetworkConfig:
-    """Architectures of G/B (generator family) and D/C/J (discriminator family), DESIGN.md 3.7."""
+    """Architectures of G/B (generator family) and D/C/J (discriminator family), docs/design.md 3.7."""
 
     kind: str = "mlp"
     latent_dim: int = 16
@@ -128,7 +128,7 @@ class NetworkConfig:
 
 @dataclass
 class DivergenceConfig:
-    """The distribution metric shared by Tasks 1-3 and J (DESIGN.md 3.1).
+    """The distribution metric shared by Tasks 1-3 and J (docs/design.md 3.1).
 
     ``klwgan_tau`` is the KL-WGAN temperature, ``gp_weight`` the WGAN-GP lambda, ``r1_gamma`` the
     weight of the optional R1 penalty (gamma/2 * E||grad_x v(x)||^2 on P-side samples).
@@ -281,6 +281,11 @@ class OMASGANConfig:
     task3: Task3Config = field(default_factory=Task3Config)
     j: JConfig = field(default_factory=JConfig)
     seed: int = 0
+    threads: int = 1
+    """torch CPU threads of every stage and of scoring.  Part of a run's identity: on the CPU the
+    thread count changes the order of floating-point reductions, and GAN training amplifies that
+    (the same seed at 1 and at 2 threads can end far apart), so it is in the stage-cache key and in
+    every result row."""
 
     def __post_init__(self) -> None:
         for name, kind in _section_types().items():
@@ -288,6 +293,8 @@ class OMASGANConfig:
                 raise ConfigError(f"config section {name!r} must be a {kind.__name__}")
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} is out of range; it must be >= 0")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"threads={self.threads!r} is out of range; it must be an integer >= 1")
 
     # ---- conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -482,7 +489,7 @@ _IMAGE_SETS_32 = ("cifar10", "svhn")
 
 
 def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig:
-    """The paper's defaults for ``dataset`` (DESIGN.md 3.3-3.5), with practical epoch budgets.
+    """The paper's defaults for ``dataset`` (docs/design.md 3.3-3.5), with practical epoch budgets.
 
     The paper trains 500 epochs on MNIST; the defaults here are budgets a CPU can finish, and every
     one of them can be overridden (``task1.epochs=500``).

@@ -1,6 +1,6 @@
 """Task 1 -> Task 2 -> Task 3 -> J in order, with each detector stage scored on the splits.
 
-Stage inputs (DESIGN.md 3.2-3.5):
+Stage inputs (docs/design.md 3.2-3.5):
     task1: the normal training data
     task2: task1's G and D
     task3: task1's G and D, task2's B
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from torch import nn
 
 from .config import STAGES, OMASGANConfig
@@ -74,7 +75,9 @@ def run_stage(
     upstream: dict[str, StageResult],
     on_epoch: EpochCallback | None = None,
 ) -> StageResult:
-    """Train one stage given the results of the stages before it (see the module docstring)."""
+    """Train one stage given the results of the stages before it (see the module docstring), with
+    ``config.threads`` torch threads (part of the run's identity, see :class:`OMASGANConfig`)."""
+    torch.set_num_threads(config.threads)
     x = splits.train_x
     if stage == "task1":
         return train_task1(config, x, is_image=splits.is_image, on_epoch=on_epoch)
@@ -103,7 +106,8 @@ def run_stage(
 def evaluate_detector(
     detector: str, critic: nn.Module, config: OMASGANConfig, splits: DataSplits, *, score_test: bool = True
 ) -> StageEvaluation:
-    """Score validation (choose the max-F1 threshold there) and, once, test."""
+    """Score validation (choose the max-F1 threshold there) and, once, test (``config.threads`` threads)."""
+    torch.set_num_threads(config.threads)
     divergence = build_divergence(config.divergence)
     val_scores = anomaly_scores(detector, critic, splits.val_x, divergence).cpu().numpy()
     val_labels = splits.val_y.cpu().numpy()

@@ -81,15 +81,12 @@ def execute_run(
     device: str = "cpu",
     on_epoch: EpochCallback | None = None,
     on_stage_end=None,
-    threads: int | None = None,
 ) -> RunOutcome:
     """Validate, train, evaluate and write the run folder ``out`` atomically (see module docstring)."""
     out = Path(out)
     torch_device = resolve_device(device)
     check_new_folder(out)
     validate_run(config)
-    if threads:
-        torch.set_num_threads(threads)
     splits = load_run_data(config, torch_device)
 
     with atomic_folder(out) as staging:

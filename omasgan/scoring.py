@@ -1,4 +1,4 @@
-"""Anomaly scores (DESIGN.md 3.6); higher = more anomalous, always.
+"""Anomaly scores (docs/design.md 3.6); higher = more anomalous, always.
 
     final:  score(x) = j(x)            (the raw logit: saturated sigmoids tie and corrupt AUROC)
     task1:  score(x) = -g_f(d(x))      (Task 1's discriminator D)

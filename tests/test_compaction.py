@@ -80,7 +80,7 @@ def test_compaction_keeps_every_row_once_in_one_part_per_partition(tmp_path):
     _fill(store, ["t0", "t1", "t2"])
     expected = _state(store)
     assert len(expected["results"]) == 3 * 4 * 7 and len(expected["scores"]) == 3 * 4 * 5
-    stats = C.compact_store(str(tmp_path), keep_trials={"st": {"t0", "t1", "t2"}})
+    stats = C.compact_store(str(tmp_path), orphans=C.OrphanRule("st", {"t0", "t1", "t2"}))
     assert stats.tables["results"].merged_files == 3 * 4 * 4 and stats.tables["scores"].merged_files == 3 * 4
     _assert_same(store, expected)
     for table in ("results", "scores"):
@@ -190,34 +190,48 @@ def test_a_compaction_deleting_files_a_reader_listed_before_it_opens_them(tmp_pa
     _race(tmp_path, monkeypatch, "_read_snapshot")
 
 
-def test_rows_of_trials_the_experiment_does_not_know_are_dropped(tmp_path):
+def test_rows_of_trials_the_experiment_does_not_know_are_dropped_in_its_own_seeds_only(tmp_path):
     store = ResultStore(str(tmp_path))
     _fill(store, ["t0", "t1", "orphan"])
+    _fill(store, ["t0", "base"], seeds=(100,))  # a confirmation's rows on fresh seeds, under labels
     C.compact_store(str(tmp_path))  # e.g. `omasgan compact` after the driver died
     _unit(store, "orphan", 0, 0, auroc=0.1)  # a small file of the orphan written after that
-    assert remove_orphan_files(store, "st", {"t0", "t1"}) == 5  # its 4 results files and 1 scores file
-    stats = C.compact_store(str(tmp_path), keep_trials={"st": {"t0", "t1"}})
+    assert remove_orphan_files(store, "st", {"t0", "t1"}, [0, 1]) == 5  # its 4 results files and 1 scores file
+    stats = C.compact_store(str(tmp_path), orphans=C.OrphanRule("st", {"t0", "t1"}, [0, 1]))
     assert stats.tables["results"].rows_dropped == 4 * 7 and stats.tables["scores"].rows_dropped == 4 * 5
     for table in ("results", "scores"):
-        assert set(_frame(store, table).trial_id) == {"t0", "t1"}
-    assert len(_frame(store)) == 2 * 4 * 7
+        frame = _frame(store, table)
+        assert set(frame[frame.seed < 100].trial_id) == {"t0", "t1"}
+        assert set(frame[frame.seed == 100].trial_id) == {"t0", "base"}  # the other experiment's rows stay
+    assert len(_frame(store)) == 2 * 4 * 7 + 2 * 2 * 7
 
 
 def test_a_running_study_merges_only_the_rounds_its_trials_finished(tmp_path):
     store = ResultStore(str(tmp_path))
     _fill(store, ["t0", "t1"])
+    _unit(store, "t0", 0, 100)  # a confirmation of t0 on a fresh seed, running now
     records = TrialRecords(str(tmp_path))
     records.write("t0", {"rounds": ["task1", "task2", "task3", "j"]})
     records.write("t1", {"rounds": ["task1", "task2"]})  # t1 is training its Task 3 round now
     expected = _state(store)
-    stats = C.compact_store(str(tmp_path), settled=C.settled_by_records(str(tmp_path), "st", "search"))
+    spec = StudySpec(name="st", kind="search", dataset="synthetic", classes=[0, 1], seeds=[0, 1],
+                     base_config=CONFIG.to_dict())
+    stats = C.compact_store(str(tmp_path), settled=C.settled_by_records(str(tmp_path), spec))
     _assert_same(store, expected)
     small, _, _ = _layout(tmp_path)
-    assert sorted({p.name for p in small}) == ["st.t1.omasgan.j.parquet", "st.t1.omasgan.task3.parquet"]
-    assert stats.tables["results"].unsettled_files == 8
+    assert sorted({p.name for p in small if "seed=100" not in str(p)}) == [
+        "st.t1.omasgan.j.parquet", "st.t1.omasgan.task3.parquet"]
+    assert len([p for p in small if "seed=100" in str(p)]) == 4
+    assert stats.tables["results"].unsettled_files == 8 + 4
     scores_small, _, _ = _layout(tmp_path, "scores")
-    assert {p.name for p in scores_small} == {"st.t1.omasgan.final.parquet"}
-    assert C.settled_by_records(str(tmp_path), "st", "baseline") is None  # baselines: every file is final
+    assert {p.name for p in scores_small} == {"st.t1.omasgan.final.parquet", "st.t0.omasgan.final.parquet"}
+    # the confirmation has finished: its files are final too
+    C.compact_store(str(tmp_path), settled=C.settled_by_records(str(tmp_path), spec, confirmed=True))
+    _assert_same(store, expected)
+    assert not [p for p in _layout(tmp_path)[0] if "seed=100" in str(p)]
+    baseline = StudySpec(name="b", kind="baseline", dataset="synthetic", classes=[0], seeds=[0],
+                         base_config=CONFIG.to_dict())
+    assert C.settled_by_records(str(tmp_path), baseline) is None  # baselines: every file is final
 
 
 def test_a_failing_baseline_rerun_hides_its_compacted_scores(tmp_path):

@@ -233,7 +233,8 @@ def test_search_section_importance_and_ranking(studies):
     assert set(importance["param"]) == {"task2.mu", "j.zeta"} and importance["importance"].sum() == pytest.approx(1.0)
     ranking = _csv(page, "ranking-srch")
     assert list(ranking["trial_id"]) == ["t1", "t2", "t0"] and list(ranking["units"]) == [2, 2, 1]
-    assert ranking["val_auroc"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
+    assert ranking["objective"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
+    assert list(ranking["complete"]) == [True, True, False]  # t0 has a failed unit: not scored on the other
     assert "split=val (validation split only)" in text
     assert "Search study `srch`: trial `t1` is shown" in text
     assert "| srch | t0 | 1 | 0 | omasgan | j | loss became nan |" in text  # the error row, first line
@@ -242,7 +243,9 @@ def test_search_section_importance_and_ranking(studies):
 def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
     root, page = studies
     path = page.parent / "best-config.json"
-    config = json.loads(path.read_text())
+    document = json.loads(path.read_text())
+    config = document["config"]
+    assert document["chosen_by"]["confirmed"] is False and document["chosen_by"]["trial"] == "t1"
     assert "seed" not in config and "holdout" not in config["data"]
     assert config["task2"]["mu"] == SEARCH_MU["t1"]  # t1: best validation AUROC; t2 is best on test
     stored = json.loads(_rows(root, "srch").query("trial_id == 't1' and stage == 'j'").config_json.iloc[0])
@@ -323,6 +326,30 @@ def test_failed_report_keeps_the_previous_one(studies, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         write_report(root / "sds", out=tmp_path / "rep")
     assert first.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_error_bars_seed_summary_and_noise_floor_equal_pandas_and_scipy(studies):
+    from scipy import stats
+
+    root, page = studies
+    rows = _rows(root, "sds")
+    test = rows[(rows.status == "ok") & (rows.split == "test") & (rows.detector == "final")]
+    sd = _csv(page, "auroc-sd-synthetic-sds").set_index("holdout_class")
+    for k in CLASSES:
+        assert sd.loc[str(k), "final"] == pytest.approx(test[test.holdout_class == k].auroc.std(ddof=1))
+    per_seed = test.groupby("seed").auroc.mean()
+    assert sd.loc["mean", "final"] == pytest.approx(per_seed.std(ddof=1))  # SD over seeds of the class mean
+    summary = _csv(page, "seed-summary").set_index(["source", "model"]).loc[("sds", "final")]
+    assert summary["mean"] == pytest.approx(test.auroc.mean()) and summary["units"] == 6
+    assert summary["iqm"] == pytest.approx(stats.trim_mean(test.auroc, 0.25))
+    assert summary["iqm_low"] <= summary["iqm"] <= summary["iqm_high"]
+    assert summary["below_chance"] == int((test.auroc < 0.5).sum())
+    floor = _csv(page, "noise-floor").set_index(["source", "model"]).loc[("sds", "final")]
+    within = test.groupby("holdout_class").auroc.var(ddof=1)
+    assert floor["unit_sd"] == pytest.approx(np.sqrt(within.mean()))  # equal seeds per class: the mean variance
+    assert floor["dof"] == 4 and floor["detectable_3_seeds"] == pytest.approx(floor["detectable_here"])
+    text = page.read_text()
+    assert "error bars: SD over seeds" in text and "3.1 Noise floor" in text
 
 
 def test_the_report_is_the_same_after_compaction(studies, tmp_path):

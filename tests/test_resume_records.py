@@ -99,12 +99,12 @@ def _replay_after_lost_snapshot(cls, tmp_path):
     first.on_trial_result("t1", {"objective": 0.3, "training_iteration": 1})
     first.save(str(tmp_path / f"{cls.__name__}.pkl"))
     first.on_trial_result("t1", {"objective": 0.5, "training_iteration": 2})
-    first.on_trial_complete("t1", {"objective": 0.5, "training_iteration": 2})
+    first.on_trial_complete("t1", {"objective": 0.5, "training_iteration": 2, "pipeline_done": True})
 
     restored = _searcher(cls, journal)
     restored.restore(str(tmp_path / f"{cls.__name__}.pkl"))
     restored.on_trial_result("t1", {"objective": 0.5, "training_iteration": 2})
-    restored.on_trial_complete("t1", {"objective": 0.5, "training_iteration": 2})
+    restored.on_trial_complete("t1", {"objective": 0.5, "training_iteration": 2, "pipeline_done": True})
     return restored, journal
 
 
@@ -116,7 +116,7 @@ def test_plain_optuna_search_fails_on_a_trial_the_journal_already_finished(tmp_p
 def test_journal_search_keeps_the_recorded_value_and_goes_on(tmp_path):
     restored, journal = _replay_after_lost_snapshot(JournalOptunaSearch, tmp_path)
     assert restored.suggest("t2") is not None  # the search goes on
-    restored.on_trial_complete("t2", {"objective": 0.7, "training_iteration": 1})
+    restored.on_trial_complete("t2", {"objective": 0.7, "training_iteration": 1, "pipeline_done": True})
     study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))
     assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.5), ("COMPLETE", 0.7)]
@@ -127,7 +127,7 @@ def test_orphaned_running_optuna_trials_are_marked_failed(tmp_path):
     journal = tmp_path / "j.log"
     searcher = _searcher(JournalOptunaSearch, journal)
     searcher.suggest("done")
-    searcher.on_trial_complete("done", {"objective": 0.4, "training_iteration": 1})
+    searcher.on_trial_complete("done", {"objective": 0.4, "training_iteration": 1, "pipeline_done": True})
     searcher.suggest("orphan")  # asked for, then the driver died before Tune recorded the trial
     assert fail_orphaned_optuna_trials(str(journal), "s") == 1
     assert fail_orphaned_optuna_trials(str(journal), "s") == 0
@@ -200,7 +200,7 @@ def test_journal_search_looks_a_trial_up_without_listing_the_study(tmp_path, mon
     restored, journal = _replay_after_lost_snapshot(JournalOptunaSearch, tmp_path)
     restored.suggest("t2")
     restored.on_trial_result("t2", {"objective": 0.6, "training_iteration": 1})
-    restored.on_trial_complete("t2", {"objective": 0.7, "training_iteration": 1})
+    restored.on_trial_complete("t2", {"objective": 0.7, "training_iteration": 1, "pipeline_done": True})
     monkeypatch.undo()
     study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))

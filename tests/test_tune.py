@@ -77,10 +77,11 @@ def test_task1_only_trainable_over_the_divergence(local_ray, tmp_path):
         assert (Path(result.path) / "scores-task1.npz").is_file()
 
 
-def test_trials_use_exactly_their_cpu_share(local_ray, tmp_path):
+def test_trials_use_the_thread_count_of_their_config(local_ray, tmp_path):
     trainable = make_trainable("task1", tiny_config(**SHORT), cpus_per_trial=2)
-    grid = _fit(trainable, {}, tmp_path, "threads")
-    assert grid[0].metrics["torch_threads"] == 2 and grid[0].metrics["device"] == "cpu"
+    grid = _fit(trainable, {"threads": tune.grid_search([1, 2])}, tmp_path, "threads")
+    threads = sorted(r.metrics["torch_threads"] for r in grid)
+    assert threads == [1, 2] and all(r.metrics["device"] == "cpu" for r in grid)
 
 
 def test_two_concurrent_trials_needing_one_task1_entry_train_it_once(local_ray, tmp_path):

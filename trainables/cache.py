@@ -70,6 +70,7 @@ def stage_dependencies(config: OMASGANConfig, stage: str) -> dict[str, Any]:
         "stage": stage,
         "data": {k: everything["data"][k] for k in DATA_KEYS},
         "seed": config.seed,
+        "threads": config.threads,
         "network": everything["network"],
         "divergence": everything["divergence"],
         "stages": {name: everything[name] for name in upstream},

@@ -11,9 +11,10 @@ is ``task1_trainable(base)`` with ``{"divergence.name": tune.choice([...])}``.  
 a checkpoint is saved at each stage boundary and a restarted trial resumes at its next stage.
 
 Resources: each trainable is wrapped with ``tune.with_resources`` ({"cpu": cpus_per_trial,
-"gpu": gpus_per_trial}, fractional GPUs allowed); inside a trial torch uses exactly that many
-threads and the GPU Ray assigned (``cuda`` with ``CUDA_VISIBLE_DEVICES`` set by Ray), else the CPU;
-its data then stays on that GPU.
+"gpu": gpus_per_trial}, fractional GPUs allowed); inside a trial torch uses the config's ``threads``
+(default 1: a part of the run's identity, so give ``cpus_per_trial`` at least that many) and the GPU
+Ray assigned (``cuda`` with ``CUDA_VISIBLE_DEVICES`` set by Ray), else the CPU; its data then stays
+on that GPU.
 """
 
 from __future__ import annotations
@@ -54,10 +55,7 @@ def make_trainable(
         base=base_config.to_dict(), last_stage=last_stage, cache_root=cache_root,
         cache_options=dict(cache_options or {}), fault=fault,
     )
-    threads = max(1, int(cpus_per_trial))
-
     def omasgan_trainable(params: dict[str, Any]) -> None:
-        torch.set_num_threads(threads)
         context = tune.get_context()
         trial_dir = Path(context.get_trial_dir())
         device = trial_device()

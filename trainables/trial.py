@@ -55,19 +55,23 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> OMASGANConfig:
 class FaultInjection:
     """Test hook: once per trial, inside ``stage`` after ``epoch`` epochs, either raise (``action =
     "raise"``) or stop for ``pause_s`` seconds (``"pause"``, so a test can kill the driver there).
-    A marker file in ``marker_dir`` records that the fault fired, so the retry runs through."""
+    A marker file in ``marker_dir`` records that the fault fired, so the retry runs through.  With
+    ``only``, it fires only in trials whose id ends with that text (a study unit's id ends with
+    ``-<class>-<seed>``, so ``only="-1-0"`` picks class 1, seed 0)."""
 
     stage: str
     epoch: int
     marker_dir: str
     action: str = "raise"
     pause_s: float = 600.0
+    only: str | None = None
 
     def hook(self, trial_id: str) -> Callable[[str, int, int, dict[str, float]], None]:
         marker = Path(self.marker_dir) / f"fault-{trial_id}"
+        chosen = self.only is None or trial_id.endswith(self.only)
 
         def on_epoch(stage: str, epoch: int, epochs: int, losses: dict[str, float]) -> None:
-            if stage == self.stage and epoch == self.epoch and not marker.exists():
+            if chosen and stage == self.stage and epoch == self.epoch and not marker.exists():
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text("fired")
                 if self.action == "pause":

@@ -1,4 +1,4 @@
-"""Data sets, evaluation protocols and splits for OMASGAN (DESIGN.md section 4).
+"""Data sets, evaluation protocols and splits for OMASGAN (docs/design.md section 4).
 
 ``load_splits`` returns a :class:`DataSplits` of whole float32 tensors: normal-only training data,
 a labelled validation split (normals + a few training-split anomalies) and the official test split.

@@ -1,4 +1,4 @@
-"""Evaluation protocols and the train / validation / test split (DESIGN.md section 4).
+"""Evaluation protocols and the train / validation / test split (docs/design.md section 4).
 
 train      = normal samples of the data set's TRAINING split, minus a validation fraction;
 validation = that held-back normal part (label 0) + a fraction of the anomaly samples of the

@@ -1,4 +1,4 @@
-"""Generators and discriminators for OMASGAN (DESIGN section 3.7).
+"""Generators and discriminators for OMASGAN (docs/design.md section 3.7).
 
 Three families, chosen by name:
 

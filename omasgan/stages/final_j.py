@@ -1,4 +1,4 @@
-"""The final discriminator J (paper eq. 6, DESIGN.md 3.5).
+"""The final discriminator J (paper eq. 6, docs/design.md 3.5).
 
 J maximises  E_z[real_term(j(B(z)))] - zeta E_x[fake_term(j(x))] - (1 - zeta) E_z[fake_term(j(G'(z)))]:
 the boundary samples are the positive ("abnormal") side, the data and G' the negative side, so a

@@ -1,4 +1,4 @@
-"""Task 1 (paper eq. 1, DESIGN.md 3.2): the base f-GAN on the normal data.
+"""Task 1 (paper eq. 1, docs/design.md 3.2): the base f-GAN on the normal data.
 
 The critic D maximises E_x[real_term(D(x))] - E_z[fake_term(D(G(z)))] (minus its penalties);
 every ``d_steps`` critic steps the generator takes one step on ``divergence.generator_loss``.

@@ -1,4 +1,4 @@
-"""Task 2 (paper eq. 2-4, DESIGN.md 3.3): the boundary model B.
+"""Task 2 (paper eq. 2-4, docs/design.md 3.3): the boundary model B.
 
 B has G's architecture and starts from G's weights; G is frozen.  B minimises
 

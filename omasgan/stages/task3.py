@@ -1,4 +1,4 @@
-"""Task 3 (paper eq. 5, DESIGN.md 3.4): retrain G' and C with the boundary samples.
+"""Task 3 (paper eq. 5, docs/design.md 3.4): retrain G' and C with the boundary samples.
 
 G' starts from G and C from Task 1's D; G and B are frozen.  C maximises
 

@@ -1,0 +1,295 @@
+"""Confirmation of a search's winners on fresh seeds: ``omasgan search ... --confirm K`` and
+``omasgan confirm STUDY``.
+
+A search reports its luckiest trial: with N trials whose true quality is equal, the best of N noisy
+objectives beats the others by chance.  So after the search:
+
+1. the search's trials are ranked by their objective (the study's aggregate over ALL its (class, seed)
+   units of J's validation AUROC; a trial with a failed or missing unit ranks last);
+2. the top K trials and the base config (label ``base``; for the defaults, the paper's setting) are
+   rerun on seeds the search never used (default 100, 101, 102; named in ``study.json``), same classes:
+   a second Tune experiment ``NAME-confirm`` whose rows have ``study_kind = "confirm"`` and carry the
+   confirmed search trial's id (or ``base``) as ``trial_id``;
+3. each candidate is compared with the base, paired by (class, seed), on the fresh seeds' VALIDATION
+   AUROC of J (:func:`.statistics.paired_comparison`: mean difference, stratified bootstrap interval,
+   P(A > B), Wilcoxon p).  With K candidates the level is Bonferroni's 0.05 / K for both the interval
+   and the test, so the chance of a false "better" over the whole confirmation stays under 5%.  The
+   same comparison on the TEST split is shown next to it and never steers anything;
+4. the confirmed winner is the candidate with the highest confirmed objective among those whose
+   verdict is "better"; when none is, the base config stays the winner.  ``confirmation.json`` (in
+   the study folder) holds all of it, and the report's ``best-config.json`` is the confirmed winner's
+   config, with a note saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from omasgan.config import OMASGANConfig
+from omasgan.errors import ConfigError
+
+from .objective import aggregate
+from .studies import RunOptions, StudyPaths, parse_int_list
+from .study_folder import StudySpec
+
+BASE_LABEL = "base"
+CONFIRM_KIND = "confirm"
+CONFIRM_FOLDER = "confirm"
+CONFIRMATION_FILE = "confirmation.json"
+FIRST_FRESH_SEED = 100
+UNIT_IDENTITY = ("data.holdout", "seed")
+RANKING_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc",
+                   "config_json"]
+"""The result columns choose_candidates reads."""
+
+
+@dataclass
+class Candidate:
+    """A config to confirm: the base (``label = "base"``) or a search trial (``label`` = its id)."""
+
+    label: str
+    overrides: dict[str, Any]
+    search_objective: float | None = None
+
+    def as_param(self) -> dict[str, Any]:
+        return {"label": self.label, "overrides": self.overrides}
+
+
+def flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A nested config as dotted keys, without the unit's identity (held-out class and seed)."""
+    flat = OMASGANConfig.from_dict(config).flat()
+    return {k: v for k, v in flat.items() if k not in UNIT_IDENTITY}
+
+
+def search_ranking(rows: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """The search's trials ranked by the study's objective on VALIDATION rows of J (stage j, split val,
+    status ok, study_kind search): per trial, ``units`` with a value, ``objective`` (the aggregate
+    over every unit of the spec, NaN when one is missing or failed), ``val_mean``.  Complete trials
+    rank first, then by objective, then by trial id."""
+    how = spec.options.get("objective", "mean")
+    search = rows[(rows["study"] == spec.name) & (rows["study_kind"] == "search") & (rows["stage"] == "j")
+                  & (rows["split"] == "val") & (rows["status"] == "ok")]
+    records = []
+    for trial_id, mine in search.groupby("trial_id"):
+        by_unit = mine.set_index(["holdout_class", "seed"])["auroc"]
+        values = [float(by_unit.get(unit, float("nan"))) for unit in spec.units]
+        records.append({"trial_id": trial_id, "units": int(by_unit.notna().sum()),
+                        "objective": aggregate([k for k, _ in spec.units], values, how),
+                        "val_mean": float(by_unit.mean())})
+    frame = pd.DataFrame(records, columns=["trial_id", "units", "objective", "val_mean"])
+    frame["complete"] = frame["objective"].map(lambda v: math.isfinite(v))
+    frame = frame.sort_values(["complete", "objective", "trial_id"], ascending=[False, False, True])
+    return frame.reset_index(drop=True)
+
+
+def fresh_seeds(spec: StudySpec, text: str | None, count: int = 3) -> list[int]:
+    """The confirmation's seeds: ``text`` (e.g. "100-104"), else ``count`` seeds from 100 on (or as
+    many as the search had, if more); refused when one was used by the search."""
+    seeds = parse_int_list(text, "--confirm-seeds") if text else list(
+        range(FIRST_FRESH_SEED, FIRST_FRESH_SEED + max(count, len(spec.seeds))))
+    used = sorted(set(seeds) & set(spec.seeds))
+    if used:
+        raise ConfigError(f"--confirm-seeds {used} were used by the search (its seeds: {spec.seeds}); "
+                          f"confirmation needs seeds the search never saw, e.g. {FIRST_FRESH_SEED}-{FIRST_FRESH_SEED + 2}")
+    return seeds
+
+
+def choose_candidates(rows: pd.DataFrame, spec: StudySpec, top: int) -> list[Candidate]:
+    """The base config, then the ``top`` complete trials of :func:`search_ranking` whose config is not
+    the base's (the paper point is the base: it is confirmed once, as ``base``)."""
+    if top < 1:
+        raise ConfigError(f"--confirm must be >= 1 (the number of top trials to confirm); got {top}")
+    base = flat_config(spec.base_config)
+    candidates = [Candidate(BASE_LABEL, base)]
+    ranking = search_ranking(rows, spec)
+    for record in ranking[ranking["complete"]].itertuples(index=False):
+        if len(candidates) > top:
+            break
+        config_rows = rows[(rows["trial_id"] == record.trial_id) & rows["config_json"].notna()]
+        overrides = flat_config(json.loads(config_rows["config_json"].iloc[0]))
+        if overrides == base:
+            candidates[0].search_objective = float(record.objective)
+            continue
+        candidates.append(Candidate(record.trial_id, overrides, float(record.objective)))
+    if len(candidates) == 1:
+        raise ConfigError(f"study {spec.name!r} has no complete search trial besides the base config to confirm "
+                          f"({len(ranking)} trial(s) with validation rows of J)")
+    return candidates
+
+
+def confirmation_experiment(spec: StudySpec, paths: StudyPaths, info: dict[str, Any]):
+    """The Tune experiment ``NAME-confirm``: one trial per candidate over classes x fresh seeds."""
+    from ray import tune
+
+    from .study_runner import Experiment
+
+    candidates = info["candidates"]
+    plan_changes = {"units": [[k, s] for k in spec.classes for s in info["seeds"]], "study_kind": CONFIRM_KIND,
+                    "records_root": f"{paths.data_root}/{CONFIRM_FOLDER}", "stop_on_unit_error": False}
+    return Experiment({"_candidate": tune.grid_search([{"label": c["label"], "overrides": c["overrides"]}
+                                                       for c in candidates])},
+                      1, len(candidates), name=f"{spec.name}-confirm", plan_changes=plan_changes,
+                      row_trial_ids={c["label"] for c in candidates})
+
+
+def prepare_confirmation(paths: StudyPaths, top: int, seeds_text: str | None) -> tuple[StudySpec, dict[str, Any]]:
+    """Choose the candidates and seeds (or take those study.json holds, to resume an interrupted
+    confirmation) and record them in study.json before anything runs."""
+    from .result_store import ResultStore
+
+    spec = StudySpec.read(paths.control)
+    if spec.kind != "search":
+        raise ConfigError(f"{str(paths.control)!r} holds a {spec.kind} study; only a search is confirmed")
+    stored = spec.options.get("confirm")
+    if stored:
+        if stored.get("top") != top or (seeds_text and stored["seeds"] != parse_int_list(seeds_text, "--confirm-seeds")):
+            raise ConfigError(f"study {spec.name!r} was confirmed with --confirm {stored.get('top')} on seeds "
+                              f"{stored['seeds']}; give those again (a finished confirmation is read again, an "
+                              f"interrupted one resumes)")
+        return spec, stored
+    import pyarrow.dataset as ds
+
+    # only what the ranking reads (the search's ok validation rows of J), not every row of the study
+    where = ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
+             & (ds.field("split") == "val") & (ds.field("status") == "ok"))
+    rows = ResultStore(paths.data_root).read(filter=where, columns=RANKING_COLUMNS).to_pandas()
+    candidates = choose_candidates(rows, spec, top)
+    info = {"top": top, "seeds": fresh_seeds(spec, seeds_text), "objective": spec.options.get("objective", "mean"),
+            "candidates": [asdict(c) for c in candidates]}
+    spec.options["confirm"] = info
+    spec.write(paths.control)
+    return spec, info
+
+
+def run_confirmation(paths: StudyPaths, options: RunOptions, top: int, seeds_text: str | None = None) -> dict[str, Any]:
+    """Confirm the search in ``paths`` (see the module docstring); returns and writes its summary."""
+    from .result_store import ResultStore
+    from .study_runner import run_experiment
+
+    from dataclasses import replace
+
+    from ray import tune
+
+    spec, info = prepare_confirmation(paths, top, seeds_text)
+    labels = ", ".join(c["label"] for c in info["candidates"])
+    print(f"[{spec.name}] confirming {labels} on fresh seeds {info['seeds']} (classes {spec.classes})", flush=True)
+    experiment = confirmation_experiment(spec, paths, info)
+    resume = tune.Tuner.can_restore(f"{paths.tune_root}/{experiment.name}")  # an interrupted or finished one
+    run_experiment(spec, replace(options, resume=resume), paths, experiment)
+    import pyarrow.dataset as ds
+
+    where = (ds.field("study") == spec.name) & (ds.field("study_kind") == CONFIRM_KIND)  # what the summary reads
+    rows = ResultStore(paths.data_root).read(filter=where).to_pandas()
+    summary = summarize_confirmation(rows, spec, info)
+    path = paths.control / CONFIRMATION_FILE
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    temporary.replace(path)
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def confirm_series(rows: pd.DataFrame, spec: StudySpec, label: str, split: str, seeds: list[int]) -> pd.Series:
+    """J's AUROC of one candidate on the confirmation's units: Series by (holdout_class, seed)."""
+    from .statistics import unit_series
+
+    mine = rows[(rows["study"] == spec.name) & (rows["study_kind"] == CONFIRM_KIND) & (rows["trial_id"] == label)
+                & (rows["stage"] == "j") & (rows["split"] == split) & (rows["status"] == "ok")
+                & rows["seed"].isin(seeds)]
+    return unit_series(mine)
+
+
+def summarize_confirmation(rows: pd.DataFrame, spec: StudySpec, info: dict[str, Any]) -> dict[str, Any]:
+    """The confirmed ranking, each candidate against the base (validation decides, test is shown),
+    and the confirmed winner with its config."""
+    from .statistics import ALPHA, paired_comparison
+
+    seeds, how = info["seeds"], info.get("objective", "mean")
+    units = [(k, s) for k in spec.classes for s in seeds]
+    candidates = info["candidates"]
+    alpha = ALPHA / max(1, len(candidates) - 1)
+    series = {c["label"]: {split: confirm_series(rows, spec, c["label"], split, seeds) for split in ("val", "test")}
+              for c in candidates}
+    ranking, comparisons = [], []
+    for c in candidates:
+        val = series[c["label"]]["val"]
+        values = [float(val.get(u, float("nan"))) for u in units]
+        ranking.append({"label": c["label"], "search_objective": c.get("search_objective"),
+                        "confirmed_objective": aggregate([k for k, _ in units], values, how),
+                        "units": int(val.notna().sum()), "val_mean": float(val.mean()) if len(val) else float("nan"),
+                        "test_mean": float(series[c["label"]]["test"].mean()) if len(series[c["label"]]["test"])
+                        else float("nan")})
+        if c["label"] == BASE_LABEL:
+            continue
+        for split in ("val", "test"):
+            try:
+                result = paired_comparison(series[c["label"]][split], series[BASE_LABEL][split],
+                                           name_a=c["label"], name_b=BASE_LABEL, alpha=alpha)
+            except ConfigError as exc:
+                comparisons.append({"label": c["label"], "split": split, "verdict": "not distinguishable",
+                                    "error": str(exc)})
+                continue
+            comparisons.append({"label": c["label"], "split": split, **result.as_dict(), "line": result.line()})
+    ranking.sort(key=lambda r: (-r["confirmed_objective"] if math.isfinite(r["confirmed_objective"]) else math.inf,
+                                r["label"]))
+    better = {c["label"] for c in comparisons if c["split"] == "val" and c["verdict"] == "better"}
+    winner = next((r["label"] for r in ranking if r["label"] in better), BASE_LABEL)
+    chosen = next(c for c in candidates if c["label"] == winner)
+    reason = (f"{winner} is better than the base config on the fresh seeds' validation AUROC of J (Bonferroni "
+              f"level {alpha:.3g} over {len(candidates) - 1} candidate(s))" if winner != BASE_LABEL else
+              "no candidate is distinguishable from (or better than) the base config on the fresh seeds' "
+              "validation AUROC of J: the base config stays")
+    return {"study": spec.name, "objective": how, "seeds": seeds, "classes": spec.classes, "alpha": alpha,
+            "decision_split": "val", "ranking": ranking, "comparisons": comparisons, "winner": winner,
+            "reason": reason, "winner_overrides": chosen["overrides"]}
+
+
+def confirmation_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """One line per candidate: search and confirmed objective, and its validation and test
+    comparison with the base config."""
+    by = {(c["label"], c["split"]): c for c in summary["comparisons"]}
+    records = []
+    for r in summary["ranking"]:
+        line = {"candidate": r["label"], "search_obj": r["search_objective"], "confirmed_obj": r["confirmed_objective"],
+                "units": r["units"], "test_mean": r["test_mean"]}
+        for split in ("val", "test"):
+            c = by.get((r["label"], split), {})
+            line[f"{split}_diff"] = c.get("mean_diff", float("nan"))
+            line[f"{split}_ci"] = (f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" if "ci_low" in c else "-")
+            line[f"{split}_p"] = c.get("wilcoxon_p", float("nan"))
+            line[f"{split}_verdict"] = c.get("verdict", "(base)" if r["label"] == BASE_LABEL else "-")
+        records.append(line)
+    return pd.DataFrame(records)
+
+
+def print_confirmation(summary: dict[str, Any]) -> None:
+    from .tables import render
+
+    print(f"\nconfirmation on fresh seeds {summary['seeds']} x classes {summary['classes']} "
+          f"(objective: {summary['objective']} of J's validation AUROC; each candidate against the base config, "
+          f"paired by (class, seed); val decides at level {summary['alpha']:.3g}, test is shown only)")
+    print(render(confirmation_table(summary)))
+    for c in summary["comparisons"]:
+        if c["split"] == "val" and "line" in c:
+            print(f"  {c['line']}")
+    print(f"confirmed winner: {summary['winner']}: {summary['reason']}")
+
+
+def read_confirmation(folder: Path) -> dict[str, Any] | None:
+    """The confirmation summary of the study in ``folder``, or None when it has none."""
+    path = Path(folder) / CONFIRMATION_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
