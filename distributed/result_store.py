@@ -188,6 +188,17 @@ def _versions_json() -> str:
     return json.dumps(library_versions(), sort_keys=True)
 
 
+def _flatten(nested: dict[str, Any]) -> dict[str, Any]:
+    """``OMASGANConfig.flat()`` of the config whose ``to_dict()`` is ``nested``."""
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
 def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
@@ -355,19 +366,20 @@ class ResultStore:
         detector, or for an error)."""
         if status not in STATUSES:
             raise ValueError(f"status {status!r}; choose one of: {', '.join(STATUSES)}")
+        nested = config.to_dict() if config is not None else None
         common: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION, "study": key.study, "study_kind": key.study_kind,
             "trial_id": key.trial_id, "method": key.method,
             "protocol": config.data.protocol if config else None, "stage": stage,
             "wall_time_s": wall_time_s, "status": status, "error": error,
-            "config_json": json.dumps(config.to_dict(), sort_keys=True) if config else None,
+            "config_json": json.dumps(nested, sort_keys=True) if config else None,
             "code_version": CODE_VERSION, "versions_json": _versions_json(),
             "host": socket.gethostname(), "device": device,
             "sweep_param": sweep[0] if sweep else None, "sweep_value": float(sweep[1]) if sweep else None,
             "created_at": datetime.now(timezone.utc),
         }
         if config is not None:
-            flat = config.flat()
+            flat = _flatten(nested)  # config.flat(), without a second dataclasses.asdict
             for name, kind in config_fields():
                 value = flat[name[4:].replace("_", ".", 1)]
                 common[name] = str(value) if (value is not None and pa.types.is_string(kind)) else value
