@@ -14,8 +14,10 @@ what a real one does and next to no compute.  Afterwards it times ``omasgan resu
 report`` on the study folder, each in its own process.
 
 Per size it records: driver wall time and CPU time (the driver process only, not Ray's workers) per
-trial, the driver's peak resident memory, the store files written and the files left for readers,
-and the wall time and peak memory of ``omasgan results`` and ``omasgan report``.  It prints a table
+trial, the TPE sampler's share of it, the driver's peak resident memory, the wall time of the
+end-of-study compaction (always as Ray tasks here, as a big study runs it, so its CPU is the
+workers'), the store files written and the files left for readers, and the wall time and peak
+memory of ``omasgan results`` and ``omasgan report``.  It prints a table
 and the growth exponent of each figure with the trial count (the log-log slope: 1.0 = linear total
 cost, i.e. flat per trial; 2.0 = quadratic), and writes ``bench/results/study_scale-<label>.json``.
 Study folders go to ``bench/out/study_scale/<label>/`` and are deleted after each size unless
@@ -140,8 +142,10 @@ def driver(args: argparse.Namespace) -> None:
             timings["sampler_s"] += time.perf_counter() - wall
             timings["sampler_cpu_s"] += time.process_time() - cpu
     JournalOptunaSearch.suggest = timed_suggest
+    if hasattr(study_runner, "RAY_COMPACTION_MIN_FILES"):
+        study_runner.RAY_COMPACTION_MIN_FILES = 0  # every size compacts as Ray tasks, as a big study does
     compact = getattr(study_runner, "compact_study", None)
-    if compact is not None:  # time the end-of-study compaction on its own
+    if compact is not None:  # time the end-of-study compaction on its own (its work runs in Ray workers)
         def timed_compact(*a, **k):
             begin = time.perf_counter()
             try:
@@ -337,6 +341,7 @@ FIGURES = {
     "driver CPU less TPE": lambda r: r["driver_cpu_s"] - (r.get("sampler_cpu_s") or 0.0),
     "TPE suggest CPU": lambda r: r.get("sampler_cpu_s") or float("nan"),
     "driver peak RSS": lambda r: r["driver_peak_rss_mib"],
+    "compaction wall": lambda r: r["compaction_s"] if r.get("compaction_s") else float("nan"),
     "store files left": lambda r: sum(r["store_files"].values()),
     "results wall": lambda r: r["results"]["wall_s"],
     "results peak RSS": lambda r: r["results"]["peak_rss_mib"],
