@@ -37,6 +37,8 @@ SETTING_NAMES = ("k", "knn_score", "n_estimators", "max_samples", "epochs", "lr"
 """The fields of omasgan.baselines.BaselineConfig other than ``method`` (the --set baseline.KEY keys)."""
 NO_HOLDOUT = -1
 """The ``holdout_class`` partition value of an ``ood`` unit (it has no held-out class)."""
+SCORE_CHOICES = ("none", "test", "all")
+"""result_store.SCORE_CHOICES, repeated here so that building the parser stays light."""
 
 
 def unit_key(study: str, config: OMASGANConfig, baseline: BaselineConfig, *, study_kind: str = "baseline",
@@ -49,34 +51,28 @@ def unit_key(study: str, config: OMASGANConfig, baseline: BaselineConfig, *, stu
                    method=baseline.method)
 
 
-def _scores_file(store: ResultStore, key: UnitKey) -> str:
-    from .result_store import _safe
-
-    stem = _safe(f"{key.study}.{key.trial_id}.{key.method}.{key.method}")  # as ResultStore.write_scores names it
-    return f"{store.base}/{key.folder('scores')}/{stem}.parquet"
-
-
 def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseline: BaselineConfig, *,
                       study_kind: str = "baseline", trial_id: str | None = None, device: str = "cpu",
-                      write_scores: bool = True, raise_system_errors: bool = False) -> dict[str, Any]:
+                      write_scores: bool = True, scores: str = "test",
+                      raise_system_errors: bool = False) -> dict[str, Any]:
     """Load the splits of ``config``'s data / protocol / holdout, evaluate ``baseline`` with seed
-    ``config.seed`` and write its rows and scores to the result store at ``store_root``.
+    ``config.seed`` and write its rows and scores to the result store at ``store_root``; ``scores``
+    (``--scores``: none, test or all) says which splits' per-sample scores are kept.
 
     Never raises for a failing unit (bad data, a diverged autoencoder, ...): it writes an error row
-    (and removes the unit's stale scores file) and returns ``status="error"``.  With
+    (and removes the unit's stale scores) and returns ``status="error"``.  With
     ``raise_system_errors`` (a study's Ray task), only unit errors (``units.UNIT_ERRORS``) are
     recorded so; any other exception propagates and no row is written.  Returns a summary:
     status, method, trial_id, dataset, holdout, seed, val_auroc, test_auroc, metrics, wall_time_s,
     description (the splits) and error.
     """
-    import pyarrow.fs as pafs
-
     from omasgan.baselines import evaluate_baseline
     from omasgan.run import load_run_data, resolve_device, validate_run
 
-    from .result_store import ResultStore
+    from .result_store import ResultStore, score_splits
 
     store = ResultStore(store_root)
+    kept = score_splits(scores, final=True) if write_scores else ()
     key = unit_key(study, config, baseline, study_kind=study_kind, trial_id=trial_id)
     summary: dict[str, Any] = {"method": baseline.method, "trial_id": key.trial_id, "dataset": key.dataset,
                                "holdout": key.holdout_class, "seed": key.seed, "val_auroc": None, "test_auroc": None,
@@ -91,8 +87,9 @@ def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseli
         summary["description"] = splits.description
         evaluation = evaluate_baseline(baseline, splits, config.seed, torch_device)
         labels = {"val": splits.val_y.cpu().numpy().astype(int), "test": splits.test_y.cpu().numpy().astype(int)}
-        if write_scores:
-            store.write_scores(key, evaluation.detector, evaluation.scores, labels)
+        if kept:
+            store.write_scores(key, evaluation.detector, {s: evaluation.scores[s] for s in kept},
+                               {s: labels[s] for s in kept})
         store.write_stage_rows(
             key, BASELINE_STAGE, config=config, device=str(torch_device), wall_time_s=evaluation.wall_time_s,
             evaluation={"detector": evaluation.detector, "threshold": evaluation.threshold,
@@ -106,9 +103,7 @@ def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseli
                 raise
         message = str(exc) if isinstance(exc, OMASGANError) else f"{type(exc).__name__}: {exc}"
         store.write_stage_rows(key, BASELINE_STAGE, config=config, status="error", error=message, device=device)
-        stale = _scores_file(store, key)
-        if store.fs.get_file_info(stale).type == pafs.FileType.File:
-            store.delete([stale])
+        store.clear_scores(key, key.method)
         return {**summary, "status": "error", "error": message}
     return {**summary, "status": "ok", "metrics": evaluation.metrics, "wall_time_s": evaluation.wall_time_s,
             "val_auroc": evaluation.metrics["val"]["auroc"], "test_auroc": evaluation.metrics["test"]["auroc"]}
@@ -212,7 +207,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     print(f"omasgan baseline: {baseline.method} ({trial_id}) {d.dataset} {d.protocol} holdout={d.holdout} "
           f"seed={config.seed} device={args.device}", flush=True)
     summary = run_baseline_unit(result_root(folder), spec.name, config, baseline, trial_id=trial_id,
-                                device=args.device)
+                                device=args.device, scores=args.scores)
     if summary["status"] != "ok":
         print(f"omasgan baseline: error: {summary['error']} (an error row was written to {folder}/results)",
               file=sys.stderr)
@@ -240,6 +235,8 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
                         help="the study folder (created when missing, else the unit is appended)")
     parser.add_argument("--trial-id", help="the unit's trial id in the store (default: the method and its settings)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the autoencoder trains there)")
+    parser.add_argument("--scores", choices=SCORE_CHOICES, default="test",
+                        help="per-sample scores to keep: none, test (the test split, default) or all (val and test)")
     parser.set_defaults(handler=cmd_baseline)
     return parser
 

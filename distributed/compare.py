@@ -41,15 +41,21 @@ class Selection:
     values: pd.Series
 
 
+SELECTION_COLUMNS = ["study", "study_kind", "trial_id", "method", "detector", "dataset", "holdout_class", "seed",
+                     "split", "status"]
+"""The result columns ``resolve`` reads, besides the metric."""
+
+
 def _ranked_trial(inputs, study: str, spec) -> tuple[str, str]:
     """A search study's trial to stand for it: its confirmed winner, else its best on validation."""
-    from .confirmation import read_confirmation, search_ranking
+    from .confirmation import read_confirmation
+    from .report_tables import ranking as trial_ranking
 
     item = next(i for i in inputs.studies if i.spec.name == study)
     confirmed = read_confirmation(item.folder)
     if confirmed:
         return confirmed["winner"], f"the confirmed winner of search {study!r}"
-    ranking = search_ranking(inputs.results, spec)
+    ranking = trial_ranking(inputs, spec)
     if ranking.empty:
         raise ConfigError(f"search study {study!r} has no validation rows of J to choose a trial from")
     return str(ranking["trial_id"].iloc[0]), f"the best trial of search {study!r} on validation (not confirmed)"
@@ -108,7 +114,11 @@ def resolve(name: str, inputs, split: str, metric: str) -> Selection:
 
 def compare(folder: str | Path, a: str, b: str, *, split: str = "test", metric: str = "auroc") -> dict:
     """The paired comparison of ``a`` against ``b`` overall and per class, as a JSON-ready dict."""
-    from .report_tables import load_inputs
+    from dataclasses import replace
+
+    import pyarrow.dataset as ds
+
+    from .report_tables import load_inputs, read_rows
     from .statistics import paired_comparison, per_class_comparisons
 
     if split not in SPLITS:
@@ -116,6 +126,9 @@ def compare(folder: str | Path, a: str, b: str, *, split: str = "test", metric: 
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r}; choose one of: {', '.join(METRICS)}")
     inputs = load_inputs(folder)
+    # every ok row of the split, but only the columns a selection reads (pushed down to the scan)
+    where = (ds.field("status") == "ok") & (ds.field("split") == split)
+    inputs = replace(inputs, results=read_rows(inputs, where, [*SELECTION_COLUMNS, metric]))
     first, second = resolve(a, inputs, split, metric), resolve(b, inputs, split, metric)
     overall = paired_comparison(first.values, second.values, name_a=first.label, name_b=second.label)
     per_class = per_class_comparisons(first.values, second.values, name_a=first.label, name_b=second.label)

@@ -44,6 +44,9 @@ CONFIRM_FOLDER = "confirm"
 CONFIRMATION_FILE = "confirmation.json"
 FIRST_FRESH_SEED = 100
 UNIT_IDENTITY = ("data.holdout", "seed")
+RANKING_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc",
+                   "config_json"]
+"""The result columns choose_candidates reads."""
 
 
 @dataclass
@@ -150,7 +153,10 @@ def prepare_confirmation(paths: StudyPaths, top: int, seeds_text: str | None) ->
         return spec, stored
     import pyarrow.dataset as ds
 
-    rows = ResultStore(paths.data_root).read(filter=ds.field("study") == spec.name).to_pandas()
+    # only what the ranking reads (the search's ok validation rows of J), not every row of the study
+    where = ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
+             & (ds.field("split") == "val") & (ds.field("status") == "ok"))
+    rows = ResultStore(paths.data_root).read(filter=where, columns=RANKING_COLUMNS).to_pandas()
     candidates = choose_candidates(rows, spec, top)
     info = {"top": top, "seeds": fresh_seeds(spec, seeds_text), "objective": spec.options.get("objective", "mean"),
             "candidates": [asdict(c) for c in candidates]}
@@ -176,7 +182,8 @@ def run_confirmation(paths: StudyPaths, options: RunOptions, top: int, seeds_tex
     run_experiment(spec, replace(options, resume=resume), paths, experiment)
     import pyarrow.dataset as ds
 
-    rows = ResultStore(paths.data_root).read(filter=ds.field("study") == spec.name).to_pandas()
+    where = (ds.field("study") == spec.name) & (ds.field("study_kind") == CONFIRM_KIND)  # what the summary reads
+    rows = ResultStore(paths.data_root).read(filter=where).to_pandas()
     summary = summarize_confirmation(rows, spec, info)
     path = paths.control / CONFIRMATION_FILE
     temporary = path.with_name(f".{path.name}.tmp")

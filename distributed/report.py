@@ -68,7 +68,7 @@ def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
     """The studies read, what sections 1-3 and 6-8 show, and the error rows."""
     page.heading("OMASGAN report", 1)
     page.text(f"Read {len(inputs.studies)} study folder(s) under `{results_dir}`: "
-              f"{len(inputs.results)} result rows.")
+              f"{inputs.total_rows} result rows.")
     page.table("studies", T.study_overview(inputs), "Studies read (rows: result rows; ok / error by status).")
     page.text("Sections 1-3 and 6-8 show, per data set: every seeds study; the best trial of every search "
               "study, chosen on validation AUROC only (section 5); and every baseline method on that data "
@@ -80,7 +80,7 @@ def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
             page.text(f"Search study `{study}`: its confirmed winner `{confirmed['winner']}` is shown on the "
                       f"confirmation's fresh seeds {confirmed['seeds']} ({confirmed['reason']}).")
             continue
-        ranked = T.rank_trials(inputs.results, item.spec)
+        ranked = T.ranking(inputs, item.spec)
         if len(ranked):
             page.text(f"Search study `{study}`: trial `{ranked['trial_id'].iloc[0]}` is shown (objective "
                       f"{ranked['objective'].iloc[0]:.4f}: the {item.spec.options.get('objective', 'mean')} of J's "
@@ -88,6 +88,7 @@ def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
     errors = inputs.results[inputs.results["status"] == "error"]
     if len(errors):
         frame = errors[["study", "trial_id", "holdout_class", "seed", "method", "stage", "error"]].copy()
+        frame = frame.sort_values(["study", "trial_id", "holdout_class", "seed", "method", "stage"], kind="stable")
         frame["error"] = frame["error"].fillna("").map(lambda e: e.splitlines()[0][:160] if e else "")
         page.table("errors", frame.reset_index(drop=True), f"{len(errors)} error row(s).")
 
@@ -317,7 +318,7 @@ def _best_config(page: Page, inputs: T.Inputs, item: T.StudyInput, filename: str
               f"(validation split only) and status=ok; per trial, the {how} of the validation AUROC over ALL its "
               "(held-out class, seed) units (a trial with a failed or missing unit is not scored on the rest and "
               "ranks last). Test rows are never read here.")
-    ranked = T.rank_trials(inputs.results, item.spec)
+    ranked = T.ranking(inputs, item.spec)
     if ranked.empty:
         page.left_out(f"best config of `{name}`: no ok validation rows of the final detector")
         return
@@ -442,8 +443,9 @@ def section_boundary(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs
         page.left_out("no 2-D samples (only 2-D data sets such as synthetic save x, G(z) and B(z))")
 
 
-def section_tables(page: Page, results: pd.DataFrame, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
-    """8. AUROC, AUPRC, F1 per class and model (test, mean over seeds); wall time per stage and trial."""
+def section_tables(page: Page, runs: pd.DataFrame, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+    """8. AUROC, AUPRC, F1 per class and model (test, mean over seeds); wall time per stage and trial
+    (``runs``: one row per stage run, ``Inputs.stage_runs``)."""
     page.heading("8. Metrics and wall time")
     if not pairs:
         page.left_out("metrics: no ok test rows")
@@ -451,13 +453,13 @@ def section_tables(page: Page, results: pd.DataFrame, reported: pd.DataFrame, pa
         page.table(f"metrics-{dataset}-{source}", T.metrics_table(T.source_test_rows(reported, dataset, source)),
                    f"`{dataset}` / `{source}`: test AUROC, AUPRC and F1 (at the validation threshold), mean "
                    "over seeds; `mean` rows average the classes.")
-    stages = T.wall_stage_table(results)
+    stages = T.wall_stage_table(runs)
     if stages.empty:
         page.left_out("wall time: no ok rows with a wall time")
         return
     page.table("wall-time-stages", stages,
                "Wall time per stage (every study, every trial): units, mean and total seconds.")
-    page.table("wall-time-trials", T.wall_trial_table(results),
+    page.table("wall-time-trials", T.wall_trial_table(runs),
                "Wall time per trial: total over its stages and units, and per (class, seed) unit.")
 
 
@@ -494,8 +496,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
         section_search(page, inputs)
         section_scores(page, inputs, reported, pairs)
         section_boundary(page, inputs, reported, pairs)
-        section_tables(page, inputs.results, reported, pairs)
-        section_alarm(page, inputs.results)
+        section_tables(page, inputs.stage_runs, reported, pairs)
+        section_alarm(page, inputs.alarm_rows)
         (building / PAGE_NAMES[fmt]).write_text(page.render(fmt))
         old = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
         if out.exists():

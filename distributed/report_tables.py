@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import pyarrow.dataset as ds
 
 from omasgan.errors import ConfigError
 
-from .result_store import ResultStore, _safe
+from .result_store import ALARM_COLUMNS, ResultStore, _safe
 from .study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
 OMASGAN = "omasgan"
@@ -54,13 +54,88 @@ class StudyInput:
 
 @dataclass
 class Inputs:
+    """What the sections read, taken from the Parquet stores with filters, projections and group-bys
+    pushed down to the scan, so a search of thousands of trials is never loaded whole."""
+
     studies: list[StudyInput]
-    results: pd.DataFrame  # every row of every study, plus a ``model`` column
+    results: pd.DataFrame
+    """Every column of the rows the sections show in full, plus a ``model`` column: every row of a
+    seeds, sensitivity or baseline study, the rows of each search study's best trial (the first of
+    ``rankings``), and every error row."""
     stores: dict[str, ResultStore]  # study name (as in the rows) -> the store its rows came from
+    rankings: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per search study (by its ``study.json``): ``rank_trials`` over all its trials (see :func:`ranking`)."""
+    counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["study", "rows", "ok", "error"]))
+    """Per study: its rows, ok rows and error rows, over all rows."""
+    stage_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """One row per ok (study, trial, unit, method, stage) with a wall time, over all rows: what the
+    wall-time tables read (see ``_stage_runs``)."""
+    alarm_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The shortcut alarm's columns of every ok OMASGAN task2 row and j validation row, over all
+    trials (what section 9 reads; see ``_alarm_rows``)."""
+
+    @property
+    def total_rows(self) -> int:
+        return int(self.counts["rows"].sum()) if len(self.counts) else 0
+
+
+RANK_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc"]
+"""The columns ``rank_trials`` (``confirmation.search_ranking``) reads."""
+RUN_KEYS = ["study", "trial_id", "dataset", "holdout_class", "seed", "method", "stage"]
+ALARM_KEYS = RUN_KEYS + ["split", "status"]
+
+
+def _counts(store: ResultStore) -> pd.DataFrame:
+    """Per study of the store: rows, ok and error rows (one group-by over two columns)."""
+    table = store.read("results", columns=["study", "study_kind", "status"])
+    grouped = table.group_by(["study", "study_kind", "status"], use_threads=False).aggregate([("status", "count")])
+    frame = grouped.to_pandas()
+    records = []
+    for study, mine in frame.groupby("study", sort=True):
+        by_status = mine.groupby("status")["status_count"].sum()
+        records.append({"study": str(study), "rows": int(mine["status_count"].sum()),
+                        "ok": int(by_status.get("ok", 0)), "error": int(by_status.get("error", 0))})
+    return pd.DataFrame.from_records(records, columns=["study", "rows", "ok", "error"])
+
+
+def _ranking(store: ResultStore, spec: StudySpec) -> pd.DataFrame:
+    """``rank_trials`` of one search study, over only the rows it reads (the search's ok validation rows
+    of J, a pushed-down filter) and only the columns it reads."""
+    where = ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
+             & (ds.field("split") == "val") & (ds.field("status") == "ok"))
+    return rank_trials(store.read("results", filter=where, columns=RANK_COLUMNS).to_pandas(), spec)
+
+
+def _shown_in_full(rankings: dict[str, pd.DataFrame]) -> ds.Expression:
+    """Rows read whole: not of a search study, an error, or of a search study's best trial."""
+    where = (ds.field("study_kind") != "search") | (ds.field("status") == "error")
+    for study, ranked in rankings.items():
+        if len(ranked):
+            where = where | ((ds.field("study") == study) & (ds.field("trial_id") == ranked["trial_id"].iloc[0]))
+    return where
+
+
+def _stage_run_rows(store: ResultStore) -> pd.DataFrame:
+    """``_stage_runs`` computed in the scan: ok rows with a wall time, one per stage run."""
+    where = (ds.field("status") == "ok") & ds.field("wall_time_s").is_valid()
+    table = store.read("results", filter=where, columns=RUN_KEYS + ["wall_time_s"])
+    runs = table.group_by(RUN_KEYS, use_threads=False).aggregate([("wall_time_s", "min")])
+    return runs.to_pandas().rename(columns={"wall_time_s_min": "wall_time_s"}).assign(status="ok")
+
+
+def _alarm_rows(store: ResultStore) -> pd.DataFrame:
+    """The ok OMASGAN task2 rows and j validation rows, with only their keys and alarm columns: a few
+    columns of three rows per unit, so section 9 covers every trial of a big search."""
+    where = ((ds.field("status") == "ok") & (ds.field("method") == OMASGAN)
+             & ((ds.field("stage") == "task2") | ((ds.field("stage") == "j") & (ds.field("split") == "val"))))
+    columns = ALARM_KEYS + list(ALARM_COLUMNS)
+    return store.read("results", filter=where, columns=columns).to_pandas()
 
 
 def load_inputs(results_dir: str | Path) -> Inputs:
-    """Every study under ``results_dir`` (a study folder or a folder of them) and all their result rows."""
+    """Every study under ``results_dir`` (a study folder or a folder of them) and what the sections
+    read of their rows (see :class:`Inputs`); rows of a store are sorted by study, trial, unit,
+    method, stage and split, so the report does not depend on how the store's files are laid out."""
     folder = Path(results_dir)
     if not folder.is_dir():
         raise ConfigError(f"results folder {str(folder)!r} does not exist or is not a folder")
@@ -68,7 +143,9 @@ def load_inputs(results_dir: str | Path) -> Inputs:
     if not folders:
         raise ConfigError(f"{str(folder)!r} holds no study (no study.json in it or in any folder directly "
                           "inside it); give a folder that `omasgan search/sensitivity/seeds` wrote")
-    studies, frames, stores, seen = [], [], {}, set()
+    studies, frames, stores, unique = [], [], {}, {}
+    rankings: dict[str, pd.DataFrame] = {}
+    counts, runs, alarms = [], [], []
     for path in folders:
         try:
             spec = StudySpec.read(path)
@@ -76,15 +153,34 @@ def load_inputs(results_dir: str | Path) -> Inputs:
             raise ConfigError(f"{str(path / 'study.json')!r} is not a valid study file: {exc}") from None
         store = ResultStore(result_root(path))
         studies.append(StudyInput(path, spec, store))
-        if store.root in seen:
-            continue  # two folders pointing at one storage root are read once
-        seen.add(store.root)
-        frame = store.read("results").to_pandas()
-        stores.update({name: store for name in frame["study"].unique()})
+        unique.setdefault(store.root, store)  # two folders pointing at one storage root are read once
+        if spec.kind == "search":
+            rankings[spec.name] = _ranking(store, spec)
+    for store in unique.values():
+        store_counts = _counts(store)
+        frame = store.read("results", filter=_shown_in_full(rankings)).to_pandas()
+        frame = frame.sort_values(SORT_KEYS, kind="stable", na_position="first").reset_index(drop=True)
+        stores.update({name: store for name in store_counts["study"]})
         frames.append(frame)
+        counts.append(store_counts)
+        runs.append(_stage_run_rows(store))
+        alarms.append(_alarm_rows(store))
     results = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     results["model"] = results["detector"].where(results["method"] == OMASGAN, results["method"])
-    return Inputs(studies, results, stores)
+    stage_runs = pd.concat([r for r in runs if len(r)] or runs[:1], ignore_index=True)
+    alarm_rows = pd.concat([a for a in alarms if len(a)] or alarms[:1], ignore_index=True)
+    return Inputs(studies, results, stores, rankings, pd.concat(counts, ignore_index=True), stage_runs, alarm_rows)
+
+
+SORT_KEYS = ["study", "trial_id", "dataset", "holdout_class", "seed", "method", "stage", "split"]
+
+
+def read_rows(inputs: Inputs, where: ds.Expression, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of every row matching ``where`` in the stores of ``inputs`` (each read once), from a
+    scan that reads only those columns of the matching row groups."""
+    unique = {item.store.root: item.store for item in inputs.studies}
+    frames = [store.read("results", filter=where, columns=columns).to_pandas() for store in unique.values()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def ok(results: pd.DataFrame) -> pd.DataFrame:
@@ -128,6 +224,14 @@ def best_config(results: pd.DataFrame, study: str, trial_id: str) -> dict[str, A
     return config
 
 
+def ranking(inputs: "Inputs", spec: StudySpec) -> pd.DataFrame:
+    """The trials of the search ``spec`` ranked by ``rank_trials`` over all its rows (computed in the
+    scan by ``load_inputs``; from ``inputs.results`` for Inputs built by hand)."""
+    if spec.name in inputs.rankings:
+        return inputs.rankings[spec.name]
+    return rank_trials(inputs.results, spec)
+
+
 def reported_rows(inputs: "Inputs") -> pd.DataFrame:
     """The ok rows sections 1-3 and 6-8 show, with a ``source`` column (see the module docstring);
     baseline rows get ``source = "baselines"``."""
@@ -141,7 +245,7 @@ def reported_rows(inputs: "Inputs") -> pd.DataFrame:
             confirmed = confirmation_of(inputs, study)
             if confirmed is not None:
                 continue  # shown through its confirmation rows
-            ranked = rank_trials(results, specs[study]) if study in specs else pd.DataFrame()
+            ranked = ranking(inputs, specs[study]) if study in specs else pd.DataFrame()
             mine = mine[mine["trial_id"] == ranked["trial_id"].iloc[0]] if len(ranked) else mine.iloc[:0]
         elif kind == "confirm":
             confirmed = confirmation_of(inputs, study)
@@ -312,15 +416,15 @@ def wall_trial_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def study_overview(inputs: Inputs) -> pd.DataFrame:
     """Per study folder read: kind, data set, classes, seeds and its result rows (ok / error)."""
-    results = inputs.results
+    counts = inputs.counts.set_index("study") if len(inputs.counts) else None
     records = []
     for item in inputs.studies:
-        mine = results[results["study"] == item.spec.name]
+        mine = counts.loc[item.spec.name] if counts is not None and item.spec.name in counts.index else None
         records.append({
             "study": item.spec.name, "kind": item.spec.kind, "dataset": item.spec.dataset,
             "classes": " ".join(map(str, item.spec.classes)), "seeds": " ".join(map(str, item.spec.seeds)),
-            "rows": len(mine), "ok": int((mine["status"] == "ok").sum()),
-            "error": int((mine["status"] == "error").sum()), "folder": str(item.folder)})
+            "rows": int(mine["rows"]) if mine is not None else 0, "ok": int(mine["ok"]) if mine is not None else 0,
+            "error": int(mine["error"]) if mine is not None else 0, "folder": str(item.folder)})
     return pd.DataFrame.from_records(records)
 
 

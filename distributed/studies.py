@@ -45,7 +45,7 @@ SCHEDULERS = ("fifo", "asha")
 
 RESTORED_OPTIONS = {"address": "--address", "cpus_per_unit": "--cpus-per-unit", "gpus_per_unit": "--gpus-per-unit",
                     "parallel_units": "--parallel-units", "max_concurrent": "--max-concurrent",
-                    "max_failures": "--max-failures"}
+                    "max_failures": "--max-failures", "cache": "--cache"}
 """Run options a study records in ``study.json`` (``options["run"]``) and ``--resume`` restores."""
 
 
@@ -64,6 +64,9 @@ class RunOptions:
     parallel_units: int | None = None
     max_concurrent: int = 2
     max_failures: int = 2
+    cache: str | None = None
+    """The stage cache's root (a folder or a URI every node reaches); None: the study's own
+    ``<storage>/<name>/cache``.  Studies given one cache share every stage their keys share."""
     resume: bool = False
     verbose: bool = False
     report: bool = False
@@ -81,6 +84,11 @@ class RunOptions:
             raise ConfigError(f"--max-concurrent must be >= 1; got {self.max_concurrent}")
         if self.max_failures < 0:
             raise ConfigError(f"--max-failures must be >= 0; got {self.max_failures}")
+        if self.cache is not None:
+            if not self.cache.strip():
+                raise ConfigError("--cache must name a folder or a URI; got an empty string")
+            if "://" not in self.cache:  # the workers' working folders differ from the driver's
+                self.cache = str(Path(self.cache).expanduser().resolve())
 
 
 def restore_run_options(options: RunOptions, stored: dict[str, Any]) -> tuple[RunOptions, list[str], list[str]]:
@@ -272,6 +280,9 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
 
     base = OMASGANConfig.from_dict(spec.base_config)
     check_classes(base, spec.classes)
+    scores = spec.options.get("scores", "test")
+    if scores not in ("none", "test", "all"):
+        raise ConfigError(f"scores {scores!r} is not allowed; choose one of: none, test, all")
     if spec.last_stage not in STAGES:
         raise ConfigError(f"last stage {spec.last_stage!r}; choose one of: {', '.join(STAGES)}")
     check_writable(options.storage)
@@ -315,6 +326,8 @@ class StudyOutcome:
     trial_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     trial_errors: dict[str, str] = field(default_factory=dict)
     removed_files: int = 0
+    compaction: Any = None
+    """The end-of-study compaction's ``compaction.CompactionStats`` (None when it did not run)."""
 
     @property
     def store(self):
@@ -323,11 +336,17 @@ class StudyOutcome:
 
         return ResultStore(self.paths.data_root)
 
-    def rows(self):
-        """This study's result rows as a pandas DataFrame."""
+    def rows(self, columns: list[str] | None = None):
+        """This study's result rows as a pandas DataFrame: ``columns`` (default: every column but the
+        config and library versions, i.e. what the study tables read), read from the Parquet scan."""
         import pyarrow.dataset as ds
 
-        return self.store.read(filter=ds.field("study") == self.spec.name).to_pandas()
+        from .result_store import dataset_schema
+
+        if columns is None:
+            columns = [n for n in dataset_schema().names
+                       if not n.startswith("cfg_") and n not in ("config_json", "versions_json")]
+        return self.store.read(filter=ds.field("study") == self.spec.name, columns=columns).to_pandas()
 
 
 def finite_mean(values) -> float:

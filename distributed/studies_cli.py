@@ -25,6 +25,8 @@ from .objective import AGGREGATES, check_aggregate
 from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
 
 SPACES = ("full", "task2", "task3", "j", "variants")
+SCORE_CHOICES = ("none", "test", "all")
+"""result_store.SCORE_CHOICES, repeated here so that building the parser does not import pyarrow."""
 
 
 # ---------------------------------------------------------------- the experiments of each study
@@ -125,7 +127,7 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
     base = build_config(argparse.Namespace(**{**vars(args), "set": config_sets}))
     classes = parse_int_list(args.classes, "--classes")
     seeds = parse_int_list(args.seeds, "--seeds")
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"scores": getattr(args, "scores", "test")}
     if kind == "search":
         if args.trials < 1:
             raise ConfigError(f"--trials must be >= 1; got {args.trials}")
@@ -217,6 +219,8 @@ def print_outcome(outcome: StudyOutcome) -> None:
             print(f"  {trial_id}: {error}")
     if outcome.removed_files:
         print(f"\nremoved {outcome.removed_files} result file(s) of trials the interrupted driver never recorded")
+    if outcome.compaction is not None:
+        print(f"\ncompacted the results: {outcome.compaction.summary()}")
     paths = outcome.paths
     print(f"\nstudy folder:   {paths.control}")
     print(f"results:        {paths.data_root}/results  (Parquet, hive partitions dataset/holdout_class/seed)")
@@ -275,10 +279,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from .result_store import ResultStore
-    from .tables import render, summary_table
+    from .result_query import parse_where, summary
+    from .result_store import ResultStore, dataset_schema
+    from .tables import render
 
     root = Path(args.folder)
     folders = study_folders(root)
@@ -288,20 +291,14 @@ def cmd_results(args: argparse.Namespace) -> int:
         roots = [str(root.resolve())]
     else:
         raise ConfigError(f"{str(root)!r} holds no study ({STUDY_FILE}) and no results/ folder")
-    frames = [ResultStore(r).read().to_pandas() for r in roots]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if args.where:
-        try:
-            rows = rows.query(args.where)
-        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds for a bad expression
-            raise ConfigError(f"--where {args.where!r} is not a valid filter ({type(exc).__name__}: {exc}); "
-                              f"use pandas query syntax over the columns, e.g. \"stage == 'j' and seed == 0\"") from None
+    where = parse_where(args.where) if args.where else None  # filters and groups run in the Parquet scan
     by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
-    unknown = [c for c in by if c not in rows.columns]
+    unknown = [c for c in by if c not in dataset_schema().names]
     if unknown:
         raise ConfigError(f"--by {unknown} are not columns; e.g. holdout_class, seed, trial_id, sweep_value")
-    print(f"{len(rows)} rows from {len(roots)} result folder(s)")
-    print(render(summary_table(rows, by)))
+    matched, table = summary([ResultStore(r) for r in roots], by, where, args.where or "")
+    print(f"{matched} rows from {len(roots)} result folder(s)")
+    print(render(table))
     return 0
 
 
@@ -333,7 +330,13 @@ def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
                         "its autoscaler's node types included)")
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default 2)")
     parser.add_argument("--max-failures", type=int, help="retries of a failed trial (default 2)")
+    parser.add_argument("--cache", help="the stage cache's folder or URI (default: the study's own, "
+                        "<storage>/<name>/cache); studies given the same one train each shared stage once")
     parser.add_argument("--report", action="store_true", help="write the report when the study ends")
+    parser.add_argument("--scores", choices=SCORE_CHOICES, default="test",
+                        help="per-sample scores to store: none; test (default): the test split of J, what the "
+                        "report's histograms read; all: validation and test of every detector (the scores "
+                        "table grows fastest of all: one row per sample, detector and unit)")
     parser.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
 
 
@@ -405,7 +408,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     results = sub.add_parser("results", help="summarise the Parquet results of a study folder (or a folder of them)")
     results.add_argument("folder", help="a study folder, a folder of study folders, or a folder holding results/")
-    results.add_argument("--where", help="a pandas query over the result columns, e.g. \"stage == 'j' and seed == 0\"")
+    results.add_argument("--where", help="a filter in pandas query syntax, run in the Parquet scan: comparisons "
+                         "of a column with a value, 'in' lists, isna()/notna(), and/or/not, "
+                         "e.g. \"stage == 'j' and seed in [0, 1]\"")
     results.add_argument("--by", help="extra columns to group by, e.g. holdout_class or sweep_value")
     results.set_defaults(handler=cmd_results)
 
@@ -416,6 +421,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .report_cli import add_report_parser
 
     add_report_parser(sub)
+
+    from .compaction import add_compact_parser
+
+    add_compact_parser(sub)
 
     from .baseline_study import add_baseline_parser
 

@@ -13,6 +13,7 @@ import ray
 from ray import tune
 
 from .capacity import ClusterShape, check_fit, joined_cluster_shape, this_machine
+from .compaction import CompactionBusy, OrphanRule, compact_store
 from .progress import StudyProgress
 from .result_store import ResultStore
 from .studies import RunOptions, StudyOutcome, StudyPaths
@@ -76,10 +77,11 @@ def parallel_units(spec: StudySpec, options: RunOptions, shape: ClusterShape) ->
 def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths, shape: ClusterShape) -> TrialPlan:
     return TrialPlan(
         study=spec.name, study_kind=spec.kind, base_config=spec.base_config, units=[list(u) for u in spec.units],
-        last_stage=spec.last_stage, cache_root=paths.cache_root, store_root=paths.data_root,
+        last_stage=spec.last_stage, cache_root=options.cache or paths.cache_root, store_root=paths.data_root,
         cpus_per_unit=options.cpus_per_unit, gpus_per_unit=options.gpus_per_unit,
         parallel_units=parallel_units(spec, options, shape), baseline=spec.options.get("baseline"),
         fault=options.fault, objective=spec.options.get("objective", "mean"), stop_on_unit_error=spec.kind == "search",
+        scores=spec.options.get("scores", "all"),  # a study.json without it predates --scores: it kept all
     )
 
 
@@ -146,14 +148,37 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
                                                 set(outcome.trial_ids) | experiment.row_trial_ids, seeds)
     records = TrialRecords(plan.records_root or paths.data_root)
     records.delete(set(records.trial_ids()) - set(outcome.trial_ids))
-    if experiment.finish and len(trials) >= experiment.total_trials and all(
-            t.status in ("TERMINATED", "ERROR") for t in trials):
+    ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+    if ended:
+        outcome.compaction = compact_study(paths.data_root, spec, set(outcome.trial_ids) | experiment.row_trial_ids,
+                                           seeds)
+    else:
+        print(f"[{name}] not compacted: the experiment was interrupted (its resume, or `omasgan compact`, will)",
+              flush=True)
+    if experiment.finish and len(trials) >= experiment.total_trials and ended:
         experiment.finish()
     if spec.kind == "search" and paths.remote:
         from .study_control import StudyControl
 
         StudyControl(spec.name, paths.data_root).push_journal(paths.journal)
     return outcome
+
+
+def compact_study(root: str, spec: StudySpec, trial_ids: set[str], seeds: list[int]):
+    """After an experiment whose trials have all ended: merge the study's small result files into a few
+    parts per partition (one Ray task per partition for big stores) and drop the rows, in the
+    partitions of ``seeds``, of trials the experiment does not know (as ``remove_orphan_files`` does
+    with their files).  Returns the CompactionStats, or None (with a line saying why) when it could
+    not run: every row is in the store either way, as small files or parts."""
+    try:
+        return compact_store(root, orphans=OrphanRule(spec.name, set(trial_ids), list(seeds)), executor=ray_map)
+    except CompactionBusy as exc:  # every row is in the store either way; `omasgan compact` finishes it later
+        print(f"[{spec.name}] not compacted: {exc}", flush=True)
+        return None
+    except Exception as exc:  # noqa: BLE001 - a failed compaction leaves every row in place (see compaction)
+        print(f"[{spec.name}] not compacted ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              "every row is in place; `omasgan compact STUDY_FOLDER` tries again", flush=True)
+        return None
 
 
 def _error_of(trial: Any) -> str:
@@ -164,6 +189,20 @@ def _error_of(trial: Any) -> str:
         return lines[-1][:300] if lines else "error"
     except OSError:
         return "error (no error file)"
+
+
+RAY_COMPACTION_MIN_FILES = 5_000
+"""Below this many small files a compaction runs in the driver: starting Ray workers would cost more."""
+
+
+def ray_map(function: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+    """``function`` over the compaction's partition ``jobs``, results in order: as Ray tasks of one CPU
+    each, spread over the cluster, when they merge at least ``RAY_COMPACTION_MIN_FILES`` small files,
+    else one after another in this process."""
+    if sum(len(job.small) for job in jobs) < RAY_COMPACTION_MIN_FILES:
+        return [function(job) for job in jobs]
+    remote = ray.remote(num_cpus=1, max_retries=0)(function)
+    return ray.get([remote.remote(job) for job in jobs])
 
 
 def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str], seeds: list[int] | None = None) -> int:

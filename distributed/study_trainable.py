@@ -77,6 +77,8 @@ class TrialPlan:
     """Stop the trial at the round a unit fails (a search: its objective is NaN from then on)."""
     records_root: str | None = None
     """Where the trials' durable records live (default: ``store_root``)."""
+    scores: str = "all"
+    """Which per-sample scores the units store (``--scores``; see ``result_store.score_splits``)."""
     fault: Any = None  # FaultInjection for tests
 
     @property
@@ -127,7 +129,7 @@ def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
     device = trial_device()
     summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
                                 study_kind=task.study_kind, trial_id=task.trial_id, device=device,
-                                raise_system_errors=True)
+                                scores=task.scores, raise_system_errors=True)
     return UnitOutcome(task.holdout, task.seed, "baseline", summary["status"], error=summary["error"],
                        detector=summary["method"] if summary["status"] == "ok" else None,
                        metrics=summary["metrics"] or {}, wall_time_s=summary["wall_time_s"] or 0.0, device=device)
@@ -143,7 +145,7 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
     tasks = [
         UnitTask(study=plan.study, study_kind=plan.study_kind, trial_id=trial_id, base_config=plan.base_config,
                  params=overrides, holdout=k, seed=s, stage=stage, cache_root=plan.cache_root,
-                 store_root=plan.store_root, sweep=sweep_of(params), fault=plan.fault,
+                 store_root=plan.store_root, sweep=sweep_of(params), scores=plan.scores, fault=plan.fault,
                  records_root=plan.records_root)
         for k, s in units
     ]

@@ -39,7 +39,7 @@ from omasgan.stages.union import boundary_sampler
 
 from omasgan.trainables.trial import TrialSettings, run_trial, trial_config, trial_splits
 
-from .result_store import ResultStore, UnitKey
+from .result_store import DEFAULT_SCORES, ResultStore, UnitKey, score_splits
 from .trial_record import TrialRecords
 
 SAMPLES_PER_PLOT = 2000
@@ -73,6 +73,8 @@ class UnitTask:
     store_root: str
     sweep: tuple[str, float] | None = None
     write_scores: bool = True
+    scores: str = DEFAULT_SCORES
+    """Which per-sample scores to store (``--scores``, see ``result_store.score_splits``)."""
     fault: Any = None  # a trainables.FaultInjection (tests only)
     records_root: str | None = None
     """Where the trial's records (and training ledger) live; None: ``store_root``."""
@@ -150,10 +152,12 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     if evaluation is not None:
         outcome.detector = evaluation["detector"]
         outcome.metrics = {split: {m: float(v[m]) for m in METRIC_NAMES} for split, v in evaluation["metrics"].items()}
-    if evaluation is not None and task.write_scores:
+    kept = score_splits(task.scores, final=evaluation["detector"] == "final") if evaluation is not None else ()
+    if kept and task.write_scores:
         splits = trial_splits(config, torch.device(device))
-        store.write_scores(key, evaluation["detector"], state.scores[task.stage],
-                           {"val": splits.val_y.cpu().numpy(), "test": splits.test_y.cpu().numpy()})
+        labels = {"val": splits.val_y.cpu().numpy(), "test": splits.test_y.cpu().numpy()}
+        store.write_scores(key, evaluation["detector"], {s: state.scores[task.stage][s] for s in kept},
+                           {s: labels[s] for s in kept})
     store.write_stage_rows(key, task.stage, config=config, evaluation=evaluation, wall_time_s=outcome.wall_time_s,
                            device=device, sweep=task.sweep, alarm=outcome.alarm)
     if task.stage == "task2":

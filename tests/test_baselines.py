@@ -126,7 +126,8 @@ SMALL = ["--dataset", "synthetic", "--holdout", "4", "--max-train", "200", "--se
 
 def test_baseline_command_writes_rows_scores_and_study_json(tmp_path, capsys):
     out = tmp_path / "baselines"
-    assert main(["--method", "knn", *SMALL, "--seed", "1", "--out", str(out), "--set", "baseline.k=3"]) == 0
+    assert main(["--method", "knn", *SMALL, "--seed", "1", "--out", str(out), "--set", "baseline.k=3",
+                 "--scores", "all"]) == 0
     printed = capsys.readouterr().out
     assert "knn      val" in printed and "knn      test" in printed and str(out) in printed
     rows = ResultStore(str(out)).read().to_pandas()
@@ -141,12 +142,15 @@ def test_baseline_command_writes_rows_scores_and_study_json(tmp_path, capsys):
     assert len(scores) == len(splits.val_x) + len(splits.test_x) and set(scores.split) == {"val", "test"}
     val = scores[scores.split == "val"].sort_values("index")
     np.testing.assert_array_equal(val.label, splits.val_y.numpy().astype(int))
-    # the same unit again replaces its files; another method is appended to the study
+    # the same unit again replaces its files (by default keeping test scores only); another method
+    # is appended to the study, with --scores none keeping no scores
     assert main(["--method", "knn", *SMALL, "--seed", "1", "--out", str(out), "--set", "baseline.k=3"]) == 0
-    assert main(["--method", "iforest", *SMALL, "--seed", "2", "--out", str(out)]) == 0
+    assert main(["--method", "iforest", *SMALL, "--seed", "2", "--out", str(out), "--scores", "none"]) == 0
     rows = ResultStore(str(out)).read().to_pandas()
     assert len(rows) == 4 and sorted(set(rows.method)) == ["iforest", "knn"]
-    assert len(ResultStore(str(out)).files("scores")) == 2
+    assert len(ResultStore(str(out)).files("scores")) == 1
+    scores = ResultStore(str(out)).read("scores").to_pandas()
+    assert len(scores) == len(splits.test_x) and set(scores.split) == {"test"} and set(scores.method) == {"knn"}
     spec = json.loads((out / "study.json").read_text())
     assert (spec["kind"], spec["dataset"], spec["classes"], spec["seeds"]) == ("baseline", "synthetic", [4], [1, 2])
     assert spec["options"]["methods"] == ["knn", "iforest"]

@@ -386,3 +386,29 @@ def test_rows_without_the_alarm_leave_section_9_out(tmp_path):
         _pipeline(store, UnitKey("old", "seeds", "t", DATASET, k, 0), _config(k, 0), rng, 0.8, 0.7, alarm=False)
     text = write_report(tmp_path / "old").read_text()
     assert "Left out: no ok OMASGAN row holds the alarm's figures" in text
+
+
+def test_the_report_is_the_same_after_compaction(studies, tmp_path):
+    """Every table (CSV), the best config and the page, from the same rows in small files and then in
+    compacted parts."""
+    import shutil
+
+    from omasgan.distributed.compaction import compact_store
+
+    root, page = studies
+    copy = tmp_path / "studies"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("report"))
+    before = write_report(copy, out=tmp_path / "before")
+    for study in ("srch", "sds", "sens", "base"):
+        stats = compact_store(str(copy / study))
+        assert stats.tables["results"].merged_files > 0
+        assert not [p for p in (copy / study / "results").rglob("*.parquet") if not p.name.startswith("part-")]
+    after = write_report(copy, out=tmp_path / "after")
+    tables = sorted(p.name for p in (before.parent / "tables").glob("*.csv"))
+    assert tables == sorted(p.name for p in (after.parent / "tables").glob("*.csv")) and len(tables) >= 15
+    for name in tables:
+        pd.testing.assert_frame_equal(pd.read_csv(before.parent / "tables" / name),
+                                      pd.read_csv(after.parent / "tables" / name), check_exact=False, rtol=1e-12)
+    assert (before.parent / "best-config.json").read_text() == (after.parent / "best-config.json").read_text()
+    assert before.read_text() == after.read_text()
+    assert sorted(p.stem for p in (after.parent / "figures").glob("*.png")) == sorted(EXPECTED_FIGURES)

@@ -187,3 +187,22 @@ def test_journal_search_does_not_report_a_step_twice(tmp_path, recwarn):
     study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))
     assert study.trials[0].intermediate_values == {1: 0.3, 2: 0.6}
+
+
+def test_journal_search_looks_a_trial_up_without_listing_the_study(tmp_path, monkeypatch):
+    """Each result and completion reads one trial of the journal storage, never the list of all the
+    study's trials (which made a study of N trials cost O(N^2)); the behaviour stays the same."""
+    def no_listing(*args, **kwargs):
+        raise AssertionError("the searcher listed every trial of the study")
+
+    monkeypatch.setattr(optuna.study.Study, "get_trials", no_listing)
+    monkeypatch.setattr(optuna.study.Study, "trials", property(no_listing))
+    restored, journal = _replay_after_lost_snapshot(JournalOptunaSearch, tmp_path)
+    restored.suggest("t2")
+    restored.on_trial_result("t2", {"objective": 0.6, "training_iteration": 1})
+    restored.on_trial_complete("t2", {"objective": 0.7, "training_iteration": 1, "pipeline_done": True})
+    monkeypatch.undo()
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.5), ("COMPLETE", 0.7)]
+    assert study.trials[0].intermediate_values == {1: 0.3, 2: 0.5} and study.trials[1].intermediate_values == {1: 0.6}

@@ -18,6 +18,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from omasgan.cli import main  # noqa: E402
+from omasgan.distributed import ResultStore  # noqa: E402
 from omasgan.distributed.studies import RunOptions  # noqa: E402
 from omasgan.distributed.studies_cli import run_study, spec_from_args  # noqa: E402
 from omasgan.distributed.study_folder import StudySpec  # noqa: E402
@@ -50,8 +51,6 @@ def config_file(tmp_path):
 
 
 def _rows(folder: Path):
-    from omasgan.distributed import ResultStore
-
     return ResultStore(str(folder)).read().to_pandas()
 
 
@@ -104,6 +103,13 @@ def test_search_of_four_trials_over_two_classes_writes_exactly_the_expected_rows
         round(t.value, 9) for t in complete)
     out = capsys.readouterr().out
     assert "4/4 done" in out and "val_auroc" in out and str(folder) in out
+    # the study compacted its files when it ended: one part per (class, seed) and table; and it kept
+    # the default scores only (--scores test): J's test split
+    assert "compacted the results: results: merged 32 small file(s) into 2 part(s)" in out
+    assert sorted(p.name[:8] for p in (folder / "results").rglob("*.parquet")) == ["part-g00", "part-g00"]
+    scores = ResultStore(str(folder)).read("scores").to_pandas()
+    assert set(scores.detector) == {"final"} and set(scores.split) == {"test"}
+    assert scores.groupby(["trial_id", "holdout_class"]).size().nunique() == 1 and scores.trial_id.nunique() == 4
 
 
 DRIVER_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "1"}
@@ -136,8 +142,7 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     finished = set(done)
-    before = {p: p.stat().st_mtime_ns for p in (folder / "results").rglob("*.parquet")
-              if p.name.split(".")[1] in finished}
+    before = _rows(folder).query("trial_id in @finished").set_index(KEY).created_at
 
     monkeypatch.setenv("OMASGAN_DRIVER_LEASE_STALE_S", "2")  # the killed driver's lease: taken over after 2 s
     spec = spec_from_args("search", _resume_args("killed"))
@@ -145,14 +150,17 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
     rows = _rows(folder)
     _assert_complete(rows, trials=4, units=2)
     assert set(rows.trial_id) == set(outcome.trial_ids)
-    # the trial finished before the kill was not run again: its files are untouched
-    assert before and all(p.stat().st_mtime_ns == m for p, m in before.items())
+    # the trial finished before the kill was not run again: its rows are the ones written before the
+    # kill (the study compacted its files when it ended, keeping every row as it was)
+    assert len(before) == 2 * ROWS_PER_UNIT
+    assert rows.set_index(KEY).created_at.loc[before.index].equals(before)
     assert not list(folder.rglob("*.tmp"))
     # the stages all trials share were trained once per class, across the kill; no unit trained J twice
     for stage in ("task1", "task2", "task3"):
         assert _trained_per_class(folder, stage) == {0: 1, 1: 1}, stage
     assert set(_trained(folder, "j").values()) == {1}
     assert {(t, k, 0) for t in finished for k in (0, 1)} <= set(_trained(folder, "j"))
+    assert not [p for p in (folder / "results").rglob("*.parquet") if not p.name.startswith("part-")]
     # one durable record per recorded trial, each with every round; no Optuna trial left RUNNING
     assert records.trial_ids() == sorted(outcome.trial_ids)
     assert all(records.read(t)["rounds"] == ["task1", "task2", "task3", "j"] for t in outcome.trial_ids)
@@ -168,20 +176,35 @@ def _resume_args(name):
     return argparse.Namespace(resume=True, name=name)
 
 
-def test_sensitivity_and_seeds_write_their_rows_and_tables(local_ray, config_file, tmp_path, capsys):
+def test_sensitivity_and_seeds_write_their_rows_and_tables(local_ray, config_file, tmp_path, capsys, monkeypatch):
     storage = str(tmp_path / "studies")
     assert main(["sensitivity", "--config", str(config_file), "--classes", "0", "--seeds", "0,1",
-                 "--param", "j.zeta", "--values", "0.2,0.8", "--storage", storage, "--name", "sens"]) == 0
+                 "--param", "j.zeta", "--values", "0.2,0.8", "--storage", storage, "--name", "sens",
+                 "--scores", "none", "--cache", str(tmp_path / "shared-cache")]) == 0
     rows = _rows(tmp_path / "studies" / "sens")
     _assert_complete(rows, trials=2, units=2)
+    assert ResultStore(storage + "/sens").read("scores").num_rows == 0
     assert set(rows.sweep_param) == {"j.zeta"} and set(rows.sweep_value) == {0.2, 0.8}
     assert set(rows.cfg_j_zeta) == {0.2, 0.8}
     assert "sensitivity" in capsys.readouterr().out
+    assert not (tmp_path / "studies" / "sens" / "cache").exists()
 
+    from omasgan.distributed import study_runner
+
+    monkeypatch.setattr(study_runner, "RAY_COMPACTION_MIN_FILES", 1)  # compact as Ray tasks, as a big study does
     assert main(["seeds", "--config", str(config_file), "--classes", "0,1", "--seeds", "0,1",
-                 "--storage", storage, "--name", "seeds"]) == 0
+                 "--storage", storage, "--name", "seeds", "--scores", "all", "--cache", str(tmp_path / "shared-cache")]) == 0
+    # given the sensitivity study's --cache, the seeds study trains no stage the two share: class 0's
+    # Task 1..3 (the sweep varied only J)
+    assert StudySpec.read(tmp_path / "studies" / "seeds").options["run"]["cache"] == str(tmp_path / "shared-cache")
+    for stage in ("task1", "task2", "task3"):
+        assert _trained_per_class(tmp_path / "studies" / "seeds", stage) == {1: 2}, stage
+    assert sorted(p.name[:10] for p in (tmp_path / "studies" / "seeds").rglob("*.parquet")) == ["part-g0000"] * 8
     rows = _rows(tmp_path / "studies" / "seeds")
     _assert_complete(rows, trials=1, units=4)
+    scores = ResultStore(storage + "/seeds").read("scores").to_pandas()
+    assert set(scores.detector) == {"task1", "task3", "final"} and set(scores.split) == {"val", "test"}
+    assert StudySpec.read(tmp_path / "studies" / "seeds").options["scores"] == "all"
     table = seeds_table(rows)
     test_final = rows[(rows.detector == "final") & (rows.split == "test")]
     for k in (0, 1):
