@@ -25,7 +25,6 @@ a trial's last report and Tune's next experiment snapshot.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -348,7 +347,3 @@ class StudyOutcome:
                        if not n.startswith("cfg_") and n not in ("config_json", "versions_json")]
         return self.store.read(filter=ds.field("study") == self.spec.name, columns=columns).to_pandas()
 
-
-def finite_mean(values) -> float:
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    return sum(finite) / len(finite) if finite else float("nan")

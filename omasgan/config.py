@@ -550,7 +550,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 # ---- per-data-set defaults ------------------------------------------------------------------------
 
 _IMAGE_SETS_28 = ("mnist", "fashion_mnist", "kmnist")
-_IMAGE_SETS_32 = ("cifar10", "svhn")
 
 
 def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig:

@@ -39,22 +39,25 @@ import json
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pyarrow.fs as pafs
 import torch
 
-from omasgan.config import STAGES, OMASGANConfig
+from omasgan.config import STAGES, DataConfig, OMASGANConfig
 from omasgan.errors import OMASGANError
 from omasgan.provenance import CODE_VERSION
 from omasgan.trainables.conditional import Lease, StaleWatch, conditional_store, read_lease
 from omasgan.trainables.storage import open_filesystem, write_atomic
 
 MAGIC = b"OMASGAN-STAGE-CACHE/1\n"
-DATA_KEYS = ("dataset", "protocol", "holdout", "split_seed", "val_fraction", "val_anomaly_fraction",
-             "ood_dataset", "max_train", "tabular_path", "label_column", "synthetic_n_per_class")
+NOT_IN_KEY = ("data_root", "download")
+"""DataConfig fields that say where the data lives or how to fetch it, not what it is."""
+DATA_KEYS = tuple(f.name for f in fields(DataConfig) if f.name not in NOT_IN_KEY)
+"""The DataConfig fields a stage's cache key holds: every field but NOT_IN_KEY (derived, so that a
+new data field enters the key unless it is listed there)."""
 
 
 class StageCacheError(OMASGANError):
