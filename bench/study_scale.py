@@ -193,8 +193,8 @@ def searcher_driver(args: argparse.Namespace) -> None:
                      options={"space": "full", "trials": trials, "scheduler": "fifo", "sampler_seed": 0,
                               "with_optimizer": False, "with_batch": False})
     options = RunOptions(storage=args.storage, max_concurrent=int(args.max_concurrent))
-    paths = prepare_study(spec, options)
-    searcher = search_experiment(StudySpec.read(paths.control), options, paths).make_searcher()
+    study = prepare_study(spec, options)  # holds the study's driver lease until the process ends
+    searcher = search_experiment(StudySpec.read(study.paths.control), study.options, study.paths).make_searcher()
     searcher.set_search_properties(OBJECTIVE, "max", {})
     spent = {"suggest_s": 0.0, "result_s": 0.0, "complete_s": 0.0, "suggest_cpu_s": 0.0, "result_cpu_s": 0.0}
     blocks = []  # seconds of results + completions per tenth of the trials
