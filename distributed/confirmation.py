@@ -67,6 +67,22 @@ def flat_config(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in UNIT_IDENTITY}
 
 
+def same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two flat configs are one config: equal keys, and equal values, floats up to rounding
+    (|x - y| <= 1e-9 * max(1, |x|, |y|)): a search's parametrisation can give the base's 0.4 as
+    0.7 - 0.3 = 0.39999999999999997."""
+    if a.keys() != b.keys():
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if isinstance(x, float) and isinstance(y, (int, float)) and not isinstance(y, bool):
+            if not math.isclose(x, float(y), rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
 def search_ranking(rows: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     """The search's trials ranked by the study's objective on VALIDATION rows of J (stage j, split val,
     status ok, study_kind search): per trial, ``units`` with a value, ``objective`` (the aggregate
@@ -111,7 +127,7 @@ def choose_candidates(rows: pd.DataFrame, spec: StudySpec, top: int) -> list[Can
     for record in ranking[ranking["complete"]].itertuples(index=False):
         config_rows = rows[(rows["trial_id"] == record.trial_id) & rows["config_json"].notna()]
         overrides = flat_config(json.loads(config_rows["config_json"].iloc[0]))
-        if overrides == base:
+        if same_config(overrides, base):
             candidates[0].search_objective = float(record.objective)  # the base's own search trial
         elif len(candidates) <= top:
             candidates.append(Candidate(record.trial_id, overrides, float(record.objective)))

@@ -34,7 +34,7 @@ from .objective import AGGREGATES, aggregate, check_aggregate, iqm  # noqa: F401
 
 VERDICTS = ("better", "not distinguishable", "worse")
 CONFIDENCE = 0.95
-ALPHA = 1.0 - CONFIDENCE
+ALPHA = round(1.0 - CONFIDENCE, 12)  # 0.05, not 0.050000000000000044
 N_RESAMPLES = 9999
 UNIT_COLUMNS = ("holdout_class", "seed")
 

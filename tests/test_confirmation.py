@@ -203,3 +203,14 @@ def test_compare_refuses_a_name_it_cannot_resolve(tmp_path):
         from omasgan.distributed.compare import compare
 
         compare(tmp_path, "a", "b")
+
+
+def test_the_base_is_recognised_in_a_trial_whose_floats_differ_by_rounding():
+    from omasgan.distributed.confirmation import same_config
+
+    base = {"task3.delta": 0.4, "task3.alpha": 0.3, "j.score": "j", "task1.epochs": 8}
+    assert same_config(base, {**base, "task3.delta": 0.7 - 0.3})  # 0.39999999999999997
+    assert same_config(base, {**base, "task1.epochs": 8.0})
+    assert not same_config(base, {**base, "task3.delta": 0.41})
+    assert not same_config(base, {**base, "j.score": "critic"})
+    assert not same_config(base, {k: v for k, v in base.items() if k != "j.score"})
