@@ -220,7 +220,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def add_baseline_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``omasgan baseline`` to the ``omasgan`` subcommands."""
-    from omasgan.cli import _add_config_options
+    from omasgan.cli import add_config_options
 
     parser = sub.add_parser(
         "baseline", help="score a classical baseline (knn, iforest, ae) into a study folder",
@@ -230,7 +230,7 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
         "files). Baseline settings: --set baseline.KEY=VALUE with KEY among: "
         + ", ".join(SETTING_NAMES) + ".")
     parser.add_argument("--method", required=True, metavar="METHOD", help=f"the baseline: {', '.join(METHOD_NAMES)}")
-    _add_config_options(parser)
+    add_config_options(parser)
     parser.add_argument("--out", required=True,
                         help="the study folder (created when missing, else the unit is appended)")
     parser.add_argument("--trial-id", help="the unit's trial id in the store (default: the method and its settings)")

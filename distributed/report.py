@@ -40,7 +40,7 @@ from . import report_figures as F
 from . import report_tables as T
 from .report_alarm import section_alarm
 from .report_page import Page
-from .result_store import _safe
+from .result_store import safe_name
 
 from .report_cli import FORMATS, add_report_parser, cmd_report  # noqa: F401 - the command lives there
 
@@ -383,7 +383,7 @@ def section_search(page: Page, inputs: T.Inputs) -> None:
         name = item.spec.name
         page.heading(f"Search study `{name}`", 3)
         _search_history(page, item, inputs)
-        filename = BEST_CONFIG if len(searches) == 1 else f"best-config-{_safe(name)}.json"
+        filename = BEST_CONFIG if len(searches) == 1 else f"best-config-{safe_name(name)}.json"
         _best_config(page, inputs, item, filename)
 
 

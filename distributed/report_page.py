@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .report_figures import HEIGHT, WIDTH
-from .result_store import _safe
+from .result_store import safe_name
 
 LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 CODE = re.compile(r"`([^`]+)`")
@@ -76,12 +76,12 @@ class Page:
     def table(self, name: str, frame: pd.DataFrame, caption: str = "") -> None:
         """A table on the page (4 decimals; 1 for ``*_s`` seconds; 6 digits for a swept ``value``) and,
         unrounded, in tables/<name>.csv."""
-        csv = f"tables/{_safe(name)}.csv"
+        csv = f"tables/{safe_name(name)}.csv"
         frame.to_csv(self.folder / csv, index=False)
         self.blocks.append(("table", (frame, f"{caption} [CSV]({csv})".strip())))
 
     def figure_path(self, name: str) -> Path:
-        return self.folder / "figures" / f"{_safe(name)}.png"
+        return self.folder / "figures" / f"{safe_name(name)}.png"
 
     def figure(self, path: Path, alt: str) -> None:
         self.blocks.append(("figure", (path.relative_to(self.folder).as_posix(), alt)))

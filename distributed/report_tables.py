@@ -30,7 +30,7 @@ import pyarrow.dataset as ds
 
 from omasgan.errors import ConfigError
 
-from .result_store import ALARM_COLUMNS, ResultStore, _safe
+from .result_store import ALARM_COLUMNS, ResultStore, safe_name
 from .study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
 OMASGAN = "omasgan"
@@ -442,7 +442,7 @@ _SAMPLE_PATH = re.compile(r"dataset=([^/]+)/holdout_class=(-?\d+)/seed=(-?\d+)/(
 
 def find_samples(store: ResultStore, study: str, trials: list[str]) -> pd.DataFrame:
     """Sample files of the given trials: columns dataset, holdout_class, seed, trial_id, path."""
-    stems = {_safe(f"{study}.{t}"): t for t in trials}
+    stems = {safe_name(f"{study}.{t}"): t for t in trials}
     records = []
     for path in store.files("samples"):
         match = _SAMPLE_PATH.search(path.replace("\\", "/"))

@@ -213,7 +213,8 @@ def _flatten(nested: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """``text`` as a file-name part: letters, digits, '-', '_' and '.' kept, anything else '-'."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
@@ -224,7 +225,7 @@ ROW_SET_FIELD = {"results": "stage", "scores": "detector"}
 def stem_expression(table: str) -> pc.Expression:
     """The stem of the small file each row of ``table`` was written to, computed from the row's own
     columns: ``<study>.<trial_id>.<method>.<stage or detector>`` with every character other than an
-    ASCII letter, digit, ``-``, ``_`` or ``.`` replaced by ``-`` (what ``_safe`` does to ASCII names;
+    ASCII letter, digit, ``-``, ``_`` or ``.`` replaced by ``-`` (what ``safe_name`` does to ASCII names;
     compaction merges only files whose rows give back their own file's stem)."""
     joined = pc.binary_join_element_wise(ds.field("study"), ds.field("trial_id"), ds.field("method"),
                                          ds.field(ROW_SET_FIELD[table]), ".")
@@ -296,7 +297,7 @@ class ResultStore:
         return ds.partitioning(pa.schema([schema.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
 
     def _write(self, table: pa.Table, folder: str, stem: str) -> str:
-        final = f"{self.base}/{folder}/{_safe(stem)}.parquet"
+        final = f"{self.base}/{folder}/{safe_name(stem)}.parquet"
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         write_atomic(self.fs, final, sink.getvalue().to_pybytes())  # replaces an earlier attempt's file
@@ -310,7 +311,7 @@ class ResultStore:
 
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        final = f"{self.base}/{key.folder('samples')}/{_safe(f'{key.study}.{key.trial_id}')}.npz"
+        final = f"{self.base}/{key.folder('samples')}/{safe_name(f'{key.study}.{key.trial_id}')}.npz"
         write_atomic(self.fs, final, buffer.getvalue())
         return final
 
@@ -433,7 +434,7 @@ class ResultStore:
         """Remove the unit's scores of ``detector``: delete its scores file and, once the scores table
         has compacted parts (which may hold a copy of those scores), put an empty file in its place,
         which hides that copy from every reader (see the module docstring)."""
-        path = f"{self.base}/{key.folder('scores')}/{_safe(f'{key.study}.{key.trial_id}.{key.method}.{detector}')}.parquet"
+        path = f"{self.base}/{key.folder('scores')}/{safe_name(f'{key.study}.{key.trial_id}.{key.method}.{detector}')}.parquet"
         try:
             self.fs.delete_file(path)
         except FileNotFoundError:

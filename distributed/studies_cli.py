@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from omasgan.cli import _add_config_options, build_config
+from omasgan.cli import add_config_options, build_config
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import ConfigError
 
@@ -345,7 +345,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "search", help="Optuna search (Ray Tune) maximising the mean validation AUROC over classes x seeds",
         description="Tuner + OptunaSearch (seeded multivariate TPE). Each trial trains every (class, seed) unit "
         "as its own Ray task; the objective is the mean validation AUROC of the final J over the units.")
-    _add_config_options(search)
+    add_config_options(search)
     _add_run_options(search, "search")
     search.add_argument("--space", choices=SPACES, default="full",
                         help="full: divergence, mu, nu, alpha..delta, zeta and the variants (with their own "
@@ -369,7 +369,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sens = sub.add_parser("sensitivity", help="one parameter at a time around a base config, over classes x seeds",
                           description="A grid search (no Optuna): one trial per value of each --param.")
-    _add_config_options(sens)
+    add_config_options(sens)
     _add_run_options(sens, "sensitivity")
     sens.add_argument("--param", default="", help="dotted config key(s), e.g. task2.mu or task2.mu,j.zeta")
     sens.add_argument("--values", help="values to try, e.g. 0.05,0.2,1")
@@ -379,7 +379,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     seeds = sub.add_parser("seeds", help="a fixed config over classes x seeds: mean and SD of test AUROC",
                            description="Trains --config (e.g. a search's best-config.json) on every (class, seed) "
                            "and prints the mean and SD over seeds per class and overall (the paper's Figure 11).")
-    _add_config_options(seeds)
+    add_config_options(seeds)
     _add_run_options(seeds, "seeds")
     seeds.add_argument("--method", default="omasgan",
                        help="omasgan, or a baseline scored in the same protocol: knn, iforest, ae "

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .autoencoders import ConvAutoencoder, MLPAutoencoder, default_latent_dim, reconstruction_error
-from .config import _coerce, parse_override
+from .config import coerce_value, parse_override
 from .data import DataSplits
 from .errors import ConfigError, TrainingDivergedError
 from .metrics import detection_metrics, max_f1_threshold
@@ -114,7 +114,7 @@ class BaselineConfig:
         for key, value in raw.items():
             if key not in names:
                 raise ConfigError(f"unknown baseline key {key!r}; allowed: {', '.join(names)}")
-            kwargs[key] = _coerce(value, hints[key], f"baseline.{key}")
+            kwargs[key] = coerce_value(value, hints[key], f"baseline.{key}")
         return cls(**kwargs)
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "BaselineConfig":

@@ -55,7 +55,9 @@ def build_config(args: argparse.Namespace) -> OMASGANConfig:
     return config.with_overrides(list(getattr(args, "set", None) or []))
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The options that build a config (``build_config``): data set, protocol, held-out class, seed,
+    --config, --set, --data-root, --threads, ...; shared by ``omasgan run`` and the study commands."""
     parser.add_argument("--dataset", choices=DATASET_NAMES, help="data set (default: the config file's, else digits)")
     parser.add_argument("--protocol", choices=PROTOCOL_NAMES, help="loo: all classes but --holdout are normal; "
                         "occ: only --holdout is normal; ood: all of --dataset is normal, --ood-dataset is the anomaly")
@@ -245,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train Task 1 -> 2 -> 3 -> J once and evaluate every detector",
                          description="Train one OMASGAN pipeline, print per-stage val/test metrics and write "
                          "checkpoints, metrics.json, model.json and (for 2-D data) boundary.png to --out.")
-    _add_config_options(run)
+    add_config_options(run)
     run.add_argument("--out", help="output folder (must not exist or be empty); default runs/<dataset>-<protocol>...")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -266,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(handler=cmd_score)
 
     show = sub.add_parser("config", help="print the resolved config (defaults <- --config <- flags <- --set)")
-    _add_config_options(show)
+    add_config_options(show)
     show.add_argument("--format", choices=("yaml", "json"), default="yaml")
     show.set_defaults(handler=cmd_config)
 

@@ -453,7 +453,7 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     raw[section][name] = value
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
+def coerce_value(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a field annotation; ints are accepted for floats."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -464,7 +464,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _coerce(value, option, where)
+                return coerce_value(value, option, where)
             except ConfigError:
                 continue
         names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
@@ -510,7 +510,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(annotation):
             kwargs[name] = _build(annotation, value, f"{prefix}{name}.")
         else:
-            kwargs[name] = _coerce(value, annotation, f"{prefix}{name}")
+            kwargs[name] = coerce_value(value, annotation, f"{prefix}{name}")
     return cls(**kwargs)
 
 
