@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from omasgan.errors import ConfigError, OMASGANError
+from omasgan.vocabulary import SCORE_CHOICES
 
 from .study_folder import STUDY_FILE, StudySpec, result_root
 
@@ -37,7 +38,6 @@ SETTING_NAMES = ("k", "knn_score", "n_estimators", "max_samples", "epochs", "lr"
 """The fields of omasgan.baselines.BaselineConfig other than ``method`` (the --set baseline.KEY keys)."""
 NO_HOLDOUT = -1
 """The ``holdout_class`` partition value of an ``ood`` unit (it has no held-out class)."""
-SCORE_CHOICES = ("none", "test", "all")
 """result_store.SCORE_CHOICES, repeated here so that building the parser stays light."""
 
 

@@ -26,9 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from omasgan.errors import ConfigError
+from omasgan.vocabulary import DETECTORS, SPLITS
 
-DETECTORS = ("task1", "task3", "final")
-SPLITS = ("val", "test")
 METRICS = ("auroc", "auprc", "f1")
 
 

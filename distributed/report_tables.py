@@ -29,12 +29,12 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from omasgan.errors import ConfigError
+from omasgan.vocabulary import DETECTORS
 
 from .result_store import ALARM_COLUMNS, ResultStore, safe_name
 from .study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
 OMASGAN = "omasgan"
-DETECTORS = ("task1", "task3", "final")
 BASELINE_SOURCE = "baselines"
 STAGE_ORDER = ("task1", "task2", "task3", "j", "baseline")
 

@@ -59,6 +59,7 @@ from omasgan.config import OMASGANConfig
 from omasgan.metrics import METRIC_NAMES
 from omasgan.provenance import CODE_VERSION, library_versions
 from omasgan.trainables.storage import open_filesystem, write_atomic
+from omasgan.vocabulary import SCORE_CHOICES  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 2
 ALARM_COLUMNS = tuple(f"alarm_{name}" for name in ALARM_KEYS)
@@ -67,7 +68,6 @@ PARTITION_COLUMNS = ("dataset", "holdout_class", "seed")
 STATUSES = ("ok", "error")
 TABLES = ("results", "scores")
 """The Parquet tables of a store (``samples`` holds .npz files and is never compacted)."""
-SCORE_CHOICES = ("none", "test", "all")
 DEFAULT_SCORES = "test"
 """Which per-sample scores a unit stores (``--scores``): ``none``; ``test``, the test split of the
 unit's final detector (J, or a baseline's method: what the report's histograms read); ``all``, the

@@ -11,6 +11,7 @@ from typing import Any
 from omasgan.cli import add_config_options, build_config
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import ConfigError
+from omasgan.vocabulary import SCORE_CHOICES, SPACE_NAMES
 
 from .studies import (
     SCHEDULERS,
@@ -24,9 +25,7 @@ from .studies import (
 from .objective import AGGREGATES, check_aggregate
 from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
 
-SPACES = ("full", "task2", "task3", "j", "variants")
-SCORE_CHOICES = ("none", "test", "all")
-"""result_store.SCORE_CHOICES, repeated here so that building the parser does not import pyarrow."""
+SPACES = SPACE_NAMES
 
 
 # ---------------------------------------------------------------- the experiments of each study

@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-DETECTORS = ("task1", "task3", "final")
-STAGE_ORDER = ("task1", "task2", "task3", "j")
+from omasgan.vocabulary import DETECTORS, STAGES
+
+STAGE_ORDER = STAGES
 
 
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .vocabulary import DATASET_NAMES, NETWORK_KINDS, PROTOCOL_NAMES, STAGES  # noqa: F401 (re-exported)
 
 DIVERGENCES = (
     "kl",
@@ -35,16 +36,12 @@ DIVERGENCES = (
     "klwgan",
     "wasserstein",
 )
-NETWORK_KINDS = ("mlp", "dcgan", "resnet")
-DATASET_NAMES = ("synthetic", "digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn", "tabular")
-PROTOCOL_NAMES = ("loo", "occ", "ood")
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 TASK2_REFERENCES = ("generator", "data")
 J_INITS = ("scratch", "task3", "task1")
 FEATURE_SPACES = ("pixel", "critic", "autoencoder")
 J_SCORES = ("j", "critic", "fusion")
 FUSION_SCALINGS = ("standard", "robust")
-STAGES = ("task1", "task2", "task3", "j")
 
 
 def _choice(section: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:

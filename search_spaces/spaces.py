@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from omasgan.config import DIVERGENCES, FEATURE_SPACES, FUSION_SCALINGS, J_SCORES
+from omasgan.vocabulary import SPACE_NAMES
 
 Space = Callable[[Any], dict[str, Any]]
 
@@ -36,7 +37,6 @@ NU_RANGE = (0.01, 50.0)
 LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3)
 BANK_SIZES = (256, 1024, 4096)
 BATCH_SIZES = (64, 100, 256)
-SPACE_NAMES = ("full", "task2", "task3", "j", "variants")
 BOUNDARY_COUNTS = (1, 2, 3)
 REFINE_STEPS = (0, 1, 2)
 DIVERSITY_RANGE = (0.1, 10.0)

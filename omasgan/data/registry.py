@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DataError
+from ..vocabulary import DATASET_NAMES
 from .images import FILE_SETS, NOMINAL_SHAPES, TEN_CLASSES, check_image_files, download_images, \
     load_digits_set, load_image_set, required_files
 from .raw import RawData, format_classes
@@ -15,7 +16,7 @@ from .splits import PROTOCOLS, DataSplits, make_splits
 from .synthetic import SYNTHETIC_CLASSES, load_synthetic
 from .tabular import load_tabular
 
-DATASETS = ("synthetic", "digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn", "tabular")
+DATASETS = DATASET_NAMES  # the name this module has always exported
 DEFAULT_DATA_ROOT = "./data"
 
 

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..vocabulary import PROTOCOL_NAMES
 from ..transform import RAW_AFFINE, InputTransform
 from .raw import RawData, format_classes
 
-PROTOCOLS = ("loo", "occ", "ood")
+PROTOCOLS = PROTOCOL_NAMES  # the name this module has always exported
 
 # stream ids mixed into split_seed so each random choice has its own generator
 _VAL_STREAM, _ANOMALY_STREAM, _MAX_TRAIN_STREAM = 0, 1, 2

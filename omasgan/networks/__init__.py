@@ -36,12 +36,13 @@ from collections.abc import Iterable
 from torch import nn
 
 from ..errors import ConfigError
+from ..vocabulary import NETWORK_KINDS
 from ._layers import OUTPUTS
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .resnet import ResNetDiscriminator, ResNetGenerator
 
-NETWORKS = ("mlp", "dcgan", "resnet")
+NETWORKS = NETWORK_KINDS  # the name this package has always exported
 
 __all__ = [
     "NETWORKS",
