@@ -32,6 +32,7 @@ from omasgan.errors import ConfigError
 from omasgan.vocabulary import DETECTORS
 
 from .result_store import ALARM_COLUMNS, ResultStore, safe_name
+from .tables import sweep_table
 from .study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
 OMASGAN = "omasgan"
@@ -366,20 +367,7 @@ def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"count": "seeds", "std": "sd"})
 
 
-def sensitivity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One swept parameter of one study (final J rows): per value and split, the mean over classes for
-    each seed, then the mean and SD (ddof=1) of those over seeds; ``units`` counts the test rows."""
-    per_seed = rows.groupby(["sweep_value", "split", "seed"])["auroc"].mean()
-    spread = per_seed.groupby(["sweep_value", "split"]).agg(["mean", "std"]).unstack("split")
-    table = pd.DataFrame(index=spread.index)
-    for split in ("val", "test"):
-        for stat in ("mean", "std"):
-            column = (stat, split)
-            table[f"{split}_{'sd' if stat == 'std' else stat}"] = spread[column] if column in spread else np.nan
-    table["seeds"] = rows.groupby("sweep_value")["seed"].nunique()
-    table["units"] = rows[rows["split"] == "test"].groupby("sweep_value").size()
-    table["units"] = table["units"].fillna(0).astype(int)
-    return table.reset_index().rename(columns={"sweep_value": "value"})
+sensitivity_table = sweep_table  # section 4 uses the CLI's rule (``tables.sweep_table``)
 
 
 def metrics_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -201,7 +201,8 @@ def final_table(outcome: StudyOutcome) -> str:
                  f"units, what the search maximises; '-' when a unit failed or the trial stopped early)")
         table = search_table(rows, outcome.trial_configs, outcome.spec)
     elif kind == "sensitivity":
-        title = "sensitivity: the final J's AUROC per swept value (mean and SD over classes x seeds)"
+        title = ("sensitivity: the final J's AUROC per swept value (the mean over seeds of each seed's mean "
+                 "over classes, and its SD over seeds)")
         table = sensitivity_table(rows)
     else:
         title = "test AUROC per held-out class: mean and SD over seeds, per detector"

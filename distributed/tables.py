@@ -97,19 +97,33 @@ def seeds_table(rows: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def sweep_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One swept parameter (the final J's rows of a sensitivity study): per value, for each split the
+    mean over held-out classes within each seed, then the mean and SD (ddof=1; NaN with one seed) of
+    those per-seed means over seeds; ``seeds``, and ``units`` (the test rows).  The one rule of the
+    CLI's table and the report's section 4."""
+    per_seed = rows.groupby(["sweep_value", "split", "seed"])["auroc"].mean()
+    spread = per_seed.groupby(["sweep_value", "split"]).agg(["mean", "std"]).unstack("split")
+    table = pd.DataFrame(index=spread.index)
+    for split in ("val", "test"):
+        for stat in ("mean", "std"):
+            column = (stat, split)
+            table[f"{split}_{'sd' if stat == 'std' else stat}"] = spread[column] if column in spread else math.nan
+    table["seeds"] = rows.groupby("sweep_value")["seed"].nunique()
+    table["units"] = rows[rows["split"] == "test"].groupby("sweep_value").size()
+    table["units"] = table["units"].fillna(0).astype(int)
+    return table.reset_index().rename(columns={"sweep_value": "value"})
+
+
 def sensitivity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per swept (parameter, value): mean and SD over units of the final detector's validation and
-    test AUROC."""
+    """Per swept (parameter, value): :func:`sweep_table` of the final detector's ok rows."""
     ok = _ok(rows)
-    final = ok[(ok.detector == "final") & ok.sweep_param.notna()]
+    final = ok[(ok.detector == "final") & ok.sweep_param.notna() & ok.split.isin(["val", "test"])]
     if final.empty:
         return pd.DataFrame()
-    out = []
-    for (param, value), group in final.groupby(["sweep_param", "sweep_value"]):
-        val, test = group[group.split == "val"].auroc, group[group.split == "test"].auroc
-        out.append({"param": param, "value": value, "val_auroc": val.mean(), "val_sd": val.std(),
-                    "test_auroc": test.mean(), "test_sd": test.std(), "units": len(val)})
-    return pd.DataFrame(out).sort_values(["param", "value"]).reset_index(drop=True)
+    tables = [sweep_table(group).assign(param=param) for param, group in final.groupby("sweep_param", sort=True)]
+    table = pd.concat(tables, ignore_index=True)
+    return table[["param", *[c for c in table.columns if c != "param"]]]
 
 
 def summary_table(rows: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
