@@ -130,7 +130,7 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
     )
     started = time.perf_counter()
     try:
-        state = run_trial({}, settings, lambda metrics, folder: None,
+        state = run_trial({}, settings, None,
                           trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}", device=device)
     except UNIT_ERRORS as exc:  # the config's own failure: its error row; system errors propagate
         outcome.status, outcome.error = "error", _error_text(exc)

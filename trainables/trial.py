@@ -199,14 +199,16 @@ def build_report(stage: str, state: TrialState, last_stage: str, wall_s: float) 
 def run_trial(
     params: dict[str, Any],
     settings: TrialSettings,
-    report: Reporter,
+    report: Reporter | None,
     *,
     restored: Path | None = None,
     trial_dir: Path | None = None,
     trial_id: str = "trial",
     device: str | torch.device = "cpu",
 ) -> TrialState:
-    """Run (or resume) one trial; ``report(metrics, checkpoint_folder)`` is called after each stage."""
+    """Run (or resume) one trial; ``report(metrics, checkpoint_folder)`` is called after each stage.
+    With ``report=None`` (a study's unit: the stage cache and the result store keep what it made)
+    no checkpoint folder is written."""
     device = torch.device(device)
     config = trial_config(settings.base, params)
     splits = trial_splits(config, device)
@@ -250,6 +252,8 @@ def run_trial(
                                     **evaluation.scores)
         state.completed.append(stage)
         state.cache = {k: earlier_attempts.get(k, 0) + v for k, v in stats.as_metrics().items()}
+        if report is None:
+            continue
         metrics = build_report(stage, state, settings.last_stage, float(payload.get("wall_time_s", 0.0)))
         folder = Path(tempfile.mkdtemp(prefix=f"omasgan-{stage}-"))
         try:
