@@ -43,7 +43,6 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -120,104 +119,66 @@ class CompactionStats:
 # ---- the lock --------------------------------------------------------------------------------------
 
 class StoreLock:
-    """The store's compaction lock: ``<root>/_compaction.lock``, JSON {owner, heartbeat}.
+    """The store's compaction lock: ``<root>/_compaction.lock``, a :class:`Lease` of the storage's
+    conditional store (``trainables.conditional``): created only if absent (``O_EXCL``-like on a
+    local disk, ``If-None-Match: *`` on S3, generation 0 on GCS), refreshed every
+    ``LOCK_HEARTBEAT_S`` by the owner, and deleted on release only while the owner still holds it.
 
-    Taken with ``O_EXCL`` on a local disk; on an object store (no exclusive create) written and read
-    back, which excludes a second compaction unless both start within the same second.  The owner
-    refreshes the heartbeat from a thread; a lock not refreshed for ``LOCK_STALE_S`` is broken."""
+    A lock whose owner is gone (a process on this host that no longer runs, or no refresh for
+    ``LOCK_STALE_S`` by its own recorded time) is taken over with a conditional replace of the very
+    version read, so two compactions that both find it stale cannot both take it."""
 
     def __init__(self, store: ResultStore) -> None:
+        from omasgan.trainables.conditional import Lease, conditional_store
+
         self.store = store
-        self.path = f"{store.base}/{LOCK_FILE}"
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.conditional, base = conditional_store(store.root)
+        self.path = f"{base}/{LOCK_FILE}"
+        self.lease = Lease(self.conditional, self.path, heartbeat_s=LOCK_HEARTBEAT_S)
+        self.owner = self.lease.owner
 
-    def _document(self) -> bytes:
-        return json.dumps({"owner": self.owner, "heartbeat": time.time()}).encode()
+    def _read(self) -> tuple[dict[str, Any], str] | None:
+        from omasgan.trainables.conditional import read_lease
 
-    def _read(self) -> dict[str, Any] | None:
-        try:
-            with self.store.fs.open_input_stream(self.path) as handle:
-                return json.loads(handle.read().decode())
-        except (FileNotFoundError, ValueError):
-            return None
+        return read_lease(self.conditional, self.path)
 
-    def _stale(self, document: dict[str, Any] | None) -> bool:
-        """The lock was left by a compaction that is gone: no heartbeat for ``LOCK_STALE_S``, or an owner
-        process on this host that no longer runs."""
-        if document is None:
+    @staticmethod
+    def _stale(document: dict[str, Any]) -> bool:
+        """The lock was left by a compaction that is gone: an owner process on this host that no longer
+        runs, or no refresh for ``LOCK_STALE_S`` (the owner's own clock, as written in the lock)."""
+        if time.time() - float(document.get("since", 0)) > LOCK_STALE_S:
             return True
-        if time.time() - float(document.get("heartbeat", 0)) > LOCK_STALE_S:
-            return True
-        host, _, rest = str(document.get("owner", "")).partition(":")
-        pid = rest.partition(":")[0]
-        if host == socket.gethostname() and pid.isdigit():
+        pid = document.get("pid")
+        if document.get("host") == socket.gethostname() and isinstance(pid, int):
             try:
-                os.kill(int(pid), 0)
+                os.kill(pid, 0)
             except ProcessLookupError:
                 return True
             except PermissionError:
                 return False
         return False
 
-    def _try_create(self) -> bool:
-        fs = self.store.fs
-        fs.create_dir(self.store.base, recursive=True)
-        if isinstance(fs, pafs.LocalFileSystem):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(self._document())
-            return True
-        if self._read() is not None:
-            return False
-        from omasgan.trainables.storage import write_atomic
-
-        write_atomic(fs, self.path, self._document())
-        time.sleep(1.0)
-        document = self._read()
-        return document is not None and document.get("owner") == self.owner
-
     def acquire(self) -> None:
         """Take the lock or raise CompactionBusy naming its owner."""
-        if not self._try_create():
-            document = self._read()
-            age = time.time() - float((document or {}).get("heartbeat", 0))
-            if not self._stale(document):
-                raise CompactionBusy(f"{self.store.root!r} is being compacted by {document.get('owner')} (heartbeat "
-                                     f"{age:.0f} s ago); wait for it to finish, or delete {self.path} if that "
-                                     f"process is gone")
-            try:  # left by a killed compaction
-                self.store.fs.delete_file(self.path)
-            except FileNotFoundError:
-                pass
-            if not self._try_create():
-                raise CompactionBusy(f"{self.store.root!r}: another compaction took the lock {self.path} just now")
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        from omasgan.trainables.storage import write_atomic
-
-        while not self._stop.wait(LOCK_HEARTBEAT_S):
-            try:
-                write_atomic(self.store.fs, self.path, self._document())
-            except OSError:
-                pass
+        self.store.fs.create_dir(self.store.base, recursive=True)
+        if self.lease.acquire():
+            return
+        current = self._read()
+        if current is None and self.lease.acquire():  # released between the two calls
+            return
+        if current is None:
+            raise CompactionBusy(f"{self.store.root!r}: another compaction took the lock {self.path} just now")
+        document, version = current
+        if not self._stale(document):
+            age = time.time() - float(document.get("since", 0))
+            raise CompactionBusy(f"{self.store.root!r} is being compacted by {document.get('owner')} (heartbeat "
+                                 f"{age:.0f} s ago); wait for it to finish, or delete {self.path} if that "
+                                 f"process is gone")
+        if not self.lease.take_over(version):  # left by a killed compaction; another one was quicker
+            raise CompactionBusy(f"{self.store.root!r}: another compaction took the lock {self.path} just now")
 
     def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        document = self._read()
-        if document is not None and document.get("owner") == self.owner:
-            try:
-                self.store.fs.delete_file(self.path)
-            except FileNotFoundError:
-                pass
+        self.lease.release()
 
     def __enter__(self) -> "StoreLock":
         self.acquire()

@@ -202,3 +202,18 @@ def test_a_second_driver_is_kept_out_by_the_lease(s3, tmp_path, monkeypatch):
     with prepare_study(resume, RunOptions(storage=storage, study_dir=str(tmp_path / "b"), resume=True)) as study:
         assert study.lease is not None and (tmp_path / "b" / "busy" / "study.json").is_file()
     assert "leases/busy/driver.lease" not in keys(s3, BUCKET, "leases/")
+
+
+def test_the_compaction_lock_on_s3_is_exclusive_and_released_by_its_owner(s3):
+    from omasgan.distributed import ResultStore
+    from omasgan.distributed.compaction import LOCK_FILE, CompactionBusy, StoreLock
+
+    root = f"s3://{BUCKET}/compaction-lock"
+    first, second = StoreLock(ResultStore(root)), StoreLock(ResultStore(root))
+    assert type(first.conditional).__name__ == "S3ConditionalStore"
+    with first:
+        with pytest.raises(CompactionBusy, match="is being compacted by"):
+            second.acquire()
+    assert f"compaction-lock/{LOCK_FILE}" not in keys(s3, BUCKET, "compaction-lock/")
+    with second:  # free again
+        assert f"compaction-lock/{LOCK_FILE}" in keys(s3, BUCKET, "compaction-lock/")
