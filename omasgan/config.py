@@ -97,9 +97,12 @@ class DataConfig:
             raise ConfigError(f"data.holdout is required for protocol {self.protocol!r}; give a class label")
         if not (0.0 < self.val_fraction < 1.0):
             raise ConfigError(f"data.val_fraction={self.val_fraction!r} is out of range; it must lie in (0, 1)")
-        if not (0.0 <= self.val_anomaly_fraction <= 1.0):
+        if self.split_seed < 0:
+            raise ConfigError(f"data.split_seed={self.split_seed!r} is out of range; it must be >= 0")
+        if not (0.0 < self.val_anomaly_fraction <= 1.0):
             raise ConfigError(
-                f"data.val_anomaly_fraction={self.val_anomaly_fraction!r} is out of range; it must lie in [0, 1]"
+                f"data.val_anomaly_fraction={self.val_anomaly_fraction!r} is out of range; it must lie in (0, 1] "
+                "(the validation split needs anomalies: its AUROC chooses configs and thresholds)"
             )
         if self.max_train is not None and self.max_train < 1:
             raise ConfigError(f"data.max_train={self.max_train!r} is out of range; it must be >= 1 or null")

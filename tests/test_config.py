@@ -40,6 +40,9 @@ def test_paper_defaults():
         ("task2.batch_size=-3", r"task2.batch_size=-3 is out of range"),
         ("task3.alpha=0.8", r"alpha \+ task3.delta = 1.2 .* outside the admissible region; it must lie in \[0, 1\]"),
         ("j.zeta=1.5", r"j.zeta=1.5 is out of range; it must lie in \[0, 1\]"),
+        # refused when the config is built, not by load_splits after Ray started
+        ("data.val_anomaly_fraction=0", r"data.val_anomaly_fraction=0.0 is out of range; it must lie in \(0, 1\]"),
+        ("data.split_seed=-1", r"data.split_seed=-1 is out of range; it must be >= 0"),
         ("task2.mu=abc", r"task2.mu='abc' has the wrong type; expected a number"),
         ("task2.epochs=2.5", r"task2.epochs=2.5 has the wrong type; expected an integer"),
         ("task2.muu=1", r"unknown config key 'task2.muu'; section 'task2' has: "),
