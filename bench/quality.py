@@ -77,10 +77,13 @@ def done_units(folder: Path, field: str, value: str) -> set[tuple[int, int]]:
 
 
 def run_omasgan_unit(folder: Path, name: str, base: dict, digit: int, seed: int, cache: Path) -> float:
+    """All four stages of one unit through the stage cache ``cache``, shared by the columns: its keys
+    hash everything a stage depends on, so a variant column takes the paper column's Task 1 (and Task 2
+    when its variant leaves Task 2 alone) for the same digit, seed and thread count."""
     started = time.perf_counter()
     for stage in STAGES:
         task = UnitTask(study=name, study_kind="seeds", trial_id=name, base_config=base, params={}, holdout=digit,
-                        seed=seed, stage=stage, cache_root=str(cache / name), store_root=str(folder),
+                        seed=seed, stage=stage, cache_root=str(cache), store_root=str(folder),
                         write_scores=False)
         outcome = run_unit(task)
         if outcome.status != "ok":
@@ -238,7 +241,8 @@ def main() -> int:
                         help="torch threads of every unit (default 1; part of a unit's identity)")
     parser.add_argument("--jobs", type=int, default=1, help="units trained at once, one process each (default 1)")
     parser.add_argument("--out", default=str(HERE / "results" / "quality"))
-    parser.add_argument("--cache", default=str(HERE / "out" / "quality-cache"))
+    parser.add_argument("--cache", default=str(HERE / "out" / "quality-cache" / "shared"),
+                        help="the stage cache every OMASGAN column shares (default bench/out/quality-cache/shared)")
     parser.add_argument("--table-only", action="store_true",
                         help="print the table (of --seeds only) and write the report, training nothing")
     parser.add_argument("--no-report", action="store_true")
