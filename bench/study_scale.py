@@ -188,15 +188,17 @@ def searcher_driver(args: argparse.Namespace) -> None:
     from omasgan.distributed.study_trainable import OBJECTIVE
 
     trials = int(args.trials)
-    spec = StudySpec(name=args.name, kind="search", dataset="digits", classes=[0], seeds=[0],
-                     base_config=default_config("digits", holdout=0).to_dict(),
+    spec = StudySpec(name=args.name, kind="search", dataset="digits", classes=expand(args.classes),
+                     seeds=expand(args.seeds), base_config=default_config("digits", holdout=0).to_dict(),
                      options={"space": "full", "trials": trials, "scheduler": "fifo", "sampler_seed": 0,
-                              "with_optimizer": False, "with_batch": False})
+                              "sampler_window": int(args.window), "with_optimizer": False, "with_batch": False,
+                              "scores": "test", "objective": "mean"})
     options = RunOptions(storage=args.storage, max_concurrent=int(args.max_concurrent))
     study = prepare_study(spec, options)  # holds the study's driver lease until the process ends
     searcher = search_experiment(StudySpec.read(study.paths.control), study.options, study.paths).make_searcher()
     searcher.set_search_properties(OBJECTIVE, "max", {})
     spent = {"suggest_s": 0.0, "result_s": 0.0, "complete_s": 0.0, "suggest_cpu_s": 0.0, "result_cpu_s": 0.0}
+    suggested = open(Path(args.storage) / "suggested.jsonl", "w")  # each trial's config, for _synthesize
     blocks = []  # seconds of results + completions per tenth of the trials
     block_start = time.perf_counter()
     block_spent = 0.0
@@ -209,6 +211,7 @@ def searcher_driver(args: argparse.Namespace) -> None:
         spent["suggest_cpu_s"] += time.process_time() - cpu
         assert config is not None, f"the searcher gave no config for trial {i}"
         value = 0.5 + 0.4 * math.sin(i)
+        suggested.write(json.dumps({"trial_id": trial_id, "params": config, "objective": value}) + "\n")
         begin, cpu = time.perf_counter(), time.process_time()
         for step in range(1, 5):
             searcher.on_trial_result(trial_id, {OBJECTIVE: value, "training_iteration": step})
@@ -222,22 +225,27 @@ def searcher_driver(args: argparse.Namespace) -> None:
         if (i + 1) % max(1, trials // 10) == 0:
             blocks.append(block_spent)
             block_spent = 0.0
+    suggested.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    stats = {"trials": trials, **spent, "cpu_s": time.process_time() - cpu_start,
+    stats = {"trials": trials, "sampler_window": int(args.window), **spent, "cpu_s": time.process_time() - cpu_start,
              "wall_s": time.perf_counter() - block_start, "peak_rss_mib": usage.ru_maxrss / 1024,
              "result_and_complete_ms_per_trial_by_tenth": [1e3 * b / max(1, trials // 10) for b in blocks]}
     Path(args.stats).write_text(json.dumps(stats))
 
 
-def run_searcher_size(trials: int, args: argparse.Namespace, root: Path) -> dict:
+def run_searcher_size(trials: int, args: argparse.Namespace, root: Path, keep: bool = False) -> dict:
+    """The searcher alone for ``trials`` trials; with ``keep`` its study folder (study.json and the
+    Optuna journal of ``trials`` told trials) stays at ``root/searcher-n<trials>/searcher<trials>``."""
     storage = root / f"searcher-n{trials}"
     shutil.rmtree(storage, ignore_errors=True)
     stats_file = root / f"searcher-{trials}.json"
     print(f"[searcher, {trials} trials] ...", flush=True)
     measured([sys.executable, str(Path(__file__).resolve()), "_searcher", "--trials", str(trials), "--storage",
               str(storage), "--name", f"searcher{trials}", "--max-concurrent", str(args.max_concurrent),
+              "--classes", args.classes, "--seeds", args.seeds, "--window", str(args.sampler_window),
               "--stats", str(stats_file)], root / f"searcher-{trials}.log")
-    shutil.rmtree(storage, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(storage, ignore_errors=True)
     record = json.loads(stats_file.read_text())
     print(json.dumps(record), flush=True)
     return record
@@ -248,6 +256,149 @@ SEARCHER_FIGURES = {
     "searcher results+completions": lambda r: r["result_s"] + r["complete_s"],
     "searcher results+completions CPU": lambda r: r.get("result_cpu_s", float("nan")),
 }
+
+
+# ---- the readers on a big study: its store synthesised in compacted form ------------------------------
+
+def synthesize_store(args: argparse.Namespace) -> None:
+    """Fill the store of the searcher's study ``args.folder`` with the rows and scores its trials would
+    have written (every trial x the spec's classes x seeds: Task 1, Task 3 and J rows per split, a Task 2
+    row, J's test scores as ``--scores test`` keeps them), in the form the compaction leaves: one part
+    per partition and table and a committed manifest.  The rows come from the real ``ResultStore`` row
+    builder with each trial's suggested config; only the metric values and scores are made up.
+    (Writing the same rows as the units do, a small file per unit and stage, and compacting them,
+    would take hours at 5,000 trials on this machine; the readers see the same tables either way.)"""
+    import uuid
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from omasgan.distributed.compaction import MANIFEST_FORMAT
+    from omasgan.distributed.result_store import ResultStore, UnitKey, table_schema
+    from omasgan.distributed.study_folder import StudySpec
+    from omasgan.metrics import METRIC_NAMES
+    from omasgan.trainables import trial_config
+
+    folder = Path(args.folder)
+    spec = StudySpec.read(folder)
+    store = ResultStore(str(folder))
+    suggested = [json.loads(line) for line in (folder.parent / "suggested.jsonl").read_text().splitlines()]
+    started, cpu = time.perf_counter(), time.process_time()
+    token, rng = uuid.uuid4().hex[:8], np.random.default_rng(0)
+    units = [(k, s) for k in spec.classes for s in spec.seeds]
+    n_test, n_anomalies = SCORE_SIZES["test"]
+    labels = pa.array((np.arange(n_test) < n_anomalies).astype(np.int8))
+    index = pa.array(np.arange(n_test, dtype=np.int64))
+    writers: dict[tuple[str, int, int], pq.ParquetWriter] = {}
+    pending: dict[tuple[str, int, int], list[pa.Table]] = {}
+    parts: dict[str, list[str]] = {"results": [], "scores": []}
+    rows = {"results": 0, "scores": 0}
+
+    def add(table_name: str, holdout: int, seed: int, table: pa.Table) -> None:
+        slot = (table_name, holdout, seed)
+        pending.setdefault(slot, []).append(table)
+        if sum(t.num_rows for t in pending[slot]) >= 65_536:
+            flush(slot)
+
+    def flush(slot) -> None:
+        table_name, holdout, seed = slot
+        if not pending.get(slot):
+            return
+        if slot not in writers:
+            relative = f"dataset={spec.dataset}/holdout_class={holdout}/seed={seed}/part-g000001-{token}-0000.parquet"
+            (folder / table_name / relative).parent.mkdir(parents=True, exist_ok=True)
+            writers[slot] = pq.ParquetWriter(folder / table_name / relative, table_schema(table_name))
+            parts[table_name].append(relative)
+        block = pa.concat_tables(pending.pop(slot))
+        writers[slot].write_table(block, row_group_size=65_536)
+        rows[table_name] += block.num_rows
+
+    captured: list[pa.Table] = []
+    store._write = lambda table, folder_name, stem: captured.append(table)  # the row builder, not the file
+    metric_columns = [*METRIC_NAMES, "threshold"]
+    for entry in suggested:
+        key = UnitKey(spec.name, spec.kind, entry["trial_id"], spec.dataset, units[0][0], units[0][1])
+        config = trial_config(spec.base_config, entry["params"])
+        captured.clear()
+        for stage, detector in STAGE_DETECTORS.items():
+            evaluation = None
+            if detector is not None:
+                evaluation = {"detector": detector, "threshold": 0.0,
+                              "metrics": {split: {m: 0.5 for m in METRIC_NAMES} for split in ("val", "test")}}
+            store.write_stage_rows(key, stage, config=config, evaluation=evaluation, wall_time_s=30.0)
+        template = pa.concat_tables(captured)
+        for holdout, seed in units:
+            table = template
+            for name in metric_columns:
+                values = rng.uniform(0.3, 0.95, template.num_rows)
+                table = table.set_column(table.schema.get_field_index(name), name, pa.array(values))
+            add("results", holdout, seed, table)
+            n = n_test
+            add("scores", holdout, seed, pa.table({
+                "schema_version": pa.array(np.full(n, 2, dtype=np.int32)),
+                "study": pa.array([spec.name] * n), "trial_id": pa.array([entry["trial_id"]] * n),
+                "method": pa.array(["omasgan"] * n), "detector": pa.array(["final"] * n),
+                "split": pa.array(["test"] * n), "index": index, "label": labels,
+                "score": pa.array(rng.normal(size=n))}, schema=table_schema("scores")))
+    for slot in list(pending):
+        flush(slot)
+    for writer in writers.values():
+        writer.close()
+    for table_name, listed in parts.items():
+        manifest = {"format": MANIFEST_FORMAT, "table": table_name, "generation": 1, "token": token,
+                    "parts": sorted(listed), "committed_at": time.time()}
+        (folder / table_name / "_manifest.json").write_text(json.dumps(manifest, indent=1))
+    read_back = {name: ResultStore(str(folder)).read(name, columns=["trial_id"]).num_rows for name in rows}
+    assert read_back == rows, f"the store reads {read_back} rows, {rows} were written"
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    Path(args.stats).write_text(json.dumps({
+        "rows": rows, "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
+        "peak_rss_mib": usage.ru_maxrss / 1024, "store_mib": sum(
+            p.stat().st_size for p in folder.rglob("*.parquet")) / 2 ** 20}))
+
+
+def run_reader_size(trials: int, args: argparse.Namespace, root: Path) -> tuple[dict, dict]:
+    """The searcher for ``trials`` trials (its study kept), the store synthesised, then ``omasgan
+    results`` and ``omasgan report`` on it, each in its own process."""
+    searcher_record = run_searcher_size(trials, args, root, keep=True)
+    folder = root / f"searcher-n{trials}" / f"searcher{trials}"
+    stats_file = root / f"synthesize-{trials}.json"
+    print(f"[readers, {trials} trials] synthesising the store ...", flush=True)
+    measured([sys.executable, str(Path(__file__).resolve()), "_synthesize", "--folder", str(folder),
+              "--stats", str(stats_file)], root / f"synthesize-{trials}.log")
+    record = {"trials": trials, "units_per_trial": len(expand(args.classes)) * len(expand(args.seeds)),
+              "store": json.loads(stats_file.read_text())}
+    print(f"[readers, {trials} trials] omasgan results ...", flush=True)
+    record["results"] = measured([sys.executable, "-m", "omasgan.cli", "results", str(folder)],
+                                 root / f"results-{trials}.log")
+    print(f"[readers, {trials} trials] omasgan report ...", flush=True)
+    record["report"] = measured([sys.executable, "-m", "omasgan.cli", "report", str(folder), "--out",
+                                 str(root / f"report-{trials}")], root / f"report-{trials}.log")
+    if not args.keep:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+    print(json.dumps(record), flush=True)
+    return searcher_record, record
+
+
+READER_FIGURES = {
+    "results wall": lambda r: r["results"]["wall_s"],
+    "results peak RSS": lambda r: r["results"]["peak_rss_mib"],
+    "report wall": lambda r: r["report"]["wall_s"],
+    "report peak RSS": lambda r: r["report"]["peak_rss_mib"],
+}
+
+
+def print_reader_table(records: list[dict], slopes: dict) -> None:
+    print("readers on a synthesised compacted store: trials, rows (results / scores), store MiB, "
+          "omasgan results s / MiB, omasgan report s / MiB")
+    for r in records:
+        print(f"  {r['trials']:>6}  {r['store']['rows']['results']:>9} / {r['store']['rows']['scores']:>10}  "
+              f"{r['store']['store_mib']:8.0f} MiB  results {r['results']['wall_s']:6.1f} s / "
+              f"{r['results']['peak_rss_mib']:6.0f} MiB  report {r['report']['wall_s']:6.1f} s / "
+              f"{r['report']['peak_rss_mib']:6.0f} MiB")
+    for name, entry in slopes.items():
+        print(f"  {name:20s} " + "  ".join(f"{k}: {v:.2f}" for k, v in entry.items()))
 
 
 # ---- measuring commands ------------------------------------------------------------------------------
@@ -407,9 +558,17 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_searcher":
         parser = argparse.ArgumentParser()
         parser.add_argument("_searcher")
-        for option in ("--trials", "--storage", "--name", "--max-concurrent", "--stats"):
+        for option in ("--trials", "--storage", "--name", "--max-concurrent", "--stats", "--classes", "--seeds",
+                       "--window"):
             parser.add_argument(option, required=True)
         searcher_driver(parser.parse_args())
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_synthesize":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("_synthesize")
+        for option in ("--folder", "--stats"):
+            parser.add_argument(option, required=True)
+        synthesize_store(parser.parse_args())
         return
     if len(sys.argv) > 1 and sys.argv[1] == "_driver":
         parser = argparse.ArgumentParser()
@@ -426,6 +585,11 @@ def main() -> None:
                         help="trial counts of the whole-study runs (default 100,1000,5000; '' for none)")
     parser.add_argument("--searcher-sizes", default="",
                         help="trial counts of the searcher-alone runs, e.g. 100,1000,5000 (default none)")
+    parser.add_argument("--report-sizes", default="",
+                        help="trial counts of the reader runs, e.g. 1000,5000: the searcher's study of that size "
+                        "with a store synthesised in its compacted form, then results and report (default none)")
+    parser.add_argument("--sampler-window", type=int, default=None,
+                        help="the TPE window of the searcher runs (default: omasgan search's default)")
     parser.add_argument("--classes", default="0-9", help="held-out digits (default 0-9)")
     parser.add_argument("--seeds", default="0-2", help="seeds (default 0-2)")
     parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once (default 2)")
@@ -435,16 +599,21 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the driver (driver-N.prof)")
     parser.add_argument("extra", nargs="*", help="after --: more options for omasgan search")
     args = parser.parse_args()
+    if args.sampler_window is None:
+        from omasgan.search_spaces import DEFAULT_WINDOW
+
+        args.sampler_window = DEFAULT_WINDOW
     root = Path(args.out) / args.label
     root.mkdir(parents=True, exist_ok=True)
     target = Path(args.json) if args.json else HERE / "results" / f"study_scale-{args.label}.json"
-    records, searcher = [], []
+    records, searcher, readers = [], [], []
 
     def save() -> None:  # after every size, so a long run keeps what it measured
         result = {"label": args.label, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                   "git": git_revision(), "search_options": args.extra,
                   "sizes": records, "exponents": exponents(records),
-                  "searcher": searcher, "searcher_exponents": exponents(searcher, SEARCHER_FIGURES)}
+                  "searcher": searcher, "searcher_exponents": exponents(searcher, SEARCHER_FIGURES),
+                  "readers": readers, "reader_exponents": exponents(readers, READER_FIGURES)}
         target.write_text(json.dumps(result, indent=2) + "\n")
 
     for trials in [int(v) for v in args.searcher_sizes.split(",") if v.strip()]:
@@ -453,11 +622,18 @@ def main() -> None:
     for trials in [int(v) for v in args.sizes.split(",") if v.strip()]:
         records.append(run_size(trials, args, root))
         save()
+    for trials in [int(v) for v in args.report_sizes.split(",") if v.strip()]:
+        searcher_record, reader_record = run_reader_size(trials, args, root)
+        searcher.append(searcher_record)
+        readers.append(reader_record)
+        save()
     print()
     if searcher:
         print_searcher_table(searcher, exponents(searcher, SEARCHER_FIGURES))
     if records:
         print_table(records, exponents(records))
+    if readers:
+        print_reader_table(readers, exponents(readers, READER_FIGURES))
     print(f"\nwrote {target}")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from omasgan.cli import add_config_options, build_config
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import ConfigError
+from omasgan.search_spaces import DEFAULT_WINDOW, MIN_WINDOW, check_window
 from omasgan.vocabulary import SCORE_CHOICES, SPACE_NAMES
 
 from .studies import (
@@ -38,6 +39,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
     from omasgan.search_spaces import build_space, paper_point
+    from omasgan.search_spaces.windowed_tpe import WindowedTPESampler
 
     from .journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
     from .study_runner import Experiment
@@ -52,8 +54,10 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
         from .study_control import journal_storage
 
         storage = journal_storage(spec.name, paths.journal, paths.data_root if paths.remote else None)
-        sampler = optuna.samplers.TPESampler(seed=o["sampler_seed"], multivariate=True, group=True, constant_liar=True,
-                                             n_startup_trials=max(1, min(10, o["trials"] // 3)))
+        # a study written before the window existed keeps plain TPE ("sampler_window" absent: 0)
+        sampler = WindowedTPESampler(seed=o["sampler_seed"], multivariate=True, group=True, constant_liar=True,
+                                     n_startup_trials=max(1, min(10, o["trials"] // 3)),
+                                     window=o.get("sampler_window", 0))
         searcher = JournalOptunaSearch(
             space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"]),
             metric="objective", mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
@@ -130,7 +134,12 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
     if kind == "search":
         if args.trials < 1:
             raise ConfigError(f"--trials must be >= 1; got {args.trials}")
+        try:
+            window = check_window(args.sampler_window)
+        except ValueError as exc:
+            raise ConfigError(f"--sampler-window: {exc}") from None
         options.update(space=args.space, trials=args.trials, scheduler=args.scheduler, sampler_seed=args.sampler_seed,
+                       sampler_window=window,
                        with_optimizer=args.with_optimizer, with_batch=args.with_batch,
                        objective=check_aggregate(args.objective))
         if args.confirm is not None:
@@ -358,6 +367,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "trial with a failed unit is told to Optuna as failed")
     search.add_argument("--scheduler", choices=SCHEDULERS, default="fifo", help="fifo, or asha (stops weak trials early)")
     search.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    search.add_argument("--sampler-window", type=int, default=DEFAULT_WINDOW, metavar="N",
+                        help="past N finished trials, TPE fits on the 25 best and the most recent ones, N in all, so a "
+                        f"suggestion's cost stops growing (default {DEFAULT_WINDOW}; 0: every trial; else >= {MIN_WINDOW}); "
+                        "a search of at most N trials is exactly plain TPE")
     search.add_argument("--confirm", type=int, metavar="K",
                         help="after the search, rerun the top K trials and the base config on fresh seeds and compare "
                         "each with the base, paired by (class, seed); best-config.json is then the confirmed winner")

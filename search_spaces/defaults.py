@@ -103,3 +103,24 @@ def seed_list(n: int = len(DEFAULT_SEEDS)) -> list[int]:
     if n < 1:
         raise ConfigError(f"a seed list needs at least one seed; got n={n}")
     return list(range(n))
+
+
+# ---- the sampler window (see windowed_tpe.py) ------------------------------------------------------
+
+KEEP_BEST = 25
+"""The best complete trials every window keeps: TPE's largest good set, ``gamma(n)`` for n >= 250."""
+
+MIN_WINDOW = 10 * KEEP_BEST
+"""The smallest window (other than 0) for which TPE's good set is the study's own (gamma(250) = 25)."""
+
+DEFAULT_WINDOW = 500
+"""A search's default window: searches of up to 500 trials are plain TPE; past that a suggestion costs
+what it costs at 500 trials."""
+
+
+def check_window(window: int) -> int:
+    """``window`` if it is 0 (no window) or at least :data:`MIN_WINDOW`; a ValueError naming it otherwise."""
+    if isinstance(window, bool) or not isinstance(window, int) or (window != 0 and window < MIN_WINDOW):
+        raise ValueError(f"the sampler window must be 0 (every trial) or an integer >= {MIN_WINDOW} "
+                         f"(TPE's good set is the 25 best of at least 250 trials); got {window!r}")
+    return window

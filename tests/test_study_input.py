@@ -42,6 +42,7 @@ def _fails(args, capsys, *needles):
     (["search", "--classes", "0,7"], ("[7]", "synthetic", "0, 1, 2, 3, 4")),
     (["seeds", "--seeds", "a"], ("--seeds", "'a'")),
     (["search", "--trials", "0"], ("--trials must be >= 1",)),
+    (["search", "--sampler-window", "100"], ("--sampler-window", "100", ">= 250")),
     (["search", "--name", "bad/name"], ("study name", "bad/name")),
     (["seeds", "--cpus-per-unit", "0"], ("--cpus-per-unit must be > 0",)),
 ])
