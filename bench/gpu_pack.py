@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -101,11 +100,10 @@ def base_config(args):
 
 
 def write(path: str, document: dict) -> None:
+    from omasgan.atomic_write import write_file_atomic
+
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(temporary, out)
+    write_file_atomic(out, lambda handle: handle.write((json.dumps(document, indent=2) + "\n").encode()))
     print(f"wrote {out}")
 
 

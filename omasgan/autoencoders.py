@@ -81,10 +81,21 @@ def build_autoencoder(sample_shape: tuple[int, ...], is_image: bool, latent_dim:
     return MLPAutoencoder(int(np.prod(sample_shape)), latent, width, key=key)
 
 
+def seeded_autoencoder(sample_shape: tuple[int, ...], is_image: bool, latent_dim: int, width: int, *, seed: int,
+                       device: torch.device, key: str = "latent_dim") -> nn.Module:
+    """:func:`build_autoencoder` with its initial weights drawn after ``torch.manual_seed(seed)``, on
+    ``device``; the caller's RNG state is kept."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return build_autoencoder(sample_shape, is_image, latent_dim, width, key=key).to(device)
+
+
 def train_autoencoder(model: nn.Module, train_x: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
-                      seed: int) -> list[float]:
+                      seed: int, name: str = "autoencoder", lr_key: str = "its learning rate") -> list[float]:
     """Adam on the mean reconstruction error over shuffled batches (the last partial batch too); the
-    batch order comes from a generator seeded with ``seed``.  Returns the per-epoch mean losses."""
+    batch order comes from a generator seeded with ``seed``.  Returns the per-epoch mean losses.  A
+    non-finite loss raises :class:`TrainingDivergedError` naming ``name`` and ``lr_key``."""
     order_rng = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[float] = []
@@ -96,8 +107,8 @@ def train_autoencoder(model: nn.Module, train_x: torch.Tensor, *, epochs: int, l
         for start in range(0, n, batch_size):
             loss = reconstruction_error(model, train_x[order[start:start + batch_size]]).mean()
             if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"autoencoder: the reconstruction loss became {loss.item()} at epoch "
-                                            f"{epoch}, step {steps + 1}; lower its learning rate")
+                raise TrainingDivergedError(f"{name}: the reconstruction loss became {loss.item()} at epoch "
+                                            f"{epoch}, step {steps + 1}; lower {lr_key}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

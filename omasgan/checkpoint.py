@@ -7,20 +7,19 @@ Format (a ``torch.save`` file, loaded with ``weights_only=True``)::
      "history": {...}, "metrics": {...}, "wall_time_s": 12.3, "steps": 400,
      "versions": {...}, "code_version": "omasgan-0.1.0", "extra": {...}}
 
-Files are written to a temporary name in the same folder and renamed into place, so a reader
-never sees a half-written checkpoint.
+Files are written to a hidden temporary name in the same folder and renamed into place
+(:mod:`omasgan.atomic_write`), so a reader never sees a half-written checkpoint.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .atomic_write import write_file_atomic
 from .config import OMASGANConfig
 from .errors import OMASGANError
 from .provenance import CODE_VERSION, library_versions
@@ -55,19 +54,9 @@ class CheckpointError(OMASGANError):
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save to a hidden temporary beside ``path``, fsync, then rename over ``path``
+    (:func:`omasgan.atomic_write.write_file_atomic`)."""
+    write_file_atomic(path, lambda handle: torch.save(obj, handle))
 
 
 def stage_payload(

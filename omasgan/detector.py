@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .checkpoint import save_stage, stage_payload
-from .config import STAGES, OMASGANConfig, default_config
+from .config import OMASGANConfig, default_config
 from .data.splits import DataSplits
 from .errors import ConfigError, DataError
 from .metrics import max_f1_threshold
@@ -28,7 +28,7 @@ from .model_folder import SavedModel, atomic_folder, write_model_json
 from .networks import check_network_shape
 from .stages.feature_space import check_feature_space
 from .final_score import FinalScore
-from .pipeline import run_stage
+from .stage_runner import run_stages
 from .transform import InputTransform
 
 
@@ -123,9 +123,7 @@ class OMASGANDetector:
             input_transform=transform,
         )
         on_epoch = _print_epoch if self.verbose else None
-        results: dict[str, Any] = {}
-        for stage in STAGES:
-            results[stage] = run_stage(stage, config, splits, results, on_epoch)
+        results = run_stages(config, splits, scored=(), on_epoch=on_epoch).results
 
         self.config_ = config
         self.transform_ = transform

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic_write import write_file_atomic
 from .checkpoint import CheckpointError, load_stage
 from .config import OMASGANConfig
 from .errors import ConfigError, OMASGANError
@@ -37,17 +38,8 @@ MODEL_FORMAT = "omasgan-model/1"
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace ``path`` with ``text`` (UTF-8) atomically (:func:`omasgan.atomic_write.write_file_atomic`)."""
+    write_file_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def check_new_folder(path: Path) -> None:

@@ -1,18 +1,15 @@
-"""Task 1 -> Task 2 -> Task 3 -> J in order, with each detector stage scored on the splits.
+"""One OMASGAN pipeline: Task 1 -> Task 2 -> Task 3 -> J (:mod:`omasgan.stage_runner`), each
+detector stage scored on the splits (:mod:`omasgan.evaluation`), summed up as a
+:class:`PipelineResult` and its metrics.json document.
 
-Stage inputs (docs/design.md 3.2-3.5):
-    task1: the normal training data
-    task2: task1's G and D
-    task3: task1's G and D, task2's B
-    j:     task2's B, task3's G' (and, for ``j.init`` != scratch, the critic J starts from)
 Each detector stage (task1 -> D, task3 -> C, j -> J) is scored on validation and test; the hard-label
 threshold is chosen on validation (max F1).  The test split is scored once per finished stage and
-never steers anything.  The final detector scores with ``j.score`` (:mod:`omasgan.final_score`),
-whose fusion statistics are fitted on the validation normals.  With K boundary models
-(``task2.boundaries``) Task 3 and J draw B(z) from their union (:mod:`omasgan.stages.union`).
+never steers anything.  After Task 2 (and after J) the shortcut alarm (:mod:`omasgan.alarm`) is
+kept per stage in ``PipelineResult.alarms``.
 
-After Task 2 (and after J) the shortcut alarm (:mod:`omasgan.alarm`) measures how well trivial
-statistics separate B(z) from x; it is kept per stage in ``PipelineResult.alarms``.
+``run_stage``, ``evaluate_detector``, ``evaluate_stage``, ``final_score``, ``stage_alarm``,
+``StageEvaluation`` and ``DETECTOR_OF_STAGE`` are importable from here too (their homes are
+:mod:`omasgan.stage_runner` and :mod:`omasgan.evaluation`).
 """
 
 from __future__ import annotations
@@ -22,38 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-import torch
-from torch import nn
 
-from .alarm import alarm_seed, ink_spearman, shortcut_alarm
-from .config import STAGES, OMASGANConfig
+from .config import OMASGANConfig
 from .data import DataSplits
-from .divergences import build_divergence
-from .final_score import FinalScore
-from .metrics import detection_metrics, max_f1_threshold
-from .scoring import anomaly_scores
-from .stages import StageResult, train_j, train_task1, train_task2, train_task3
+from .evaluation import (
+    DETECTOR_OF_STAGE, StageEvaluation, evaluate_detector, evaluate_stage, final_score, stage_alarm,
+)
+from .stage_runner import StageOutcome, run_stage, run_stages
+from .stages import StageResult
 from .stages.common import EpochCallback
-from .stages.union import boundary_members, boundary_sampler
 
-DETECTOR_OF_STAGE: dict[str, tuple[str, str]] = {
-    "task1": ("task1", "discriminator"),
-    "task3": ("task3", "critic"),
-    "j": ("final", "detector"),
-}
-"""Training stage -> (name of its scored detector, module that scores)."""
-
-
-@dataclass
-class StageEvaluation:
-    """Metrics of one detector on validation and test, its threshold and its per-sample scores."""
-
-    detector: str
-    threshold: float
-    metrics: dict[str, dict[str, float]]
-    scores: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
-    score_spec: dict[str, Any] = field(default_factory=dict)
-    """For the final detector: how it scores (:meth:`omasgan.final_score.FinalScore.to_dict`)."""
+__all__ = [
+    "DETECTOR_OF_STAGE", "PipelineResult", "StageEvaluation", "evaluate_detector", "evaluate_stage", "final_score",
+    "metrics_document", "run_pipeline", "run_stage", "stage_alarm",
+]
 
 
 @dataclass
@@ -80,98 +59,6 @@ class PipelineResult:
         return max(finite) if finite else float("nan")
 
 
-def run_stage(
-    stage: str,
-    config: OMASGANConfig,
-    splits: DataSplits,
-    upstream: dict[str, StageResult],
-    on_epoch: EpochCallback | None = None,
-) -> StageResult:
-    """Train one stage given the results of the stages before it (see the module docstring), with
-    ``config.threads`` torch threads (part of the run's identity, see :class:`OMASGANConfig`)."""
-    torch.set_num_threads(config.threads)
-    x = splits.train_x
-    if stage == "task1":
-        return train_task1(config, x, is_image=splits.is_image, on_epoch=on_epoch)
-    if stage == "task2":
-        t1 = upstream["task1"].modules
-        return train_task2(config, t1["generator"], t1["discriminator"], x, on_epoch=on_epoch)
-    if stage == "task3":
-        t1 = upstream["task1"].modules
-        return train_task3(
-            config, t1["generator"], t1["discriminator"], boundary_sampler(upstream["task2"].modules), x,
-            on_epoch=on_epoch,
-        )
-    if stage == "j":
-        init_from = {"task3": ("task3", "critic"), "task1": ("task1", "discriminator")}.get(config.j.init)
-        start = upstream[init_from[0]].modules[init_from[1]] if init_from else None
-        return train_j(
-            config,
-            boundary_sampler(upstream["task2"].modules),
-            upstream["task3"].modules["generator"],
-            x,
-            init_from=start,
-            score_critic=upstream["task3"].modules["critic"] if config.j.score != "j" else None,
-            on_epoch=on_epoch,
-        )
-    raise ValueError(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
-
-
-def evaluate_detector(
-    detector: str, critic: nn.Module, config: OMASGANConfig, splits: DataSplits, *, score_test: bool = True,
-    score_fn: Callable | None = None,
-) -> StageEvaluation:
-    """Score validation (choose the max-F1 threshold there) and, once, test (``config.threads`` threads);
-    ``score_fn(x)`` replaces the stage's own score of ``critic`` when given."""
-    torch.set_num_threads(config.threads)
-    divergence = build_divergence(config.divergence)
-    score = score_fn or (lambda x: anomaly_scores(detector, critic, x, divergence))
-    val_scores = score(splits.val_x).cpu().numpy()
-    val_labels = splits.val_y.cpu().numpy()
-    threshold = max_f1_threshold(val_scores, val_labels)
-    metrics = {"val": detection_metrics(val_scores, val_labels, threshold)}
-    scores = {"val": val_scores}
-    if score_test:
-        test_scores = score(splits.test_x).cpu().numpy()
-        metrics["test"] = detection_metrics(test_scores, splits.test_y.cpu().numpy(), threshold)
-        scores["test"] = test_scores
-    return StageEvaluation(detector, threshold, metrics, scores)
-
-
-def final_score(result: StageResult, config: OMASGANConfig, splits: DataSplits) -> FinalScore:
-    """The J stage's ``j.score``, fitted on the validation normals (validation labels pick only those)."""
-    torch.set_num_threads(config.threads)
-    return FinalScore.from_modules(config, result.modules).fit(splits.val_x[splits.val_y == 0])
-
-
-def evaluate_stage(stage: str, result: StageResult, config: OMASGANConfig, splits: DataSplits) -> StageEvaluation | None:
-    """The evaluation of a stage's detector, or None for Task 2 (it has no detector)."""
-    if stage not in DETECTOR_OF_STAGE:
-        return None
-    detector, module = DETECTOR_OF_STAGE[stage]
-    if stage != "j":
-        return evaluate_detector(detector, result.modules[module], config, splits)
-    scorer = final_score(result, config, splits)
-    evaluation = evaluate_detector(detector, result.modules[module], config, splits, score_fn=scorer)
-    evaluation.score_spec = scorer.to_dict()
-    return evaluation
-
-
-def stage_alarm(stage: str, result: StageResult, evaluation: StageEvaluation | None, config: OMASGANConfig,
-                splits: DataSplits) -> dict[str, float]:
-    """The shortcut alarm after ``stage`` (:mod:`omasgan.alarm`): after Task 2, the AUROCs of ink,
-    contrast and nearest-neighbour distance separating B(z) from x; after J, the Spearman correlation
-    of the final validation scores with ink and, when J refined B, the three AUROCs of B_r.  Empty
-    for the other stages."""
-    alarm: dict[str, float] = {}
-    if stage in ("task2", "j") and boundary_members(result.modules):
-        alarm.update(shortcut_alarm(boundary_sampler(result.modules), splits.train_x, config.network.latent_dim,
-                                    alarm_seed(config.seed, stage)))
-    if stage == "j" and evaluation is not None:
-        alarm["ink_spearman"] = ink_spearman(evaluation.scores["val"], splits.val_x)
-    return alarm
-
-
 StageEndCallback = Callable[[str, StageResult, "StageEvaluation | None"], None]
 
 
@@ -185,24 +72,17 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every stage in order; ``completed`` holds stages already trained (resume), which are
     evaluated but not retrained.  ``on_stage_end(stage, result, evaluation)`` runs after each."""
-    results: dict[str, StageResult] = {}
-    evaluations: dict[str, StageEvaluation] = {}
-    alarms: dict[str, dict[str, float]] = {}
-    for stage in STAGES:
-        if completed and stage in completed:
-            result = completed[stage]
-        else:
-            result = run_stage(stage, config, splits, results, on_epoch)
-        results[stage] = result
-        evaluation = evaluate_stage(stage, result, config, splits)
-        if evaluation is not None:
-            evaluations[stage] = evaluation
-        alarm = stage_alarm(stage, result, evaluation, config, splits)
-        if alarm:
-            alarms[stage] = alarm
+    given = completed or {}
+
+    def obtain(stage: str, train: Callable[[], StageResult]) -> StageResult:
+        return given[stage] if stage in given else train()
+
+    def stage_end(outcome: StageOutcome) -> None:
         if on_stage_end is not None:
-            on_stage_end(stage, result, evaluation)
-    return PipelineResult(config, results, evaluations, alarms)
+            on_stage_end(outcome.stage, outcome.result, outcome.evaluation)
+
+    run = run_stages(config, splits, obtain=obtain, on_epoch=on_epoch, on_stage_end=stage_end)
+    return PipelineResult(config, run.results, run.evaluations, run.alarms)
 
 
 def metrics_document(result: PipelineResult, splits: DataSplits, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The kNN / Isolation Forest / autoencoder baselines (omasgan.baselines) and the ``omasgan baseline``
 command (omasgan.distributed.baseline_study): hand-checked distances, detection on the synthetic
-mixture, a learning autoencoder, determinism, the rows written to a study folder, error rows and
-one-line errors for bad input."""
+mixture, a learning autoencoder, determinism, the detector protocol (clone, fit, decision_function,
+predict), the rows written to a study folder, error rows and one-line errors for bad input."""
 
 import json
 import math
@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from sklearn.base import clone
+
+from omasgan.autoencoders import ConvAutoencoder
 from omasgan.baselines import (
-    AEScorer, BaselineConfig, BaselineEvaluation, ConvAutoencoder, KNNScorer, evaluate_baseline,
+    AutoencoderDetector, BaselineConfig, BaselineEvaluation, IsolationForestDetector, KNNDetector, baseline_detector,
+    evaluate_baseline,
 )
 from omasgan.config import default_config
 from omasgan.data import load_splits
@@ -34,8 +38,8 @@ def synthetic_splits():
 def test_knn_distances_equal_hand_values():
     query = torch.tensor([[2.0, 0.0], [0.5, 0.5]])
     # (2, 0): distances 1, sqrt 2, 2, sqrt 5; (0.5, 0.5): all four are sqrt(0.5)
-    mean2 = KNNScorer(BaselineConfig(method="knn", k=2)).fit(SQUARE).score(query)
-    kth3 = KNNScorer(BaselineConfig(method="knn", k=3, knn_score="kth")).fit(SQUARE).score(query)
+    mean2 = KNNDetector(k=2).fit(SQUARE).decision_function(query)
+    kth3 = KNNDetector(k=3, statistic="kth").fit(SQUARE).decision_function(query)
     np.testing.assert_allclose(mean2, [(1 + math.sqrt(2)) / 2, math.sqrt(0.5)], rtol=1e-6)
     np.testing.assert_allclose(kth3, [2.0, math.sqrt(0.5)], rtol=1e-6)
 
@@ -62,13 +66,12 @@ def test_mlp_autoencoder_learns_and_detects(synthetic_splits):
 
 def test_conv_autoencoder_learns_on_digits_and_fits_28_and_32_pixels():
     splits = load_splits("digits", "loo", 0, max_train=200)
-    scorer = AEScorer(BaselineConfig(method="ae", epochs=10, batch_size=16, width=8, lr=3e-3), 0,
-                      splits.sample_shape, splits.is_image, torch.device("cpu")).fit(splits.train_x)
-    assert isinstance(scorer.model, ConvAutoencoder)
-    loss = scorer.history["loss"]
+    detector = AutoencoderDetector(epochs=10, batch_size=16, width=8, lr=3e-3, random_state=0).fit(splits.train_x)
+    assert isinstance(detector.model_, ConvAutoencoder)
+    loss = detector.history_["loss"]
     # it learns: the loss halves, and ends below the error of the best constant image (the mean)
     assert loss[-1] < 0.5 * loss[0] and loss[-1] < splits.train_x.var(dim=0).mean().item()
-    assert scorer.score(splits.test_x).shape == (len(splits.test_x),)
+    assert detector.decision_function(splits.test_x).shape == (len(splits.test_x),)
     for shape in ((1, 28, 28), (3, 32, 32)):
         x = torch.randn(2, *shape)
         assert ConvAutoencoder(shape, 16, 4)(x).shape == x.shape
@@ -115,9 +118,52 @@ def test_overrides_parse_and_reject():
 
 def test_settings_the_data_cannot_take_are_config_errors(synthetic_splits):
     with pytest.raises(ConfigError, match="baseline.k=9 exceeds the 4 training normals"):
-        KNNScorer(BaselineConfig(k=9)).fit(SQUARE)
+        KNNDetector(k=9).fit(SQUARE)
     with pytest.raises(ConfigError, match="baseline.latent_dim=2 must be smaller than the 2 features"):
         evaluate_baseline(BaselineConfig(method="ae", latent_dim=2), synthetic_splits, seed=0)
+
+
+# ---- the detector protocol ---------------------------------------------------------------------
+DETECTORS = [KNNDetector(k=3, statistic="kth", contamination=0.1),
+             IsolationForestDetector(n_estimators=20, max_samples=16, random_state=3, contamination=0.1),
+             AutoencoderDetector(epochs=15, lr=3e-3, batch_size=32, width=8, random_state=3, contamination=0.1)]
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: type(d).__name__)
+def test_a_clone_has_the_same_params_and_fits_to_the_same_scores(synthetic_splits, detector):
+    twin = clone(detector)
+    assert twin is not detector and twin.get_params() == detector.get_params()
+    assert not hasattr(twin, "threshold_")  # a clone is unfitted
+    twin.set_params(contamination=0.2)
+    assert twin.get_params()["contamination"] == 0.2 and detector.contamination == 0.1
+    normals = synthetic_splits.train_x.numpy()[:200]  # numpy in, like any scikit-learn estimator
+    first = clone(detector).fit(normals).decision_function(synthetic_splits.test_x)
+    second = clone(detector).fit(torch.as_tensor(normals)).decision_function(synthetic_splits.test_x.numpy())
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: type(d).__name__)
+def test_fit_scores_and_predicts_with_a_threshold_on_the_training_normals(synthetic_splits, detector):
+    normals = synthetic_splits.train_x[:200]
+    fitted = clone(detector).fit(normals, y=np.zeros(len(normals)))  # y is ignored
+    assert fitted.threshold_ == pytest.approx(np.quantile(fitted.decision_function(normals), 0.9))
+    scores = fitted.decision_function(synthetic_splits.test_x)
+    labels = fitted.predict(synthetic_splits.test_x)
+    np.testing.assert_array_equal(labels, (scores >= fitted.threshold_).astype(np.int64))
+    truth = synthetic_splits.test_y.numpy()
+    assert labels.dtype == np.int64 and set(np.unique(labels)) == {0, 1}
+    assert labels[truth == 1].mean() > labels[truth == 0].mean()  # anomalies are flagged more often
+    assert scores[truth == 1].mean() > scores[truth == 0].mean()  # higher = more anomalous
+
+
+def test_a_config_builds_the_detector_with_its_settings():
+    assert baseline_detector(BaselineConfig(method="knn", k=7, knn_score="kth"), seed=4).get_params() == \
+        {"k": 7, "statistic": "kth", "contamination": 0.05}
+    forest = baseline_detector(BaselineConfig(method="iforest", n_estimators=9), seed=4)
+    assert (forest.n_estimators, forest.max_samples, forest.random_state) == (9, None, 4)
+    ae = baseline_detector(BaselineConfig(method="ae", epochs=2, lr=0.01, batch_size=8, latent_dim=3, width=5), 4, "cpu")
+    assert ae.get_params() == {"epochs": 2, "lr": 0.01, "batch_size": 8, "latent_dim": 3, "width": 5,
+                               "random_state": 4, "device": "cpu", "contamination": 0.05}
 
 
 # ---- the command and the result store -----------------------------------------------------------

@@ -5,7 +5,7 @@ import os
 import pyarrow.fs as pafs
 import pytest
 
-from omasgan.trainables.storage import hidden_temporary, open_filesystem, write_atomic
+from omasgan.trainables.storage import open_filesystem, write_atomic
 
 
 def test_local_root_becomes_an_absolute_path_on_the_local_filesystem(tmp_path, monkeypatch):
@@ -18,11 +18,6 @@ def test_local_root_becomes_an_absolute_path_on_the_local_filesystem(tmp_path, m
 def test_uri_root_is_resolved_by_pyarrow(tmp_path):
     fs, base = open_filesystem(f"file://{tmp_path}/store")
     assert isinstance(fs, pafs.LocalFileSystem) and base == f"{tmp_path}/store"
-
-
-def test_temporary_is_hidden_and_next_to_the_target():
-    first, second = hidden_temporary("/a/b/rows.parquet"), hidden_temporary("/a/b/rows.parquet")
-    assert first.startswith("/a/b/.rows.parquet.") and first.endswith(".tmp") and first != second
 
 
 def test_write_atomic_creates_folders_and_replaces_the_file(tmp_path):

@@ -48,7 +48,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pyarrow.fs as pafs
 
-from .storage import hidden_temporary, open_filesystem
+from omasgan.atomic_write import hidden_temporary, write_file_atomic, write_synced
+
+from .storage import open_filesystem
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,7 @@ class LocalConditionalStore(ConditionalStore):
     def _temporary(self, path: str, data: bytes) -> str:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temporary = hidden_temporary(path)
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_synced(temporary, lambda handle: handle.write(data))
         return temporary
 
     def create(self, path: str, data: bytes) -> str | None:
@@ -137,7 +136,7 @@ class LocalConditionalStore(ConditionalStore):
             current = self.read(path)
             if current is None or current.version != version:
                 return None
-            os.replace(self._temporary(path, data), path)
+            write_file_atomic(path, lambda handle: handle.write(data))
         return _digest(data)
 
     def delete(self, path: str, version: str) -> bool:

@@ -6,7 +6,9 @@ records) lives under a root that is either a local path or any URI ``pyarrow.fs`
 ``(filesystem, base path)`` pair, and :func:`write_atomic` replaces one file so that a reader sees
 the old content or the new one, never a half-written file: the bytes go to a hidden temporary file
 in the same folder (a name starting with "." that listings skip), which is then moved over the
-target.  A writer killed mid-write leaves only the hidden temporary behind.  On object stores (S3,
+target (:func:`omasgan.atomic_write.replace_via_temporary`, through the file system's
+``open_output_stream``/``move``/``delete_file``).  A writer killed mid-write leaves only the hidden
+temporary behind.  On object stores (S3,
 GCS) a single upload is already all-or-nothing (an object appears only when its upload completes),
 so the bytes go straight to the target there: a "move" would be a second full copy.
 """
@@ -14,9 +16,10 @@ so the bytes go straight to the target there: a "move" would be a second full co
 from __future__ import annotations
 
 import os
-import uuid
 
 import pyarrow.fs as pafs
+
+from omasgan.atomic_write import replace_via_temporary
 
 
 def open_filesystem(root: str) -> tuple[pafs.FileSystem, str]:
@@ -24,12 +27,6 @@ def open_filesystem(root: str) -> tuple[pafs.FileSystem, str]:
     if "://" in root:
         return pafs.FileSystem.from_uri(root)
     return pafs.LocalFileSystem(), os.path.abspath(root)
-
-
-def hidden_temporary(path: str) -> str:
-    """A unique hidden file name next to ``path`` (``<folder>/.<name>.<random>.tmp``)."""
-    folder, _, name = path.rpartition("/")
-    return f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
 
 
 def is_object_store(fs: pafs.FileSystem) -> bool:
@@ -46,14 +43,9 @@ def write_atomic(fs: pafs.FileSystem, path: str, blob: bytes) -> None:
         with fs.open_output_stream(path) as handle:
             handle.write(data)
         return
-    temporary = hidden_temporary(path)
-    try:
+
+    def write_temporary(temporary: str) -> None:
         with fs.open_output_stream(temporary) as handle:
             handle.write(blob)
-        fs.move(temporary, path)
-    except BaseException:
-        try:
-            fs.delete_file(temporary)
-        except (FileNotFoundError, OSError):
-            pass
-        raise
+
+    replace_via_temporary(path, write_temporary, fs.move, fs.delete_file)

@@ -2,7 +2,9 @@
 cache, a checkpoint at every stage boundary and a report after every stage.
 
 This module holds the logic; :mod:`omasgan.trainables.function_trainables` binds it to Ray Tune's
-``tune.report`` / ``tune.get_checkpoint``.  A trial's parameters are a flat dict of dotted config
+``tune.report`` / ``tune.get_checkpoint``.  The stages run through
+:func:`omasgan.stage_runner.run_stages`: the stage cache is its ``obtain`` hook, the checkpoint
+and the report its ``on_stage_end``.  A trial's parameters are a flat dict of dotted config
 keys (``{"task2.mu": 0.2}``) laid over a base config.
 
 Checkpoint folder (written at every stage boundary)::
@@ -33,8 +35,8 @@ from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import TrainingDivergedError
 from omasgan.metrics import METRIC_NAMES
 from omasgan.networks import check_network_shape
-from omasgan.pipeline import evaluate_stage, run_stage, stage_alarm
 from omasgan.run import load_run_data, validate_run
+from omasgan.stage_runner import StageOutcome, run_stages
 from omasgan.stages import StageResult
 
 from .cache import CacheStats, StageCache, stage_cache_key
@@ -117,7 +119,7 @@ class TrialState:
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-sample scores of each scored stage ({"val": array, "test": array}); not checkpointed."""
     alarms: dict[str, dict[str, float]] = field(default_factory=dict)
-    """stage -> the shortcut alarm's figures (omasgan.pipeline.stage_alarm)."""
+    """stage -> the shortcut alarm's figures (omasgan.evaluation.stage_alarm)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"completed": self.completed, "evaluations": self.evaluations, "trained": self.trained,
@@ -218,14 +220,14 @@ def run_trial(
     stats = cache.stats if cache is not None else CacheStats()
     earlier_attempts = dict(state.cache)  # counters of the attempts before a restore
     on_epoch = settings.fault.hook(trial_id) if settings.fault is not None else None
-    results: dict[str, StageResult] = {s: _result_from_payload(state.payloads[s], device) for s in state.completed}
+    done = {s: _result_from_payload(state.payloads[s], device) for s in state.completed}
 
-    for stage in STAGES[: STAGES.index(settings.last_stage) + 1]:
-        if stage in state.completed:
-            continue
+    def obtain(stage: str, train: Callable[[], StageResult]) -> StageResult:
+        """The stage's payload from the cache, or trained (and published there); its result is
+        rebuilt from the payload either way."""
 
-        def build(stage: str = stage) -> dict[str, Any]:
-            trained = run_stage(stage, config, splits, results, on_epoch)
+        def build() -> dict[str, Any]:
+            trained = train()
             state.trained[stage] += 1
             return stage_payload(trained, config, splits.sample_shape, splits.is_image)
 
@@ -234,14 +236,14 @@ def run_trial(
         else:
             payload = build()
             stats.count("misses", stage)
-        results[stage] = _result_from_payload(payload, device)
         state.payloads[stage] = payload
-        scored = settings.evaluate_stages is None or stage in settings.evaluate_stages
-        evaluation = evaluate_stage(stage, results[stage], config, splits) if scored else None
-        if scored:
-            alarm = stage_alarm(stage, results[stage], evaluation, config, splits)
-            if alarm:
-                state.alarms[stage] = alarm
+        return _result_from_payload(payload, device)
+
+    def stage_end(outcome: StageOutcome) -> None:
+        """Record the stage in the state, write its scores, report it with a checkpoint folder."""
+        stage, evaluation = outcome.stage, outcome.evaluation
+        if outcome.alarm:
+            state.alarms[stage] = outcome.alarm
         if evaluation is not None:
             state.scores[stage] = evaluation.scores
             state.evaluations[stage] = {"detector": evaluation.detector, "threshold": evaluation.threshold,
@@ -253,12 +255,16 @@ def run_trial(
         state.completed.append(stage)
         state.cache = {k: earlier_attempts.get(k, 0) + v for k, v in stats.as_metrics().items()}
         if report is None:
-            continue
-        metrics = build_report(stage, state, settings.last_stage, float(payload.get("wall_time_s", 0.0)))
+            return
+        wall_s = float(state.payloads[stage].get("wall_time_s", 0.0))
+        metrics = build_report(stage, state, settings.last_stage, wall_s)
         folder = Path(tempfile.mkdtemp(prefix=f"omasgan-{stage}-"))
         try:
             state.write(folder)
             report(metrics, folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    run_stages(config, splits, last_stage=settings.last_stage, done=done, obtain=obtain,
+               scored=settings.evaluate_stages, on_epoch=on_epoch, on_stage_end=stage_end)
     return state

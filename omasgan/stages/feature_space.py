@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..autoencoders import build_autoencoder, train_autoencoder
+from ..autoencoders import build_autoencoder, seeded_autoencoder, train_autoencoder
 from ..config import OMASGANConfig
 from .common import freeze, stage_seed
 
@@ -39,13 +39,9 @@ def task2_feature_map(
         return None, {}
     if cfg.feature_space == "critic":
         return freeze(copy.deepcopy(discriminator)).features, {}
-    device = train_x.device
     seed = stage_seed(config.seed, "task2") + 1
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        model = build_autoencoder(tuple(train_x.shape[1:]), train_x.dim() == 4, cfg.ae_latent_dim, cfg.ae_width,
-                                  key="task2.ae_latent_dim").to(device)
+    model = seeded_autoencoder(tuple(train_x.shape[1:]), train_x.dim() == 4, cfg.ae_latent_dim, cfg.ae_width,
+                               seed=seed, device=train_x.device, key="task2.ae_latent_dim")
     history = train_autoencoder(model, train_x, epochs=cfg.ae_epochs, lr=cfg.ae_lr, batch_size=config.task1.batch_size,
                                 seed=seed + 1)
     return freeze(model).encoder, {"ae_loss": history}
