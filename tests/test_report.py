@@ -14,9 +14,10 @@ from PIL import Image
 
 from omasgan.cli import main
 from omasgan.distributed import ResultStore, UnitKey
-from omasgan.distributed import report as report_module
-from omasgan.distributed.report import add_report_parser, write_report
-from omasgan.distributed.study_folder import JOURNAL_FILE, StudySpec
+from omasgan.distributed.report import sections as report_module
+from omasgan.distributed.report.cli import add_report_parser
+from omasgan.distributed.report.sections import write_report
+from omasgan.distributed.store.study_folder import JOURNAL_FILE, StudySpec
 from omasgan.errors import ConfigError
 
 from helpers import tiny_config
@@ -393,7 +394,7 @@ def test_the_report_is_the_same_after_compaction(studies, tmp_path):
     compacted parts."""
     import shutil
 
-    from omasgan.distributed.compaction import compact_store
+    from omasgan.distributed.store.compaction import compact_store
 
     root, page = studies
     copy = tmp_path / "studies"

@@ -1,4 +1,4 @@
-"""The study statistics on constructed data with known answers (distributed/statistics.py)."""
+"""The study statistics on constructed data with known answers (distributed/analysis/statistics.py)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omasgan.distributed.statistics import (
+from omasgan.distributed.analysis.statistics import (
     aggregate,
     detectable_difference,
     iqm,

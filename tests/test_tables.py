@@ -1,11 +1,11 @@
-"""The CLI's tables: the sensitivity rule is the report's (one definition, tables.sweep_table)."""
+"""The CLI's tables: the sensitivity rule is the report's (one definition, analysis.tables.sweep_table)."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from omasgan.distributed.tables import sensitivity_table
+from omasgan.distributed.analysis.tables import sensitivity_table
 
 
 def _rows():
@@ -38,9 +38,10 @@ def test_sensitivity_is_the_mean_and_sd_over_seeds_of_the_per_seed_class_means()
 
 
 def test_the_report_uses_the_same_rule():
-    from omasgan.distributed import report_tables
+    from omasgan.distributed.report import tables as report_tables
 
     rows = _rows()
     final = rows[rows.status == "ok"]
     pd.testing.assert_frame_equal(report_tables.sensitivity_table(final),
                                   sensitivity_table(rows).drop(columns="param"))
+

@@ -3,8 +3,8 @@
 A search driver killed after the searcher told Optuna a trial's value, but before Tune saved its
 experiment state, leaves that trial finished in the journal and unfinished in the restored
 experiment: the restored trial reports its rounds again (from its durable record, see
-:mod:`.trial_record`).  Plain OptunaSearch would pass those reports on to the finished Optuna trial,
-which raises ``UpdateFinishedTrialError`` and stops the search.  This searcher drops results and
+:mod:`omasgan.distributed.store.trial_record`).  Plain OptunaSearch would pass those reports on to the
+finished Optuna trial, which raises ``UpdateFinishedTrialError`` and stops the search.  This searcher drops results and
 completions for Optuna trials the journal already holds as finished, and results of steps it already
 holds: each value is recorded once, and the study goes on.
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ray import tune
 
-from .study_trainable import OBJECTIVE
+from .trainable import OBJECTIVE
 
 
 def _duration(seconds: float) -> str:

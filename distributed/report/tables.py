@@ -1,5 +1,5 @@
 """The numbers of ``omasgan report``: reading every study's tables, choosing which rows each section
-shows, and the tables themselves (pandas DataFrames that :mod:`.report` renders and saves as CSV).
+shows, and the tables themselves (pandas DataFrames that :mod:`.sections` renders and saves as CSV).
 
 What is reported (``reported_rows``):
 - a seeds study: all its OMASGAN rows (one fixed config over classes x seeds);
@@ -31,9 +31,10 @@ import pyarrow.dataset as ds
 from omasgan.errors import ConfigError
 from omasgan.vocabulary import DETECTORS
 
-from .result_store import ALARM_COLUMNS, ResultStore, safe_name
-from .tables import sweep_table
-from .study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
+from ..analysis.ranking import search_ranking
+from ..analysis.tables import sweep_table
+from ..store.result_store import ALARM_COLUMNS, ResultStore, safe_name
+from ..store.study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
 OMASGAN = "omasgan"
 BASELINE_SOURCE = "baselines"
@@ -81,7 +82,7 @@ class Inputs:
 
 
 RANK_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc"]
-"""The columns ``rank_trials`` (``confirmation.search_ranking``) reads."""
+"""The columns ``rank_trials`` (``search_ranking``) reads."""
 RUN_KEYS = ["study", "trial_id", "dataset", "holdout_class", "seed", "method", "stage"]
 ALARM_KEYS = RUN_KEYS + ["split", "status"]
 
@@ -198,16 +199,14 @@ def model_order(models) -> list[str]:
 
 def rank_trials(results: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     """The search trials of ``spec`` ranked on VALIDATION rows of J only, by the study's objective
-    (:func:`.confirmation.search_ranking`: the aggregate over ALL its units; a trial with a failed or
-    missing unit is not scored on the rest and ranks last)."""
-    from .confirmation import search_ranking
-
+    (:func:`omasgan.distributed.analysis.ranking.search_ranking`: the aggregate over ALL its units; a
+    trial with a failed or missing unit is not scored on the rest and ranks last)."""
     return search_ranking(results, spec)
 
 
 def confirmation_of(inputs: "Inputs", study: str) -> dict[str, Any] | None:
     """The confirmation summary of a search study, when it has one."""
-    from .confirmation import read_confirmation
+    from ..store.study_folder import read_confirmation
 
     item = next((i for i in inputs.studies if i.spec.name == study), None)
     return read_confirmation(item.folder) if item is not None else None
@@ -306,9 +305,9 @@ def _sd_of_class_mean(rows: pd.DataFrame) -> float:
 
 def seed_summaries(reported: pd.DataFrame) -> pd.DataFrame:
     """Per (data set, source, model) with at least two seeds of a class: the test-AUROC summary of
-    :func:`.statistics.seed_summary` (mean, SD, IQM with its stratified bootstrap 95% interval, worst
-    class, units below 0.5)."""
-    from .statistics import seed_summary
+    :func:`omasgan.distributed.analysis.statistics.seed_summary` (mean, SD, IQM with its stratified bootstrap
+    95% interval, worst class, units below 0.5)."""
+    from ..analysis.statistics import seed_summary
 
     test = reported[reported["split"] == "test"]
     records = []
@@ -322,8 +321,9 @@ def seed_summaries(reported: pd.DataFrame) -> pd.DataFrame:
 def noise_floor_table(reported: pd.DataFrame, seeds_per_class=(1, 3, 5, 10)) -> pd.DataFrame:
     """Per (data set, source, model) with repeated seeds: the pooled within-class SD of test AUROC over
     seeds (the per-unit noise), and the smallest paired difference a study of the same classes with
-    1, 3, 5, 10 seeds per class detects (80% power, 5% two-sided; :func:`.statistics.noise_floor`)."""
-    from .statistics import detectable_difference, noise_floor
+    1, 3, 5, 10 seeds per class detects (80% power, 5% two-sided;
+    :func:`omasgan.distributed.analysis.statistics.noise_floor`)."""
+    from ..analysis.statistics import detectable_difference, noise_floor
 
     test = reported[reported["split"] == "test"]
     records = []
