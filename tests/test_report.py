@@ -247,6 +247,21 @@ def test_search_section_importance_and_ranking(studies):
     assert "| srch | t0 | 1 | 0 | omasgan | j | loss became nan |" in text  # the error row, first line
 
 
+def test_the_cli_search_table_and_the_report_rank_the_trials_the_same(studies):
+    """t0 is best on the one unit it finished and t2 on test; both rank by the one rule: t1, t2, t0."""
+    from omasgan.distributed.analysis.tables import search_table
+    from omasgan.distributed.report.tables import load_inputs, ranking
+
+    root, page = studies
+    spec = StudySpec.read(root / "srch")
+    rows = ResultStore(str(root / "srch")).read("results").to_pandas()
+    cli = search_table(rows, {trial: {"task2.mu": mu} for trial, mu in SEARCH_MU.items()}, spec)
+    report = ranking(load_inputs(root), spec)  # ranked in the report's pushed-down scan
+    assert list(cli["trial"]) == list(report["trial_id"]) == list(_csv(page, "ranking-srch")["trial_id"])
+    assert list(cli["trial"]) == ["t1", "t2", "t0"]
+    assert cli["objective"].tolist()[:2] == pytest.approx(report["objective"].tolist()[:2])
+
+
 def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
     root, page = studies
     path = page.parent / "best-config.json"

@@ -1,5 +1,5 @@
-"""The ranking of a search's trials, which the printed search table, the report and the confirmation
-use: by the study's objective (:mod:`.objective`, the aggregate over ALL its
+"""The one ranking of a search's trials, which the printed search table, the report and the
+confirmation all use: by the study's objective (:mod:`.objective`, the aggregate over ALL its
 (class, seed) units) of the final detector J's VALIDATION AUROC.  A trial with a failed or missing unit
 is not scored on the rest: it ranks after every complete trial.  Ties go to the smaller trial id."""
 
@@ -13,7 +13,21 @@ import pandas as pd
 from .objective import aggregate
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
     from ..store.study_folder import StudySpec
+
+RANK_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc"]
+"""The columns :func:`search_ranking` reads."""
+
+
+def ranking_filter(spec: StudySpec) -> ds.Expression:
+    """The rows :func:`search_ranking` reads (the search's ok validation rows of J), as a scan filter, so
+    a caller reads only those."""
+    import pyarrow.dataset as ds
+
+    return ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
+            & (ds.field("split") == "val") & (ds.field("status") == "ok"))
 
 
 def search_ranking(rows: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:

@@ -36,7 +36,7 @@ from omasgan.config import OMASGANConfig
 from omasgan.errors import ConfigError
 
 from ..analysis.objective import aggregate
-from ..analysis.ranking import search_ranking
+from ..analysis.ranking import RANK_COLUMNS, ranking_filter, search_ranking
 from ..store.study_folder import CONFIRMATION_FILE, StudySpec
 from .preparation import RunOptions, StudyPaths, parse_int_list
 
@@ -45,8 +45,7 @@ CONFIRM_KIND = "confirm"
 CONFIRM_FOLDER = "confirm"
 FIRST_FRESH_SEED = 100
 UNIT_IDENTITY = ("data.holdout", "seed")
-RANKING_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc",
-                   "config_json"]
+CANDIDATE_COLUMNS = [*RANK_COLUMNS, "config_json"]
 """The result columns choose_candidates reads."""
 
 
@@ -147,12 +146,8 @@ def prepare_confirmation(paths: StudyPaths, top: int, seeds_text: str | None) ->
                               f"{stored['seeds']}; give those again (a finished confirmation is read again, an "
                               f"interrupted one resumes)")
         return spec, stored
-    import pyarrow.dataset as ds
-
     # only what the ranking reads (the search's ok validation rows of J), not every row of the study
-    where = ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
-             & (ds.field("split") == "val") & (ds.field("status") == "ok"))
-    rows = ResultStore(paths.data_root).read(filter=where, columns=RANKING_COLUMNS).to_pandas()
+    rows = ResultStore(paths.data_root).read(filter=ranking_filter(spec), columns=CANDIDATE_COLUMNS).to_pandas()
     candidates = choose_candidates(rows, spec, top)
     info = {"top": top, "seeds": fresh_seeds(spec, seeds_text), "objective": spec.options.get("objective", "mean"),
             "candidates": [asdict(c) for c in candidates]}
