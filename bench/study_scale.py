@@ -185,7 +185,7 @@ def searcher_driver(args: argparse.Namespace) -> None:
     from omasgan.distributed.studies.preparation import RunOptions, prepare_study
     from omasgan.distributed.commands.studies import search_experiment
     from omasgan.distributed.store.study_folder import StudySpec
-    from omasgan.distributed.studies.trainable import OBJECTIVE
+    from omasgan.distributed.analysis.objective import STUDY_OBJECTIVE
 
     trials = int(args.trials)
     spec = StudySpec(name=args.name, kind="search", dataset="digits", classes=expand(args.classes),
@@ -196,7 +196,7 @@ def searcher_driver(args: argparse.Namespace) -> None:
     options = RunOptions(storage=args.storage, max_concurrent=int(args.max_concurrent))
     study = prepare_study(spec, options)  # holds the study's driver lease until the process ends
     searcher = search_experiment(StudySpec.read(study.paths.control), study.options, study.paths).make_searcher()
-    searcher.set_search_properties(OBJECTIVE, "max", {})
+    searcher.set_search_properties(STUDY_OBJECTIVE, "max", {})
     spent = {"suggest_s": 0.0, "result_s": 0.0, "complete_s": 0.0, "suggest_cpu_s": 0.0, "result_cpu_s": 0.0}
     suggested = open(Path(args.storage) / "suggested.jsonl", "w")  # each trial's config, for _synthesize
     blocks = []  # seconds of results + completions per tenth of the trials
@@ -214,9 +214,9 @@ def searcher_driver(args: argparse.Namespace) -> None:
         suggested.write(json.dumps({"trial_id": trial_id, "params": config, "objective": value}) + "\n")
         begin, cpu = time.perf_counter(), time.process_time()
         for step in range(1, 5):
-            searcher.on_trial_result(trial_id, {OBJECTIVE: value, "training_iteration": step})
+            searcher.on_trial_result(trial_id, {STUDY_OBJECTIVE: value, "training_iteration": step})
         middle = time.perf_counter()
-        searcher.on_trial_complete(trial_id, {OBJECTIVE: value, "training_iteration": 4})
+        searcher.on_trial_complete(trial_id, {STUDY_OBJECTIVE: value, "training_iteration": 4})
         end = time.perf_counter()
         spent["result_cpu_s"] += time.process_time() - cpu
         spent["result_s"] += middle - begin

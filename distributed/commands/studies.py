@@ -14,7 +14,7 @@ from omasgan.errors import ConfigError
 from omasgan.search_spaces import DEFAULT_WINDOW, MIN_WINDOW, check_window
 from omasgan.vocabulary import SCORE_CHOICES, SPACE_NAMES
 
-from ..analysis.objective import AGGREGATES, check_aggregate
+from ..analysis.objective import AGGREGATES, STUDY_OBJECTIVE, check_aggregate
 from ..store.study_folder import STUDY_FILE, StudySpec, result_root, study_folders
 from ..studies.preparation import (
     SCHEDULERS,
@@ -60,7 +60,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
                                      window=o.get("sampler_window", 0))
         searcher = JournalOptunaSearch(
             space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"]),
-            metric="objective", mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
+            metric=STUDY_OBJECTIVE, mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
             study_name=spec.name, storage=storage,
         )
         return ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)

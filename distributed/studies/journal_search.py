@@ -28,6 +28,8 @@ from typing import Any
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
+from ..analysis.objective import STUDY_OBJECTIVE
+
 logger = logging.getLogger(__name__)
 
 
@@ -82,7 +84,7 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def ending(result: dict[str, Any] | None, error: bool, metric: str = "objective") -> tuple[str, float | None]:
+def ending(result: dict[str, Any] | None, error: bool, metric: str = STUDY_OBJECTIVE) -> tuple[str, float | None]:
     """How a trial's end is told to Optuna: ("complete", value), ("pruned", None) or ("fail", None)
     (see the module docstring)."""
     if error or not result or result.get("units_failed"):

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import ray
 from ray import tune
 
+from ..analysis.objective import STUDY_OBJECTIVE
 from ..store.compaction import CompactionBusy, OrphanRule, compact_store
 from ..store.result_store import ResultStore
 from ..store.study_folder import StudySpec
@@ -19,7 +20,7 @@ from ..store.trial_record import TrialRecords
 from .capacity import ClusterShape, check_fit, joined_cluster_shape, this_machine
 from .preparation import RunOptions, StudyOutcome, StudyPaths
 from .progress import StudyProgress
-from .trainable import OBJECTIVE, TrialPlan, make_study_trainable
+from .trainable import TrialPlan, make_study_trainable
 
 
 @dataclass
@@ -125,7 +126,7 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
             trainable,
             param_space=experiment.param_space,
             tune_config=tune.TuneConfig(
-                metric=OBJECTIVE, mode="max", num_samples=experiment.num_samples,
+                metric=STUDY_OBJECTIVE, mode="max", num_samples=experiment.num_samples,
                 search_alg=experiment.make_searcher() if experiment.make_searcher else None,
                 scheduler=experiment.make_scheduler() if experiment.make_scheduler else None,
                 max_concurrent_trials=None if experiment.make_searcher else options.max_concurrent,

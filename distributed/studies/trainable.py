@@ -15,7 +15,7 @@ is also written to the trial's durable record (:mod:`omasgan.distributed.store.t
 report, so a round finished just before the driver died is reported again from the record, not trained
 again.
 
-The reported ``objective`` is the study's aggregate (``mean``, ``iqm`` or
+The reported objective (``STUDY_OBJECTIVE``) is the study's aggregate (``mean``, ``iqm`` or
 ``worst-class``, see :mod:`omasgan.distributed.analysis.objective`) over ALL the trial's (class, seed)
 units of the newest detector's validation AUROC (Task 1's until Task 3 is trained, then Task 3's, then
 J's): the search maximises the final J's. A unit that fails (a NaN loss, bad data) makes the objective
@@ -44,11 +44,10 @@ from omasgan.config import STAGES
 
 from omasgan.trainables.function_trainables import trial_device
 
-from ..analysis.objective import aggregate
+from ..analysis.objective import STUDY_OBJECTIVE, aggregate
 from ..store.trial_record import TrialRecords
 from .units import UnitOutcome, UnitTask, run_unit, summarize_round
 
-OBJECTIVE = "objective"
 DETECTOR_ROUND = "detector_round"
 DETECTOR_STAGES = ("task1", "task3", "j")
 """The stages that train a detector (Task 2 trains the boundary model B only)."""
@@ -261,7 +260,7 @@ def _train_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: 
     elif report["units_failed"]:
         state["objective"] = float("nan")
     state["rounds"].append(stage)
-    report[OBJECTIVE] = state["objective"]
+    report[STUDY_OBJECTIVE] = state["objective"]
     report["pipeline_done"] = stage == plan.rounds[-1]
     state["reports"][stage] = report
     return report
