@@ -1,6 +1,6 @@
 """How the packages may depend on each other: the core package stays pure PyTorch (no module under
 omasgan/ imports Ray, Optuna or pyarrow; the card folders trainables/, search_spaces/, distributed/
-may); and the rooms of distributed/ import one way."""
+may); no package uses another's private names; and the rooms of distributed/ import one way."""
 
 import ast
 from pathlib import Path
@@ -79,6 +79,26 @@ def _dotted(node: ast.expr) -> list[str] | None:
         parts.insert(0, node.attr)
         node = node.value
     return [node.id, *parts] if isinstance(node, ast.Name) else None
+
+
+def test_no_module_uses_a_private_name_of_another_package():
+    offenders = []
+    for path, module, package in _modules():
+        bound = {}  # a local name -> the dotted name it was imported as
+        for node, target, names, binds in _imports(path, module):
+            bound.update(binds)
+            owner = _package_of(target or "")
+            if owner and owner != package:
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: from {target} import {n}"
+                              for n in names if _private(n)]
+        for node in ast.walk(ast.parse(path.read_text())):
+            parts = _dotted(node) if isinstance(node, ast.Attribute) else None
+            if not parts or parts[0] not in bound or not _private(parts[-1]):
+                continue
+            owner = _package_of(".".join([bound[parts[0]], *parts[1:-1]]))
+            if owner and owner != package:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {'.'.join(parts)}")
+    assert offenders == []
 
 
 def test_the_rooms_of_distributed_import_only_earlier_rooms():

@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from omasgan.distributed.analysis.objective import aggregate, iqm
 from omasgan.distributed.analysis.statistics import (
-    aggregate,
     detectable_difference,
-    iqm,
     noise_floor,
     paired_comparison,
     per_class_comparisons,

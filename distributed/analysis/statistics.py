@@ -30,7 +30,7 @@ from scipy import stats
 
 from omasgan.errors import ConfigError
 
-from .objective import AGGREGATES, aggregate, check_aggregate, iqm  # noqa: F401 - re-exported
+from .objective import iqm
 
 VERDICTS = ("better", "not distinguishable", "worse")
 CONFIDENCE = 0.95
