@@ -74,7 +74,7 @@ def test_one_digits_unit_gives_the_same_numbers_through_run_and_through_a_study(
 def test_a_search_trial_with_a_failed_unit_is_told_to_optuna_as_failed(local_ray, tmp_path):
     spec = spec_from_args("search", SimpleNamespace(
         resume=False, config=str(_config_file(tmp_path)), dataset=None, classes="0,1", seeds="0", last_stage="j",
-        name="failing", space="j", trials=2, scheduler="fifo", sampler_seed=0, with_optimizer=False,
+        name="failing", space="j", trials=2, scheduler="fifo", sampler_seed=0, sampler_window=0, with_optimizer=False,
         with_batch=False, objective="mean", confirm=None, confirm_seeds=None, set=None, protocol=None,
         holdout=None, data_root=None, ood_dataset=None, tabular_path=None, label_column=None, max_train=None,
         seed=None, threads=None, download=False))
