@@ -26,7 +26,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 
 from omasgan.data.registry import load_splits
-from omasgan.distributed.result_store import ResultStore
+from omasgan.distributed.store.result_store import ResultStore
 
 HERE = Path(__file__).parent
 DETECTORS = ("task1", "task3", "final")

@@ -38,11 +38,11 @@ import pandas as pd
 import pyarrow.dataset as ds
 from omasgan.baselines import BaselineConfig
 from omasgan.config import STAGES, default_config, read_config_file
-from omasgan.distributed.baseline_study import run_baseline_unit
-from omasgan.distributed.result_store import ResultStore
-from omasgan.distributed.studies import NAME_PATTERN, parse_int_list
-from omasgan.distributed.study_folder import STUDY_FILE, StudySpec
-from omasgan.distributed.units import UnitTask, run_unit
+from omasgan.distributed.studies.baseline import run_baseline_unit
+from omasgan.distributed.store.result_store import ResultStore
+from omasgan.distributed.studies.preparation import NAME_PATTERN, parse_int_list
+from omasgan.distributed.store.study_folder import STUDY_FILE, StudySpec
+from omasgan.distributed.studies.units import UnitTask, run_unit
 from omasgan.provenance import library_versions
 
 HERE = Path(__file__).parent
@@ -305,7 +305,7 @@ def main() -> int:
     }
     write_text_atomic(out / "quality.json", json.dumps(document, indent=2, default=float))
     if not args.no_report and summary:
-        from omasgan.distributed.report import write_report
+        from omasgan.distributed.report.sections import write_report
 
         print(f"report: {write_report(out, out=out / 'report')}")
     return 0

@@ -59,8 +59,8 @@ def synthetic_unit(task):
 
     import numpy as np
 
-    from omasgan.distributed import result_store as rs
-    from omasgan.distributed.units import UnitOutcome
+    from omasgan.distributed.store import result_store as rs
+    from omasgan.distributed.studies.units import UnitOutcome
     from omasgan.metrics import METRIC_NAMES
 
     identity = (task.trial_id, task.holdout, task.seed)
@@ -101,7 +101,7 @@ def install_synthetic_units():
     them as Ray tasks (a Ray worker_process_setup_hook, so every trial process has it)."""
     import ray
 
-    from omasgan.distributed import study_trainable
+    from omasgan.distributed.studies import trainable as study_trainable
 
     class Inline:
         def options(self, **_):
@@ -127,10 +127,10 @@ def driver(args: argparse.Namespace) -> None:
     ray.init(num_cpus=(os.cpu_count() or 1) + 1, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING, runtime_env={"worker_process_setup_hook": install_synthetic_units})
     from omasgan.cli import main as omasgan_main
-    from omasgan.distributed import study_runner
+    from omasgan.distributed.studies import runner as study_runner
 
     timings: dict[str, float] = {"sampler_s": 0.0, "sampler_cpu_s": 0.0}
-    from omasgan.distributed.journal_search import JournalOptunaSearch
+    from omasgan.distributed.studies.journal_search import JournalOptunaSearch
 
     suggest = JournalOptunaSearch.suggest
 
@@ -182,10 +182,10 @@ def searcher_driver(args: argparse.Namespace) -> None:
     one suggest, four results and a completion.  Writes the time spent in suggest (the sampler) and
     in results and completions (the wrapper and the journal) to ``args.stats``."""
     from omasgan.config import default_config
-    from omasgan.distributed.studies import RunOptions, prepare_study
-    from omasgan.distributed.studies_cli import search_experiment
-    from omasgan.distributed.study_folder import StudySpec
-    from omasgan.distributed.study_trainable import OBJECTIVE
+    from omasgan.distributed.studies.preparation import RunOptions, prepare_study
+    from omasgan.distributed.commands.studies import search_experiment
+    from omasgan.distributed.store.study_folder import StudySpec
+    from omasgan.distributed.analysis.objective import STUDY_OBJECTIVE
 
     trials = int(args.trials)
     spec = StudySpec(name=args.name, kind="search", dataset="digits", classes=expand(args.classes),
@@ -196,7 +196,7 @@ def searcher_driver(args: argparse.Namespace) -> None:
     options = RunOptions(storage=args.storage, max_concurrent=int(args.max_concurrent))
     study = prepare_study(spec, options)  # holds the study's driver lease until the process ends
     searcher = search_experiment(StudySpec.read(study.paths.control), study.options, study.paths).make_searcher()
-    searcher.set_search_properties(OBJECTIVE, "max", {})
+    searcher.set_search_properties(STUDY_OBJECTIVE, "max", {})
     spent = {"suggest_s": 0.0, "result_s": 0.0, "complete_s": 0.0, "suggest_cpu_s": 0.0, "result_cpu_s": 0.0}
     suggested = open(Path(args.storage) / "suggested.jsonl", "w")  # each trial's config, for _synthesize
     blocks = []  # seconds of results + completions per tenth of the trials
@@ -216,9 +216,9 @@ def searcher_driver(args: argparse.Namespace) -> None:
         suggested.write(json.dumps({"trial_id": trial_id, "params": config, "objective": value}) + "\n")
         begin, cpu = time.perf_counter(), time.process_time()
         for step in range(1, 5):
-            searcher.on_trial_result(trial_id, {OBJECTIVE: value, "training_iteration": step})
+            searcher.on_trial_result(trial_id, {STUDY_OBJECTIVE: value, "training_iteration": step})
         middle = time.perf_counter()
-        searcher.on_trial_complete(trial_id, {OBJECTIVE: value, "training_iteration": 4})
+        searcher.on_trial_complete(trial_id, {STUDY_OBJECTIVE: value, "training_iteration": 4})
         end = time.perf_counter()
         spent["result_cpu_s"] += time.process_time() - cpu
         spent["result_s"] += middle - begin
@@ -278,9 +278,9 @@ def synthesize_store(args: argparse.Namespace) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from omasgan.distributed.compaction import MANIFEST_FORMAT
-    from omasgan.distributed.result_store import ResultStore, UnitKey, table_schema
-    from omasgan.distributed.study_folder import StudySpec
+    from omasgan.distributed.store.compaction import MANIFEST_FORMAT
+    from omasgan.distributed.store.result_store import ResultStore, UnitKey, table_schema
+    from omasgan.distributed.store.study_folder import StudySpec
     from omasgan.metrics import METRIC_NAMES
     from omasgan.trainables import trial_config
 
@@ -474,7 +474,7 @@ def run_size(trials: int, args: argparse.Namespace, root: Path) -> dict:
 def files_written(trials: int, units: int, args: argparse.Namespace) -> dict[str, int]:
     """Store files the units wrote: one results file per unit and stage, one scores file per unit
     and detector whose scores are kept."""
-    from omasgan.distributed import result_store as rs
+    from omasgan.distributed.store import result_store as rs
 
     scores_choice = next((args.extra[i + 1] for i, a in enumerate(args.extra[:-1]) if a == "--scores"), None)
     if hasattr(rs, "score_splits"):

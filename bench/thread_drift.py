@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from omasgan.distributed.result_store import ResultStore
+from omasgan.distributed.store.result_store import ResultStore
 
 HERE = Path(__file__).parent
 DETECTORS = ("task1", "task3", "final")

@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from omasgan.cli import main as omasgan
-from omasgan.distributed.compare import compare
-from omasgan.distributed.result_store import ResultStore
-from omasgan.distributed.study_folder import STUDY_FILE
+from omasgan.distributed.report.compare import compare
+from omasgan.distributed.store.result_store import ResultStore
+from omasgan.distributed.store.study_folder import STUDY_FILE
 
 HERE = Path(__file__).parent
 VARIANTS = {

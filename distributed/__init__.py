@@ -1,22 +1,24 @@
-"""The distributed study system (installed as ``omasgan.distributed``).
+"""The distributed study system (installed as ``omasgan.distributed``), in five rooms:
 
-- :mod:`.studies_cli`, :mod:`.studies`, :mod:`.study_runner`, :mod:`.study_trainable`, :mod:`.units`:
-  the ``search``, ``sensitivity`` and ``seeds`` studies on Ray Tune (and Optuna), unit by unit
-- :mod:`.result_store`: the versioned, hive-partitioned Parquet result store
-- :mod:`.study_folder`: what a study folder holds (``study.json``, journal, results)
-- :mod:`.tables`, :mod:`.progress`: the printed tables and live progress
-- :mod:`.report` (+ ``report_tables``, ``report_figures``, ``report_page``): ``omasgan report``
-- :mod:`.baseline_study`: ``omasgan baseline`` (kNN, Isolation Forest, autoencoder) in the same store
+- :mod:`.store`: what a study leaves on disk: its folder and ``study.json``, the versioned,
+  hive-partitioned Parquet result store, the trials' durable records, compaction and queries
+- :mod:`.analysis`: how a study's rows become numbers: the objective's aggregates, the one ranking of a
+  search's trials, the statistics, and the printed tables
+- :mod:`.studies`: the ``search``, ``sensitivity``, ``seeds`` and ``baseline`` studies on Ray Tune (and
+  Optuna), unit by unit, and the confirmation of a search's winners
+- :mod:`.report`: ``omasgan report`` and ``omasgan compare``
+- :mod:`.commands`: the study subcommands' arguments and handlers, which :mod:`.cli` registers
 
-Names are imported on first use, so ``omasgan --help`` does not load pyarrow, sklearn or Ray.
+Each room imports only the rooms listed before it.  Names are imported on first use, so
+``omasgan --help`` does not load pyarrow, sklearn or Ray.
 """
 
 from importlib import import_module
 
 _EXPORTS = {
-    "SCHEMA_VERSION": "result_store", "ResultStore": "result_store", "UnitKey": "result_store",
-    "dataset_schema": "result_store", "result_schema": "result_store", "score_schema": "result_store",
-    "StudySpec": "study_folder",
+    "SCHEMA_VERSION": "store.result_store", "ResultStore": "store.result_store", "UnitKey": "store.result_store",
+    "dataset_schema": "store.result_store", "result_schema": "store.result_store",
+    "score_schema": "store.result_store", "StudySpec": "store.study_folder",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,10 +7,10 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add every study subcommand this package has to the ``omasgan`` parser."""
-    from . import studies_cli
-    from .cache_cli import add_cache_parser
-    from .doctor import add_doctor_parser
+    from .commands.cache import add_cache_parser
+    from .commands.doctor import add_doctor_parser
+    from .commands.studies import add_commands
 
-    studies_cli.add_commands(sub)
+    add_commands(sub)
     add_doctor_parser(sub)
     add_cache_parser(sub)

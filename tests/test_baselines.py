@@ -1,5 +1,5 @@
 """The kNN / Isolation Forest / autoencoder baselines (omasgan.baselines) and the ``omasgan baseline``
-command (omasgan.distributed.baseline_study): hand-checked distances, detection on the synthetic
+command (omasgan.distributed.studies.baseline): hand-checked distances, detection on the synthetic
 mixture, a learning autoencoder, determinism, the detector protocol (clone, fit, decision_function,
 predict), the rows written to a study folder, error rows and one-line errors for bad input."""
 
@@ -24,7 +24,7 @@ from omasgan.metrics import METRIC_NAMES, max_f1_threshold
 from omasgan.pipeline import StageEvaluation
 
 from omasgan.distributed import ResultStore
-from omasgan.distributed.baseline_study import main, run_baseline_unit
+from omasgan.distributed.studies.baseline import main, run_baseline_unit
 
 SQUARE = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
@@ -253,11 +253,11 @@ def test_the_parser_is_light_and_lists_every_method_and_setting():
     import sys
 
     from omasgan.baselines import BASELINE_METHODS
-    from omasgan.distributed.baseline_study import METHOD_NAMES, SETTING_NAMES
+    from omasgan.distributed.studies.baseline import METHOD_NAMES, SETTING_NAMES
 
     assert METHOD_NAMES == BASELINE_METHODS
     assert SETTING_NAMES == tuple(f.name for f in dataclasses.fields(BaselineConfig) if f.name != "method")
-    code = ("import argparse, sys; from omasgan.distributed.baseline_study import add_baseline_parser; "
+    code = ("import argparse, sys; from omasgan.distributed.studies.baseline import add_baseline_parser; "
             "add_baseline_parser(argparse.ArgumentParser().add_subparsers()); "
             "print(sorted(m for m in ('torch', 'sklearn', 'pyarrow', 'pandas', 'ray') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

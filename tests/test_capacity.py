@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from omasgan.distributed.capacity import (
+from omasgan.distributed.studies.capacity import (
     ClusterShape,
     NodeType,
     check_fit,
@@ -16,7 +16,7 @@ from omasgan.distributed.capacity import (
     shape_from_nodes,
     unit_bundle,
 )
-from omasgan.distributed.studies import RunOptions, restore_run_options
+from omasgan.distributed.studies.preparation import RunOptions, restore_run_options
 from omasgan.errors import ConfigError
 
 CLUSTER_YAML = Path(__file__).resolve().parents[1] / "cluster.yaml"
@@ -94,7 +94,7 @@ def test_resume_restores_the_options_not_given_and_names_a_differing_one():
 
 def test_run_options_given_on_the_command_line_are_told_from_defaults():
     from omasgan.cli import build_parser
-    from omasgan.distributed.studies_cli import options_from_args
+    from omasgan.distributed.commands.studies import options_from_args
 
     args = build_parser().parse_args(["search", "--resume", "--name", "x", "--gpus-per-unit", "0.5"])
     options = options_from_args(args)

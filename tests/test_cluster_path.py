@@ -53,7 +53,7 @@ def test_a_killed_search_resumes_from_a_second_working_folder(s3_ray, config_fil
 
     from omasgan.cli import main
     from omasgan.distributed import ResultStore
-    from omasgan.distributed.trial_record import TrialRecords
+    from omasgan.distributed.store.trial_record import TrialRecords
 
     storage = f"s3://{BUCKET}/studies"
     first, second = tmp_path / "machine-a", tmp_path / "machine-b"
@@ -151,7 +151,7 @@ def test_a_joined_cluster_is_sized_by_its_autoscaler_config_on_the_head(s3_ray, 
     this one-node Ray plays the head of cluster.yaml, whose workers do not exist yet."""
     from pathlib import Path
 
-    from omasgan.distributed.capacity import check_fit, joined_cluster_shape
+    from omasgan.distributed.studies.capacity import check_fit, joined_cluster_shape
 
     alive = joined_cluster_shape()
     assert alive.source.startswith("the nodes alive now") and len(alive.node_types) == 1

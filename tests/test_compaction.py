@@ -14,12 +14,12 @@ import pytest
 
 from omasgan.cli import main
 from omasgan.distributed import ResultStore, UnitKey
-from omasgan.distributed import compaction as C
-from omasgan.distributed.baseline_study import run_baseline_unit
-from omasgan.distributed.result_store import MANIFEST_FILE, PART_NAME
-from omasgan.distributed.study_folder import StudySpec
-from omasgan.distributed.study_runner import remove_orphan_files
-from omasgan.distributed.trial_record import TrialRecords
+from omasgan.distributed.store import compaction as C
+from omasgan.distributed.studies.baseline import run_baseline_unit
+from omasgan.distributed.store.result_store import MANIFEST_FILE, PART_NAME
+from omasgan.distributed.store.study_folder import StudySpec
+from omasgan.distributed.studies.runner import remove_orphan_files
+from omasgan.distributed.store.trial_record import TrialRecords
 
 from helpers import tiny_config
 

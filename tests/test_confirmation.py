@@ -15,12 +15,12 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from omasgan.cli import main  # noqa: E402
-from omasgan.distributed.confirmation import CONFIRMATION_FILE  # noqa: E402
-from omasgan.distributed.journal_search import ending  # noqa: E402
-from omasgan.distributed.studies import RunOptions  # noqa: E402
-from omasgan.distributed.studies_cli import run_study, spec_from_args  # noqa: E402
-from omasgan.distributed.study_folder import StudySpec  # noqa: E402
-from omasgan.distributed.study_trainable import TrialPlan, unit_objective  # noqa: E402
+from omasgan.distributed.store.study_folder import CONFIRMATION_FILE  # noqa: E402
+from omasgan.distributed.studies.journal_search import ending  # noqa: E402
+from omasgan.distributed.studies.preparation import RunOptions  # noqa: E402
+from omasgan.distributed.commands.studies import run_study, spec_from_args  # noqa: E402
+from omasgan.distributed.store.study_folder import StudySpec  # noqa: E402
+from omasgan.distributed.studies.trainable import TrialPlan, unit_objective  # noqa: E402
 from omasgan.errors import ConfigError  # noqa: E402
 from omasgan.trainables import FaultInjection  # noqa: E402
 
@@ -74,7 +74,7 @@ def test_one_digits_unit_gives_the_same_numbers_through_run_and_through_a_study(
 def test_a_search_trial_with_a_failed_unit_is_told_to_optuna_as_failed(local_ray, tmp_path):
     spec = spec_from_args("search", SimpleNamespace(
         resume=False, config=str(_config_file(tmp_path)), dataset=None, classes="0,1", seeds="0", last_stage="j",
-        name="failing", space="j", trials=2, scheduler="fifo", sampler_seed=0, with_optimizer=False,
+        name="failing", space="j", trials=2, scheduler="fifo", sampler_seed=0, sampler_window=0, with_optimizer=False,
         with_batch=False, objective="mean", confirm=None, confirm_seeds=None, set=None, protocol=None,
         holdout=None, data_root=None, ood_dataset=None, tabular_path=None, label_column=None, max_train=None,
         seed=None, threads=None, download=False))
@@ -177,8 +177,8 @@ def test_the_objective_aggregates_every_unit_and_a_failed_one_makes_it_nan():
 def test_asha_rungs_fall_on_the_detector_rounds_only(tmp_path):
     from ray.tune.schedulers import TrialScheduler
 
-    from omasgan.distributed.studies import study_paths
-    from omasgan.distributed.studies_cli import search_experiment
+    from omasgan.distributed.studies.preparation import study_paths
+    from omasgan.distributed.commands.studies import search_experiment
 
     spec = StudySpec(name="asha", kind="search", dataset="synthetic", classes=[0], seeds=[0],
                      base_config=tiny_config().to_dict(), options={"trials": 4, "scheduler": "asha",
@@ -200,13 +200,13 @@ def test_asha_rungs_fall_on_the_detector_rounds_only(tmp_path):
 
 def test_compare_refuses_a_name_it_cannot_resolve(tmp_path):
     with pytest.raises(ConfigError, match="holds no study"):
-        from omasgan.distributed.compare import compare
+        from omasgan.distributed.report.compare import compare
 
         compare(tmp_path, "a", "b")
 
 
 def test_the_base_is_recognised_in_a_trial_whose_floats_differ_by_rounding():
-    from omasgan.distributed.confirmation import same_config
+    from omasgan.distributed.studies.confirmation import same_config
 
     base = {"task3.delta": 0.4, "task3.alpha": 0.3, "j.score": "j", "task1.epochs": 8}
     assert same_config(base, {**base, "task3.delta": 0.7 - 0.3})  # 0.39999999999999997

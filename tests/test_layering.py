@@ -1,5 +1,6 @@
-"""The core package stays pure PyTorch: no module under omasgan/ imports Ray, Optuna or pyarrow
-(the card folders trainables/, search_spaces/, distributed/ may)."""
+"""How the packages may depend on each other: the core package stays pure PyTorch (no module under
+omasgan/ imports Ray, Optuna or pyarrow; the card folders trainables/, search_spaces/, distributed/
+may); no package uses another's private names; and the rooms of distributed/ import one way."""
 
 import ast
 from pathlib import Path
@@ -22,3 +23,100 @@ def test_core_never_imports_ray_optuna_or_pyarrow():
                 continue
             offenders += [f"{path.relative_to(core)}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
     assert offenders == []
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"omasgan": "omasgan", "trainables": "omasgan.trainables", "search_spaces": "omasgan.search_spaces",
+            "distributed": "omasgan.distributed"}
+"""Each source folder and the package it installs as (see setup.py)."""
+ROOMS = ("store", "analysis", "studies", "report", "commands")
+"""The sub-packages of omasgan.distributed, each importing only those before it."""
+
+
+def _modules():
+    """(path, dotted module name, the package it belongs to) of every module of the four packages."""
+    for folder, package in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            yield path, ".".join((package, *parts)), package
+
+
+def _package_of(module: str) -> str | None:
+    """Which of the four packages ``module`` is in (the longest matching name), or None."""
+    matches = [p for p in PACKAGES.values() if module == p or module.startswith(p + ".")]
+    return max(matches, key=len) if matches else None
+
+
+def _imports(path: Path, module: str):
+    """(node, imported module, the names taken from it) of every import in ``path``, relative
+    imports resolved against ``module``."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:  # "import a.b" binds a; "import a.b as x" binds x to a.b
+                local = alias.asname or alias.name.split(".")[0]
+                yield node, alias.name, [], {local: alias.name if alias.asname else local}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            names = [alias.name for alias in node.names]
+            yield node, target, names, {alias.asname or alias.name: f"{target}.{alias.name}" for alias in node.names}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _dotted(node: ast.expr) -> list[str] | None:
+    """``a.b.c`` as ["a", "b", "c"]; None for anything but names and attributes."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.insert(0, node.attr)
+        node = node.value
+    return [node.id, *parts] if isinstance(node, ast.Name) else None
+
+
+def test_no_module_uses_a_private_name_of_another_package():
+    offenders = []
+    for path, module, package in _modules():
+        bound = {}  # a local name -> the dotted name it was imported as
+        for node, target, names, binds in _imports(path, module):
+            bound.update(binds)
+            owner = _package_of(target or "")
+            if owner and owner != package:
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: from {target} import {n}"
+                              for n in names if _private(n)]
+        for node in ast.walk(ast.parse(path.read_text())):
+            parts = _dotted(node) if isinstance(node, ast.Attribute) else None
+            if not parts or parts[0] not in bound or not _private(parts[-1]):
+                continue
+            owner = _package_of(".".join([bound[parts[0]], *parts[1:-1]]))
+            if owner and owner != package:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {'.'.join(parts)}")
+    assert offenders == []
+
+
+def test_the_rooms_of_distributed_import_only_earlier_rooms():
+    offenders = []
+    for path, module, _ in _modules():
+        parts = module.split(".")
+        if parts[:2] != ["omasgan", "distributed"] or len(parts) < 4:
+            continue  # the package's own __init__ and cli.py stand above the rooms
+        room = ROOMS.index(parts[2])
+        for node, target, _, _ in _imports(path, module):
+            pieces = (target or "").split(".")
+            if pieces[:2] == ["omasgan", "distributed"] and len(pieces) > 2 and pieces[2] in ROOMS:
+                if ROOMS.index(pieces[2]) > room:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {target}")
+    assert offenders == []
+
+
+def test_every_module_of_distributed_is_in_a_room():
+    loose = sorted(p.name for p in (ROOT / "distributed").glob("*.py"))
+    rooms = sorted(p.name for p in (ROOT / "distributed").iterdir() if (p / "__init__.py").is_file())
+    assert loose == ["__init__.py", "cli.py"] and rooms == sorted(ROOMS)

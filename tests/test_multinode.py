@@ -105,7 +105,7 @@ def cluster(tmp_path):
 
 def test_search_on_a_three_node_cluster_survives_a_killed_worker_node(cluster, tmp_path):
     from omasgan.distributed import ResultStore
-    from omasgan.distributed.trial_record import TrialRecords
+    from omasgan.distributed.store.trial_record import TrialRecords
 
     config = tmp_path / "base.json"
     config.write_text(json.dumps(tiny_config(n_per_class=150, task1__epochs=20, task2__epochs=3, task3__epochs=3,

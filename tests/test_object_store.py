@@ -155,8 +155,8 @@ def test_a_name_in_use_on_the_bucket_is_refused_from_any_working_folder(s3, conf
     import ray
 
     from omasgan.cli import main
-    from omasgan.distributed.study_control import StudyControl
-    from omasgan.distributed.study_folder import StudySpec
+    from omasgan.distributed.studies.control import StudyControl
+    from omasgan.distributed.store.study_folder import StudySpec
 
     storage = f"s3://{BUCKET}/names"
     earlier = StudySpec(name="taken", kind="seeds", dataset="synthetic", classes=[0], seeds=[0],
@@ -179,9 +179,9 @@ def test_a_name_in_use_on_the_bucket_is_refused_from_any_working_folder(s3, conf
 
 
 def test_a_second_driver_is_kept_out_by_the_lease(s3, tmp_path, monkeypatch):
-    from omasgan.distributed.studies import RunOptions, prepare_study
-    from omasgan.distributed.study_control import StudyControl
-    from omasgan.distributed.study_folder import StudySpec
+    from omasgan.distributed.studies.preparation import RunOptions, prepare_study
+    from omasgan.distributed.studies.control import StudyControl
+    from omasgan.distributed.store.study_folder import StudySpec
     from omasgan.errors import ConfigError
 
     storage = f"s3://{BUCKET}/leases"
@@ -206,7 +206,7 @@ def test_a_second_driver_is_kept_out_by_the_lease(s3, tmp_path, monkeypatch):
 
 def test_the_compaction_lock_on_s3_is_exclusive_and_released_by_its_owner(s3):
     from omasgan.distributed import ResultStore
-    from omasgan.distributed.compaction import LOCK_FILE, CompactionBusy, StoreLock
+    from omasgan.distributed.store.compaction import LOCK_FILE, CompactionBusy, StoreLock
 
     root = f"s3://{BUCKET}/compaction-lock"
     first, second = StoreLock(ResultStore(root)), StoreLock(ResultStore(root))

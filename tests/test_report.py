@@ -14,9 +14,10 @@ from PIL import Image
 
 from omasgan.cli import main
 from omasgan.distributed import ResultStore, UnitKey
-from omasgan.distributed import report as report_module
-from omasgan.distributed.report import add_report_parser, write_report
-from omasgan.distributed.study_folder import JOURNAL_FILE, StudySpec
+from omasgan.distributed.report import sections as report_module
+from omasgan.distributed.report.cli import add_report_parser
+from omasgan.distributed.report.sections import write_report
+from omasgan.distributed.store.study_folder import JOURNAL_FILE, StudySpec
 from omasgan.errors import ConfigError
 
 from helpers import tiny_config
@@ -246,6 +247,21 @@ def test_search_section_importance_and_ranking(studies):
     assert "| srch | t0 | 1 | 0 | omasgan | j | loss became nan |" in text  # the error row, first line
 
 
+def test_the_cli_search_table_and_the_report_rank_the_trials_the_same(studies):
+    """t0 is best on the one unit it finished and t2 on test; both rank by the one rule: t1, t2, t0."""
+    from omasgan.distributed.analysis.tables import search_table
+    from omasgan.distributed.report.tables import load_inputs, ranking
+
+    root, page = studies
+    spec = StudySpec.read(root / "srch")
+    rows = ResultStore(str(root / "srch")).read("results").to_pandas()
+    cli = search_table(rows, {trial: {"task2.mu": mu} for trial, mu in SEARCH_MU.items()}, spec)
+    report = ranking(load_inputs(root), spec)  # ranked in the report's pushed-down scan
+    assert list(cli["trial"]) == list(report["trial_id"]) == list(_csv(page, "ranking-srch")["trial_id"])
+    assert list(cli["trial"]) == ["t1", "t2", "t0"]
+    assert cli["objective"].tolist()[:2] == pytest.approx(report["objective"].tolist()[:2])
+
+
 def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
     root, page = studies
     path = page.parent / "best-config.json"
@@ -393,7 +409,7 @@ def test_the_report_is_the_same_after_compaction(studies, tmp_path):
     compacted parts."""
     import shutil
 
-    from omasgan.distributed.compaction import compact_store
+    from omasgan.distributed.store.compaction import compact_store
 
     root, page = studies
     copy = tmp_path / "studies"

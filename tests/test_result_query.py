@@ -8,10 +8,10 @@ import pytest
 
 from omasgan.cli import main
 from omasgan.distributed import ResultStore, UnitKey
-from omasgan.distributed.compaction import compact_store
-from omasgan.distributed.result_query import parse_where, summary
-from omasgan.distributed.study_folder import StudySpec
-from omasgan.distributed.tables import summary_table
+from omasgan.distributed.store.compaction import compact_store
+from omasgan.distributed.store.result_query import parse_where, summary
+from omasgan.distributed.store.study_folder import StudySpec
+from omasgan.distributed.analysis.tables import summary_table
 from omasgan.errors import ConfigError
 
 from helpers import tiny_config

@@ -15,9 +15,9 @@ import optuna
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
-from omasgan.distributed.journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
-from omasgan.distributed.study_trainable import empty_state, rounds_to_run
-from omasgan.distributed.trial_record import TrialRecords
+from omasgan.distributed.studies.journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
+from omasgan.distributed.studies.trainable import empty_state, rounds_to_run
+from omasgan.distributed.store.trial_record import TrialRecords
 
 ROUNDS = ("task1", "task2", "task3", "j")
 
@@ -148,7 +148,7 @@ def one_cpu_ray():
 def test_units_in_a_placed_group_return_their_outcomes(one_cpu_ray):
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from omasgan.distributed.study_trainable import wait_for_units
+    from omasgan.distributed.studies.trainable import wait_for_units
 
     ray = one_cpu_ray
     group = ray.util.placement_group([{"CPU": 1}])
@@ -164,7 +164,7 @@ def test_units_in_a_placed_group_return_their_outcomes(one_cpu_ray):
 def test_units_queued_in_a_group_that_cannot_be_placed_give_up_after_the_grace_period(one_cpu_ray):
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from omasgan.distributed.study_trainable import PlacementLost, wait_for_units
+    from omasgan.distributed.studies.trainable import PlacementLost, wait_for_units
 
     ray = one_cpu_ray
     group = ray.util.placement_group([{"CPU": 64}])  # more than the cluster has: never CREATED, as after a lost node

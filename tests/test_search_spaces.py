@@ -144,7 +144,7 @@ def test_variants_space_samples_only_the_switches():
 
 
 def test_variants_is_a_search_choice_on_the_command_line():
-    from omasgan.distributed.studies_cli import SPACES
+    from omasgan.distributed.commands.studies import SPACES
     from omasgan.search_spaces import SPACE_NAMES
 
     assert "variants" in SPACES and set(SPACES) == set(SPACE_NAMES)

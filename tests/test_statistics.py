@@ -1,4 +1,4 @@
-"""The study statistics on constructed data with known answers (distributed/statistics.py)."""
+"""The study statistics on constructed data with known answers (distributed/analysis/statistics.py)."""
 
 import math
 
@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omasgan.distributed.statistics import (
-    aggregate,
+from omasgan.distributed.analysis.objective import aggregate, iqm
+from omasgan.distributed.analysis.statistics import (
     detectable_difference,
-    iqm,
     noise_floor,
     paired_comparison,
     per_class_comparisons,

@@ -19,11 +19,11 @@ ray = pytest.importorskip("ray")
 
 from omasgan.cli import main  # noqa: E402
 from omasgan.distributed import ResultStore  # noqa: E402
-from omasgan.distributed.studies import RunOptions  # noqa: E402
-from omasgan.distributed.studies_cli import run_study, spec_from_args  # noqa: E402
-from omasgan.distributed.study_folder import StudySpec  # noqa: E402
-from omasgan.distributed.tables import seeds_table  # noqa: E402
-from omasgan.distributed.trial_record import TrialRecords  # noqa: E402
+from omasgan.distributed.studies.preparation import RunOptions  # noqa: E402
+from omasgan.distributed.commands.studies import run_study, spec_from_args  # noqa: E402
+from omasgan.distributed.store.study_folder import StudySpec  # noqa: E402
+from omasgan.distributed.analysis.tables import seeds_table  # noqa: E402
+from omasgan.distributed.store.trial_record import TrialRecords  # noqa: E402
 from omasgan.trainables import FaultInjection  # noqa: E402
 
 from helpers import tiny_config  # noqa: E402
@@ -189,7 +189,7 @@ def test_sensitivity_and_seeds_write_their_rows_and_tables(local_ray, config_fil
     assert "sensitivity" in capsys.readouterr().out
     assert not (tmp_path / "studies" / "sens" / "cache").exists()
 
-    from omasgan.distributed import study_runner
+    from omasgan.distributed.studies import runner as study_runner
 
     monkeypatch.setattr(study_runner, "RAY_COMPACTION_MIN_FILES", 1)  # compact as Ray tasks, as a big study does
     assert main(["seeds", "--config", str(config_file), "--classes", "0,1", "--seeds", "0,1",

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from omasgan.cli import main
-from omasgan.distributed.studies import parse_int_list
+from omasgan.distributed.studies.preparation import parse_int_list
 from omasgan.errors import ConfigError
 
 from helpers import tiny_config
@@ -68,7 +68,7 @@ def test_storage_that_is_not_writable(config_file, tmp_path, capsys):
 
 
 def test_a_study_name_in_use_needs_resume(config_file, tmp_path, capsys):
-    from omasgan.distributed.study_folder import StudySpec
+    from omasgan.distributed.store.study_folder import StudySpec
 
     StudySpec(name="taken", kind="seeds", dataset="synthetic", classes=[0], seeds=[0],
               base_config=tiny_config().to_dict()).write(tmp_path / "studies" / "taken")
@@ -121,7 +121,7 @@ def test_a_foreign_parquet_file_in_the_results_is_one_error(tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from omasgan.distributed.study_folder import StudySpec
+    from omasgan.distributed.store.study_folder import StudySpec
 
     folder = tmp_path / "studies" / "mixed"
     StudySpec(name="mixed", kind="seeds", dataset="synthetic", classes=[0], seeds=[0],
@@ -137,7 +137,7 @@ def test_a_foreign_parquet_file_in_the_results_is_one_error(tmp_path, capsys):
 @pytest.mark.parametrize("target", ["javascript:alert(1)", "JavaScript:alert(1)", "java\tscript:alert(1)",
                                     " javascript:alert(1)", "data:text/html,<b>x</b>", "vbscript:x", "//evil.example"])
 def test_report_links_only_to_safe_targets(target):
-    from omasgan.distributed.report_page import Page, markdown_text, safe_link_target
+    from omasgan.distributed.report.page import Page, markdown_text, safe_link_target
 
     name = f"[click]({target})"
     assert not safe_link_target(target)

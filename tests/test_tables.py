@@ -1,11 +1,11 @@
-"""The CLI's tables: the sensitivity rule is the report's (one definition, tables.sweep_table)."""
+"""The CLI's tables: the sensitivity rule is the report's (one definition, analysis.tables.sweep_table)."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from omasgan.distributed.tables import sensitivity_table
+from omasgan.distributed.analysis.tables import sensitivity_table
 
 
 def _rows():
@@ -38,9 +38,30 @@ def test_sensitivity_is_the_mean_and_sd_over_seeds_of_the_per_seed_class_means()
 
 
 def test_the_report_uses_the_same_rule():
-    from omasgan.distributed import report_tables
+    from omasgan.distributed.report import tables as report_tables
 
     rows = _rows()
     final = rows[rows.status == "ok"]
     pd.testing.assert_frame_equal(report_tables.sensitivity_table(final),
                                   sensitivity_table(rows).drop(columns="param"))
+
+
+def test_the_cli_and_the_report_break_ties_and_place_incomplete_trials_alike():
+    """Trials b and a tie on the objective (the smaller id first); c's missing unit ranks it last
+    although its one unit is the best; d has no J rows (ASHA stopped it) and only the CLI lists it."""
+    from omasgan.distributed.analysis.tables import search_table
+    from omasgan.distributed.report.tables import Inputs, ranking
+    from omasgan.distributed.store.study_folder import StudySpec
+
+    spec = StudySpec(name="s", kind="search", dataset="digits", classes=[0, 1], seeds=[0], base_config={})
+    values = {"b": (0.7, 0.9), "a": (0.9, 0.7), "c": (0.99, None), "e": (0.6, 0.6)}
+    rows = pd.DataFrame([
+        {"study": "s", "study_kind": "search", "trial_id": trial, "stage": "j", "detector": "final", "split": split,
+         "status": "ok", "holdout_class": k, "seed": 0, "auroc": auroc}
+        for trial, aurocs in values.items() for k, auroc in enumerate(aurocs) if auroc is not None
+        for split in ("val", "test")])
+    params = {trial: {"task2.mu": 1.0} for trial in ("d", *values)}
+    cli = search_table(rows, params, spec)
+    report = ranking(Inputs(studies=[], results=rows, stores={}), spec)
+    assert list(report["trial_id"]) == ["a", "b", "e", "c"]
+    assert list(cli["trial"]) == [*report["trial_id"], "d"]

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from omasgan.distributed import ResultStore
-from omasgan.distributed.units import UnitOutcome, UnitTask, run_unit, summarize_round
+from omasgan.distributed.studies.units import UnitOutcome, UnitTask, run_unit, summarize_round
 from omasgan.trainables.trial import TrialSettings, run_trial
 
 from helpers import tiny_config

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 from omasgan.errors import ConfigError, OMASGANError
 from omasgan.vocabulary import SCORE_CHOICES
 
-from .study_folder import STUDY_FILE, StudySpec, result_root
+from ..store.study_folder import STUDY_FILE, StudySpec, result_root
 
 if TYPE_CHECKING:  # the heavy imports (torch, scikit-learn, pyarrow) wait until a unit runs
     from omasgan.baselines import BaselineConfig
     from omasgan.config import OMASGANConfig
 
-    from .result_store import ResultStore, UnitKey
+    from ..store.result_store import ResultStore, UnitKey
 
 BASELINE_STAGE = "baseline"
 METHOD_NAMES = ("knn", "iforest", "ae")
@@ -44,7 +44,7 @@ NO_HOLDOUT = -1
 def unit_key(study: str, config: OMASGANConfig, baseline: BaselineConfig, *, study_kind: str = "baseline",
              trial_id: str | None = None) -> UnitKey:
     """The result store key of one baseline unit; ``trial_id`` defaults to ``baseline.tag()``."""
-    from .result_store import UnitKey
+    from ..store.result_store import UnitKey
 
     holdout = config.data.holdout if config.data.protocol != "ood" and config.data.holdout is not None else NO_HOLDOUT
     return UnitKey(study, study_kind, trial_id or baseline.tag(), config.data.dataset, int(holdout), int(config.seed),
@@ -69,7 +69,7 @@ def run_baseline_unit(store_root: str, study: str, config: OMASGANConfig, baseli
     from omasgan.baselines import evaluate_baseline
     from omasgan.run import load_run_data, resolve_device, validate_run
 
-    from .result_store import ResultStore, score_splits
+    from ..store.result_store import ResultStore, score_splits
 
     store = ResultStore(store_root)
     kept = score_splits(scores, final=True) if write_scores else ()
@@ -242,7 +242,7 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m omasgan.distributed.baseline_study ARGS``: the baseline command on its own."""
+    """``python -m omasgan.distributed.studies.baseline ARGS``: the baseline command on its own."""
     parser = argparse.ArgumentParser(prog="omasgan")
     add_baseline_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["baseline", *(sys.argv[1:] if argv is None else argv)])

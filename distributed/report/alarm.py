@@ -16,8 +16,8 @@ import pandas as pd
 
 from omasgan.alarm import ALARM_STATISTICS
 
-from .report_page import Page
-from .report_tables import OMASGAN, ok
+from .page import Page
+from .tables import OMASGAN, ok
 
 STATISTICS = tuple(f"alarm_{name}" for name in ALARM_STATISTICS)
 

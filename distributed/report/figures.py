@@ -1,7 +1,7 @@
 """The PNG figures of ``omasgan report`` (matplotlib, Agg canvas, no display, no pyplot state).
 
 Every figure is ``WIDTH x HEIGHT`` pixels (640 x 400) and draws numbers it is given: what they are
-(means over seeds, over classes, ...) is computed in :mod:`.report_tables` and said in the report
+(means over seeds, over classes, ...) is computed in :mod:`.tables` and said in the report
 next to the figure.  Each function writes one PNG at ``path`` and returns the path.
 """
 

@@ -175,9 +175,9 @@ def run_doctor(address: str | None, storage: str | None, data_root: str | None, 
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from .capacity import joined_cluster_shape
-    from .study_runner import start_ray
-    from .studies import RunOptions
+    from ..studies.capacity import joined_cluster_shape
+    from ..studies.preparation import RunOptions
+    from ..studies.runner import start_ray
 
     line = Lines()
     start_ray(RunOptions(address=address))

@@ -1,7 +1,7 @@
 """How many (class, seed) units of one trial a cluster can ever hold at once, and a clear refusal of a
 placement group that can never fit.
 
-A trial's placement group is ``[{"CPU": 0.01}] + [unit] * parallel_units`` (see study_trainable), with
+A trial's placement group is ``[{"CPU": 0.01}] + [unit] * parallel_units`` (see :mod:`.trainable`), with
 ``unit = {"CPU": cpus_per_unit, "GPU": gpus_per_unit}``.  Ray places a group only when every bundle
 fits on some node; a group larger than the cluster can *ever* become waits for ever.  So the study
 checks, before it starts a trial, against the cluster's maximum:
@@ -26,7 +26,7 @@ from typing import Any
 
 from omasgan.errors import ConfigError
 
-from .study_trainable import DRIVER_BUNDLE
+from .trainable import DRIVER_BUNDLE
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 AUTOSCALER_CONFIG_ENV = "OMASGAN_AUTOSCALER_CONFIG"
@@ -128,7 +128,7 @@ def check_fit(shape: ClusterShape, cpus_per_unit: float, gpus_per_unit: float, u
 
 
 def this_machine() -> ClusterShape:
-    """The embedded Ray's one node, as study_runner.start_ray starts it (one logical CPU more than
+    """The embedded Ray's one node, as runner.start_ray starts it (one logical CPU more than
     the cores; the GPUs torch sees)."""
     import torch
 

@@ -1,4 +1,4 @@
-"""``omasgan report``: its arguments and handler, kept apart from :mod:`.report` so that building the
+"""``omasgan report``: its arguments and handler, kept apart from :mod:`.sections` so that building the
 ``omasgan`` parser does not import pandas, pyarrow or matplotlib."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ FORMATS = ("md", "html")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .sections import write_report
 
     page = write_report(args.results_dir, out=args.out, fmt=args.format)
     figures = len(list((page.parent / "figures").glob("*.png")))

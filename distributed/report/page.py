@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report_figures import HEIGHT, WIDTH
-from .result_store import safe_name
+from ..store.result_store import safe_name
+from .figures import HEIGHT, WIDTH
 
 LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 CODE = re.compile(r"`([^`]+)`")

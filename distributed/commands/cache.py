@@ -30,7 +30,7 @@ def resolve_root(root: str) -> str:
     from omasgan.trainables.cache import cache_root_of
     from omasgan.trainables.storage import open_filesystem
 
-    from .study_folder import STUDY_FILE, result_root
+    from ..store.study_folder import STUDY_FILE, result_root
 
     if "://" not in root and (Path(root) / STUDY_FILE).is_file():
         root = result_root(Path(root))

@@ -11,8 +11,8 @@ X and Y name a set of result rows, one value per (class, seed) unit:
     TRIAL or METHOD    a trial id or a baseline method name that only one study holds
     ...@DETECTOR       an OMASGAN detector other than the final J: task1, task3 (default final)
 
-The statistics are :func:`.statistics.paired_comparison` (mean difference, stratified bootstrap
-interval, P(A > B), Wilcoxon p, verdict) on the split and metric asked (default: test AUROC; a
+The statistics are :func:`analysis.statistics.paired_comparison` (mean difference, stratified
+bootstrap interval, P(A > B), Wilcoxon p, verdict) on the split and metric asked (default: test AUROC; a
 choice between configs should be made on ``--split val``).
 """
 
@@ -47,8 +47,8 @@ SELECTION_COLUMNS = ["study", "study_kind", "trial_id", "method", "detector", "d
 
 def _ranked_trial(inputs, study: str, spec) -> tuple[str, str]:
     """A search study's trial to stand for it: its confirmed winner, else its best on validation."""
-    from .confirmation import read_confirmation
-    from .report_tables import ranking as trial_ranking
+    from ..store.study_folder import read_confirmation
+    from .tables import ranking as trial_ranking
 
     item = next(i for i in inputs.studies if i.spec.name == study)
     confirmed = read_confirmation(item.folder)
@@ -62,7 +62,7 @@ def _ranked_trial(inputs, study: str, spec) -> tuple[str, str]:
 
 def resolve(name: str, inputs, split: str, metric: str) -> Selection:
     """The rows ``name`` stands for (see the module docstring), as values by (class, seed)."""
-    from .statistics import unit_series
+    from ..analysis.statistics import unit_series
 
     text, _, detector = name.partition("@")
     detector = detector or "final"
@@ -117,8 +117,8 @@ def compare(folder: str | Path, a: str, b: str, *, split: str = "test", metric: 
 
     import pyarrow.dataset as ds
 
-    from .report_tables import load_inputs, read_rows
-    from .statistics import paired_comparison, per_class_comparisons
+    from ..analysis.statistics import paired_comparison, per_class_comparisons
+    from .tables import load_inputs, read_rows
 
     if split not in SPLITS:
         raise ConfigError(f"--split {split!r}; choose one of: {', '.join(SPLITS)}")
@@ -139,7 +139,7 @@ def compare(folder: str | Path, a: str, b: str, *, split: str = "test", metric: 
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .tables import render
+    from ..analysis.tables import render
 
     result = compare(args.folder, args.a, args.b, split=args.split, metric=args.metric)
     print(f"A = {result['a']}: {result['a_is']}")

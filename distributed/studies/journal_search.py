@@ -3,8 +3,8 @@
 A search driver killed after the searcher told Optuna a trial's value, but before Tune saved its
 experiment state, leaves that trial finished in the journal and unfinished in the restored
 experiment: the restored trial reports its rounds again (from its durable record, see
-:mod:`.trial_record`).  Plain OptunaSearch would pass those reports on to the finished Optuna trial,
-which raises ``UpdateFinishedTrialError`` and stops the search.  This searcher drops results and
+:mod:`omasgan.distributed.store.trial_record`).  Plain OptunaSearch would pass those reports on to the
+finished Optuna trial, which raises ``UpdateFinishedTrialError`` and stops the search.  This searcher drops results and
 completions for Optuna trials the journal already holds as finished, and results of steps it already
 holds: each value is recorded once, and the study goes on.
 
@@ -27,6 +27,8 @@ from typing import Any
 
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
+
+from ..analysis.objective import STUDY_OBJECTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def ending(result: dict[str, Any] | None, error: bool, metric: str = "objective") -> tuple[str, float | None]:
+def ending(result: dict[str, Any] | None, error: bool, metric: str = STUDY_OBJECTIVE) -> tuple[str, float | None]:
     """How a trial's end is told to Optuna: ("complete", value), ("pruned", None) or ("fail", None)
     (see the module docstring)."""
     if error or not result or result.get("units_failed"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from ray import tune
 
-from .study_trainable import OBJECTIVE
+from ..analysis.objective import STUDY_OBJECTIVE
 
 
 def _duration(seconds: float) -> str:
@@ -46,7 +46,7 @@ class StudyProgress(tune.Callback):
         self._line(f"{trial.trial_id} started")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info) -> None:
-        objective = result.get(OBJECTIVE)
+        objective = result.get(STUDY_OBJECTIVE)
         if objective is not None and math.isfinite(objective) and result.get("pipeline_done"):
             if self.best is None or objective > self.best[0]:
                 self.best = (float(objective), trial.trial_id)

@@ -11,10 +11,11 @@ objectives beats the others by chance.  So after the search:
    a second Tune experiment ``NAME-confirm`` whose rows have ``study_kind = "confirm"`` and carry the
    confirmed search trial's id (or ``base``) as ``trial_id``;
 3. each candidate is compared with the base, paired by (class, seed), on the fresh seeds' VALIDATION
-   AUROC of J (:func:`.statistics.paired_comparison`: mean difference, stratified bootstrap interval,
-   P(A > B), Wilcoxon p).  With K candidates the level is Bonferroni's 0.05 / K for both the interval
-   and the test, so the chance of a false "better" over the whole confirmation stays under 5%.  The
-   same comparison on the TEST split is shown next to it and never steers anything;
+   AUROC of J (:func:`omasgan.distributed.analysis.statistics.paired_comparison`: mean difference,
+   stratified bootstrap interval, P(A > B), Wilcoxon p). With K candidates the level is Bonferroni's
+   0.05 / K for both the interval and the test, so the chance of a false "better" over the whole
+   confirmation stays under 5%. The same comparison on the TEST split is shown next to it and never
+   steers anything;
 4. the confirmed winner is the candidate with the highest confirmed objective among those whose
    verdict is "better"; when none is, the base config stays the winner.  ``confirmation.json`` (in
    the study folder) holds all of it, and the report's ``best-config.json`` is the confirmed winner's
@@ -34,18 +35,17 @@ import pandas as pd
 from omasgan.config import OMASGANConfig
 from omasgan.errors import ConfigError
 
-from .objective import aggregate
-from .studies import RunOptions, StudyPaths, parse_int_list
-from .study_folder import StudySpec
+from ..analysis.objective import aggregate
+from ..analysis.ranking import RANK_COLUMNS, ranking_filter, search_ranking
+from ..store.study_folder import CONFIRMATION_FILE, StudySpec
+from .preparation import RunOptions, StudyPaths, parse_int_list
 
 BASE_LABEL = "base"
 CONFIRM_KIND = "confirm"
 CONFIRM_FOLDER = "confirm"
-CONFIRMATION_FILE = "confirmation.json"
 FIRST_FRESH_SEED = 100
 UNIT_IDENTITY = ("data.holdout", "seed")
-RANKING_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc",
-                   "config_json"]
+CANDIDATE_COLUMNS = [*RANK_COLUMNS, "config_json"]
 """The result columns choose_candidates reads."""
 
 
@@ -83,27 +83,6 @@ def same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return True
 
 
-def search_ranking(rows: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
-    """The search's trials ranked by the study's objective on VALIDATION rows of J (stage j, split val,
-    status ok, study_kind search): per trial, ``units`` with a value, ``objective`` (the aggregate
-    over every unit of the spec, NaN when one is missing or failed), ``val_mean``.  Complete trials
-    rank first, then by objective, then by trial id."""
-    how = spec.options.get("objective", "mean")
-    search = rows[(rows["study"] == spec.name) & (rows["study_kind"] == "search") & (rows["stage"] == "j")
-                  & (rows["split"] == "val") & (rows["status"] == "ok")]
-    records = []
-    for trial_id, mine in search.groupby("trial_id"):
-        by_unit = mine.set_index(["holdout_class", "seed"])["auroc"]
-        values = [float(by_unit.get(unit, float("nan"))) for unit in spec.units]
-        records.append({"trial_id": trial_id, "units": int(by_unit.notna().sum()),
-                        "objective": aggregate([k for k, _ in spec.units], values, how),
-                        "val_mean": float(by_unit.mean())})
-    frame = pd.DataFrame(records, columns=["trial_id", "units", "objective", "val_mean"])
-    frame["complete"] = frame["objective"].map(lambda v: math.isfinite(v))
-    frame = frame.sort_values(["complete", "objective", "trial_id"], ascending=[False, False, True])
-    return frame.reset_index(drop=True)
-
-
 def fresh_seeds(spec: StudySpec, text: str | None, count: int = 3) -> list[int]:
     """The confirmation's seeds: ``text`` (e.g. "100-104"), else ``count`` seeds from 100 on (or as
     many as the search had, if more); refused when one was used by the search."""
@@ -117,8 +96,8 @@ def fresh_seeds(spec: StudySpec, text: str | None, count: int = 3) -> list[int]:
 
 
 def choose_candidates(rows: pd.DataFrame, spec: StudySpec, top: int) -> list[Candidate]:
-    """The base config, then the ``top`` complete trials of :func:`search_ranking` whose config is not
-    the base's (the paper point is the base: it is confirmed once, as ``base``)."""
+    """The base config, then the ``top`` complete trials of ``search_ranking`` whose config is not the
+    base's (the paper point is the base: it is confirmed once, as ``base``)."""
     if top < 1:
         raise ConfigError(f"--confirm must be >= 1 (the number of top trials to confirm); got {top}")
     base = flat_config(spec.base_config)
@@ -141,7 +120,7 @@ def confirmation_experiment(spec: StudySpec, paths: StudyPaths, info: dict[str, 
     """The Tune experiment ``NAME-confirm``: one trial per candidate over classes x fresh seeds."""
     from ray import tune
 
-    from .study_runner import Experiment
+    from .runner import Experiment
 
     candidates = info["candidates"]
     plan_changes = {"units": [[k, s] for k in spec.classes for s in info["seeds"]], "study_kind": CONFIRM_KIND,
@@ -155,7 +134,7 @@ def confirmation_experiment(spec: StudySpec, paths: StudyPaths, info: dict[str, 
 def prepare_confirmation(paths: StudyPaths, top: int, seeds_text: str | None) -> tuple[StudySpec, dict[str, Any]]:
     """Choose the candidates and seeds (or take those study.json holds, to resume an interrupted
     confirmation) and record them in study.json before anything runs."""
-    from .result_store import ResultStore
+    from ..store.result_store import ResultStore
 
     spec = StudySpec.read(paths.control)
     if spec.kind != "search":
@@ -167,12 +146,8 @@ def prepare_confirmation(paths: StudyPaths, top: int, seeds_text: str | None) ->
                               f"{stored['seeds']}; give those again (a finished confirmation is read again, an "
                               f"interrupted one resumes)")
         return spec, stored
-    import pyarrow.dataset as ds
-
     # only what the ranking reads (the search's ok validation rows of J), not every row of the study
-    where = ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
-             & (ds.field("split") == "val") & (ds.field("status") == "ok"))
-    rows = ResultStore(paths.data_root).read(filter=where, columns=RANKING_COLUMNS).to_pandas()
+    rows = ResultStore(paths.data_root).read(filter=ranking_filter(spec), columns=CANDIDATE_COLUMNS).to_pandas()
     candidates = choose_candidates(rows, spec, top)
     info = {"top": top, "seeds": fresh_seeds(spec, seeds_text), "objective": spec.options.get("objective", "mean"),
             "candidates": [asdict(c) for c in candidates]}
@@ -183,8 +158,8 @@ def prepare_confirmation(paths: StudyPaths, top: int, seeds_text: str | None) ->
 
 def run_confirmation(paths: StudyPaths, options: RunOptions, top: int, seeds_text: str | None = None) -> dict[str, Any]:
     """Confirm the search in ``paths`` (see the module docstring); returns and writes its summary."""
-    from .result_store import ResultStore
-    from .study_runner import run_experiment
+    from ..store.result_store import ResultStore
+    from .runner import run_experiment
 
     from dataclasses import replace
 
@@ -216,7 +191,7 @@ def _json_default(value: Any) -> Any:
 
 def confirm_series(rows: pd.DataFrame, spec: StudySpec, label: str, split: str, seeds: list[int]) -> pd.Series:
     """J's AUROC of one candidate on the confirmation's units: Series by (holdout_class, seed)."""
-    from .statistics import unit_series
+    from ..analysis.statistics import unit_series
 
     mine = rows[(rows["study"] == spec.name) & (rows["study_kind"] == CONFIRM_KIND) & (rows["trial_id"] == label)
                 & (rows["stage"] == "j") & (rows["split"] == split) & (rows["status"] == "ok")
@@ -227,7 +202,7 @@ def confirm_series(rows: pd.DataFrame, spec: StudySpec, label: str, split: str, 
 def summarize_confirmation(rows: pd.DataFrame, spec: StudySpec, info: dict[str, Any]) -> dict[str, Any]:
     """The confirmed ranking, each candidate against the base (validation decides, test is shown),
     and the confirmed winner with its config."""
-    from .statistics import ALPHA, paired_comparison
+    from ..analysis.statistics import ALPHA, paired_comparison
 
     seeds, how = info["seeds"], info.get("objective", "mean")
     units = [(k, s) for k in spec.classes for s in seeds]
@@ -288,7 +263,7 @@ def confirmation_table(summary: dict[str, Any]) -> pd.DataFrame:
 
 
 def print_confirmation(summary: dict[str, Any]) -> None:
-    from .tables import render
+    from ..analysis.tables import render
 
     print(f"\nconfirmation on fresh seeds {summary['seeds']} x classes {summary['classes']} "
           f"(objective: {summary['objective']} of J's validation AUROC; each candidate against the base config, "
@@ -298,12 +273,3 @@ def print_confirmation(summary: dict[str, Any]) -> None:
         if c["split"] == "val" and "line" in c:
             print(f"  {c['line']}")
     print(f"confirmed winner: {summary['winner']}: {summary['reason']}")
-
-
-def read_confirmation(folder: Path) -> dict[str, Any] | None:
-    """The confirmation summary of the study in ``folder``, or None when it has none."""
-    path = Path(folder) / CONFIRMATION_FILE
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None

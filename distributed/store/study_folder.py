@@ -3,16 +3,17 @@
 Every study (search, sensitivity, seeds, baseline) writes one folder ``<storage>/<name>/``::
 
     study.json            this module's StudySpec: kind, data set, classes, seeds, base config, options
-    results/ scores/ samples/   the Parquet result store (omasgan.distributed.result_store)
+    results/ scores/ samples/   the Parquet result store (omasgan.distributed.store.result_store)
     optuna-journal.log    search only: the Optuna study (JournalStorage, study name = the study's name)
     tune/                 the Ray Tune experiment (trial folders, checkpoints, experiment state)
     cache/                the stage cache shared by the study's trials
     trials/               each trial's durable record of its finished rounds (see trial_record)
+    confirmation.json     a confirmed search only: its confirmation's summary (studies.confirmation)
 
 With ``--storage s3://bucket/path`` (a cluster), all of it lives under ``s3://bucket/path/<name>/``
 where every node reaches it, including ``study.json``, a copy of the journal and the driver lease
-(see study_control); the driver keeps working copies of ``study.json`` and the journal in the local
-folder ``--study-dir``/<name>, and ``study.json`` records the URI (``options["data_root"]``).
+(see omasgan.distributed.studies.control); the driver keeps working copies of ``study.json`` and the
+journal in the local folder ``--study-dir``/<name>, and ``study.json`` records the URI (``options["data_root"]``).
 
 ``omasgan results`` and ``omasgan report`` read any folder that holds ``study.json``, or a folder of
 such folders; :func:`result_root` says where that study's Parquet tables are.
@@ -31,6 +32,7 @@ from omasgan.errors import ConfigError
 
 STUDY_FILE = "study.json"
 JOURNAL_FILE = "optuna-journal.log"
+CONFIRMATION_FILE = "confirmation.json"
 TUNE_FOLDER = "tune"
 CACHE_FOLDER = "cache"
 STUDY_KINDS = ("search", "sensitivity", "seeds", "baseline")
@@ -121,3 +123,12 @@ def study_folders(root: Path) -> list[Path]:
     if (root / STUDY_FILE).is_file():
         return [root]
     return sorted(p for p in root.iterdir() if (p / STUDY_FILE).is_file()) if root.is_dir() else []
+
+
+def read_confirmation(folder: Path) -> dict[str, Any] | None:
+    """The confirmation summary of the study in ``folder``, or None when it has none."""
+    path = Path(folder) / CONFIRMATION_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None

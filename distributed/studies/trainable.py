@@ -11,17 +11,18 @@ bundles trains its 10 units on 10 GPUs at once, possibly on different nodes.
 After every stage round the trial reports the mean over its units of the stage's metrics and saves a
 checkpoint (the rounds done and every unit's outcome; the models themselves are in the stage cache),
 so a retried trial, or a trial of a restored experiment, resumes with its next stage.  The same state
-is also written to the trial's durable record (:mod:`.trial_record`) before the report, so a round
-finished just before the driver died is reported again from the record, not trained again.
+is also written to the trial's durable record (:mod:`omasgan.distributed.store.trial_record`) before the
+report, so a round finished just before the driver died is reported again from the record, not trained
+again.
 
-The reported ``objective`` is the study's aggregate (``mean``, ``iqm`` or ``worst-class``, see
-:mod:`.statistics`) over ALL the trial's (class, seed) units of the newest detector's validation
-AUROC (Task 1's until Task 3 is trained, then Task 3's, then J's): the search maximises the final
-J's.  A unit that fails (a NaN loss, bad data) makes the objective NaN from then on: a trial is never
-scored on its surviving, possibly easier, units.  In a search the trial then stops and the searcher
-tells Optuna it FAILED (:mod:`.journal_search`).  ``detector_round`` (1 after Task 1, 2 after Task 3,
-3 after J) is reported only after a detector stage: it is the scheduler's time axis, so ASHA's
-rungs fall where every trial's objective is the same detector's AUROC.
+The reported objective (``STUDY_OBJECTIVE``) is the study's aggregate (``mean``, ``iqm`` or
+``worst-class``, see :mod:`omasgan.distributed.analysis.objective`) over ALL the trial's (class, seed)
+units of the newest detector's validation AUROC (Task 1's until Task 3 is trained, then Task 3's, then
+J's): the search maximises the final J's. A unit that fails (a NaN loss, bad data) makes the objective
+NaN from then on: a trial is never scored on its surviving, possibly easier, units. In a search the
+trial then stops and the searcher tells Optuna it FAILED (:mod:`.journal_search`). ``detector_round`` (1
+after Task 1, 2 after Task 3, 3 after J) is reported only after a detector stage: it is the scheduler's
+time axis, so ASHA's rungs fall where every trial's objective is the same detector's AUROC.
 """
 
 from __future__ import annotations
@@ -43,11 +44,10 @@ from omasgan.config import STAGES
 
 from omasgan.trainables.function_trainables import trial_device
 
-from .objective import aggregate
-from .trial_record import TrialRecords
+from ..analysis.objective import STUDY_OBJECTIVE, aggregate
+from ..store.trial_record import TrialRecords
 from .units import UnitOutcome, UnitTask, run_unit, summarize_round
 
-OBJECTIVE = "objective"
 DETECTOR_ROUND = "detector_round"
 DETECTOR_STAGES = ("task1", "task3", "j")
 """The stages that train a detector (Task 2 trains the boundary model B only)."""
@@ -124,7 +124,7 @@ def _unit_task(task: UnitTask) -> UnitOutcome:
 def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
     from omasgan.baselines import BaselineConfig
 
-    from .baseline_study import run_baseline_unit
+    from .baseline import run_baseline_unit
 
     device = trial_device()
     summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
@@ -260,7 +260,7 @@ def _train_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: 
     elif report["units_failed"]:
         state["objective"] = float("nan")
     state["rounds"].append(stage)
-    report[OBJECTIVE] = state["objective"]
+    report[STUDY_OBJECTIVE] = state["objective"]
     report["pipeline_done"] = stage == plan.rounds[-1]
     state["reports"][stage] = report
     return report

@@ -19,6 +19,12 @@ import numpy as np
 from omasgan.errors import ConfigError
 
 AGGREGATES = ("mean", "iqm", "worst-class")
+STUDY_OBJECTIVE = "objective"
+"""The metric key under which a study trial reports its objective to Tune and Optuna: the study's
+aggregate (``options["objective"]``, one of AGGREGATES) over ALL the trial's units of the newest
+detector's validation AUROC.  Not ``omasgan.trainables.trial.OBJECTIVE`` (one unit's best validation
+AUROC of any detector), though the string is the same: Tune's experiment state and the Optuna journal
+of every existing study name this metric, and resuming one reads it back."""
 
 
 def check_aggregate(how: str) -> str:

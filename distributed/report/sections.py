@@ -18,8 +18,8 @@ Sections; each is left out with one line saying why when its inputs are missing:
   6. histograms of J's test scores, normal vs anomalous samples;
   7. for 2-D data: x, G(z) and B(z) (Fig 3);
   8. AUROC / AUPRC / F1 per class and detector, wall time per stage and per trial;
-  9. the shortcut alarm per study and trial (:mod:`.report_alarm`).
-Which rows each section reads is in :mod:`.report_tables`.
+  9. the shortcut alarm per study and trial (:mod:`.alarm`).
+Which rows each section reads is in :mod:`.tables`.
 """
 
 from __future__ import annotations
@@ -36,15 +36,13 @@ import pandas as pd
 
 from omasgan.errors import ConfigError
 
-from . import report_figures as F
-from . import report_tables as T
-from .report_alarm import section_alarm
-from .report_page import Page
-from .result_store import safe_name
+from ..store.result_store import safe_name
+from . import figures as F
+from . import tables as T
+from .alarm import section_alarm
+from .cli import FORMATS
+from .page import Page
 
-from .report_cli import FORMATS, add_report_parser, cmd_report  # noqa: F401 - the command lives there
-
-__all__ = ["FORMATS", "add_report_parser", "cmd_report", "write_report"]
 PAGE_NAMES = {"md": "report.md", "html": "report.html"}
 BEST_CONFIG = "best-config.json"
 
@@ -351,7 +349,7 @@ def _confirmation(page: Page, item: T.StudyInput, confirmed: dict, filename: str
     """The confirmation's table and verdict lines, and best-config.json from the confirmed winner."""
     from omasgan.config import OMASGANConfig
 
-    from .confirmation import confirmation_table
+    from ..studies.confirmation import confirmation_table
 
     name = item.spec.name
     page.text(f"Confirmation on fresh seeds {confirmed['seeds']} (never used by the search), classes "

@@ -4,7 +4,7 @@ Every study result is a set of *units*: one AUROC per (held-out class, seed).  C
 lot in difficulty (the held-out digit 1 is easy for one detector and impossible for another), and
 seeds of one class scatter around the class's level.  So:
 
-- a config's score is an aggregate over its units (:func:`aggregate`): ``mean`` (every unit equal),
+- a config's score is an aggregate over its units (:func:`.objective.aggregate`): ``mean`` (every unit equal),
   ``iqm`` (the interquartile mean: the mean of the units between the 25th and the 75th percentile,
   robust to a few failed or lucky units) or ``worst-class`` (the lowest per-class mean over seeds);
 - two configs are compared on the units both have, *paired* by (class, seed)
@@ -30,7 +30,7 @@ from scipy import stats
 
 from omasgan.errors import ConfigError
 
-from .objective import AGGREGATES, aggregate, check_aggregate, iqm  # noqa: F401 - re-exported
+from .objective import iqm
 
 VERDICTS = ("better", "not distinguishable", "worse")
 CONFIDENCE = 0.95

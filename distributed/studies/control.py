@@ -17,7 +17,7 @@ anything and refreshes it every few seconds.  Another driver finding it watches 
 if it changes, a live driver holds the study and this one is refused; if it does not change for
 ``OMASGAN_DRIVER_LEASE_STALE_S`` seconds (default 30), its driver is dead (killed, its machine gone)
 and the lease is taken over, with a write conditional on the stale version.  A driver that finds its
-own lease taken over stops deleting anything (see ``study_runner``).
+own lease taken over stops deleting anything (see :mod:`.runner`).
 
 The Optuna journal's backend re-binds on unpickling: Tune pickles the searcher (with its journal
 backend) into the experiment state, and a study resumed elsewhere must append to *this* driver's
@@ -34,7 +34,7 @@ from typing import Any
 
 from omasgan.errors import ConfigError
 
-from .study_folder import JOURNAL_FILE, STUDY_FILE, StudySpec
+from ..store.study_folder import JOURNAL_FILE, STUDY_FILE, StudySpec
 
 LEASE_FILE = "driver.lease"
 LEASE_STALE_ENV = "OMASGAN_DRIVER_LEASE_STALE_S"

@@ -7,10 +7,10 @@ Each study:
    known parameter, a writable storage, a name not in use (locally and on the storage URI), a study
    to continue when resuming;
 2. writes ``study.json`` (on resume: reads it, wherever the study started, and restores its run
-   options), takes the study's driver lease (:mod:`.study_control`), and starts (embedded) or joins
+   options), takes the study's driver lease (:mod:`.control`), and starts (embedded) or joins
    (``--address``) Ray;
 3. runs one Tune experiment whose trials run their (class, seed) units as Ray tasks
-   (:mod:`.study_trainable`), every unit writing its rows to the Parquet store as it finishes a stage;
+   (:mod:`.trainable`), every unit writing its rows to the Parquet store as it finishes a stage;
 4. prints live progress, then a final table computed from the Parquet rows, and the paths.
 
 A search's Optuna study lives in ``optuna-journal.log`` in the study folder; ``--resume`` restores
@@ -19,8 +19,8 @@ unfinished ones resume at their next stage.  Result files are named per (trial, 
 rerun unit replaces its file; after the experiment, files of trials the experiment does not know
 (a trial started in the instant before the driver was killed, and never recorded) are removed, so
 the dataset ends with exactly one row set per trial, unit, stage and split.  A trial's durable
-record (:mod:`.trial_record`) and the searcher (:mod:`.journal_search`) cover a driver killed between
-a trial's last report and Tune's next experiment snapshot.
+record (:mod:`omasgan.distributed.store.trial_record`) and the searcher (:mod:`.journal_search`) cover a
+driver killed between a trial's last report and Tune's next experiment snapshot.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 from omasgan.config import STAGES, OMASGANConfig
 from omasgan.errors import ConfigError
 
-from .study_folder import CACHE_FOLDER, JOURNAL_FILE, STUDY_FILE, TUNE_FOLDER, StudySpec
+from ..store.study_folder import CACHE_FOLDER, JOURNAL_FILE, STUDY_FILE, TUNE_FOLDER, StudySpec
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SCHEDULERS = ("fifo", "asha")
@@ -242,7 +242,7 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
     under the storage URI's folder of that name.  On ``resume``, ``spec`` gives only the name; the
     stored spec wins, and run options not given are restored from it (a given one that differs is
     named in a warning).  The caller closes the returned study (releasing the lease)."""
-    from .study_control import StudyControl, say, warn
+    from .control import StudyControl, say, warn
 
     _check_name(spec.name)
     if options.resume:
@@ -330,8 +330,8 @@ class StudyOutcome:
 
     @property
     def store(self):
-        """The study's :class:`~.result_store.ResultStore`."""
-        from .result_store import ResultStore
+        """The study's :class:`~omasgan.distributed.store.result_store.ResultStore`."""
+        from ..store.result_store import ResultStore
 
         return ResultStore(self.paths.data_root)
 
@@ -340,7 +340,7 @@ class StudyOutcome:
         config and library versions, i.e. what the study tables read), read from the Parquet scan."""
         import pyarrow.dataset as ds
 
-        from .result_store import dataset_schema
+        from ..store.result_store import dataset_schema
 
         if columns is None:
             columns = [n for n in dataset_schema().names

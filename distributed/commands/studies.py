@@ -1,5 +1,5 @@
 """``omasgan search | sensitivity | seeds | results``: argument parsing, the studies' experiments, and
-their final tables.  Every check of the input runs before Ray starts (see studies.prepare_study)."""
+their final tables.  Every check of the input runs before Ray starts (see preparation.prepare_study)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from omasgan.errors import ConfigError
 from omasgan.search_spaces import DEFAULT_WINDOW, MIN_WINDOW, check_window
 from omasgan.vocabulary import SCORE_CHOICES, SPACE_NAMES
 
-from .studies import (
+from ..analysis.objective import AGGREGATES, STUDY_OBJECTIVE, check_aggregate
+from ..store.study_folder import STUDY_FILE, StudySpec, result_root, study_folders
+from ..studies.preparation import (
     SCHEDULERS,
     RunOptions,
     StudyOutcome,
@@ -23,8 +25,6 @@ from .studies import (
     parse_int_list,
     prepare_study,
 )
-from .objective import AGGREGATES, check_aggregate
-from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
 
 SPACES = SPACE_NAMES
 
@@ -41,9 +41,9 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     from omasgan.search_spaces import build_space, paper_point
     from omasgan.search_spaces.windowed_tpe import WindowedTPESampler
 
-    from .journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
-    from .study_runner import Experiment
-    from .study_trainable import DETECTOR_ROUND, DETECTOR_STAGES
+    from ..studies.journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
+    from ..studies.runner import Experiment
+    from ..studies.trainable import DETECTOR_ROUND, DETECTOR_STAGES
 
     o = spec.options
     base = OMASGANConfig.from_dict(spec.base_config)
@@ -51,7 +51,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's group=True
 
     def make_searcher():
-        from .study_control import journal_storage
+        from ..studies.control import journal_storage
 
         storage = journal_storage(spec.name, paths.journal, paths.data_root if paths.remote else None)
         # a study written before the window existed keeps plain TPE ("sampler_window" absent: 0)
@@ -60,7 +60,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
                                      window=o.get("sampler_window", 0))
         searcher = JournalOptunaSearch(
             space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"]),
-            metric="objective", mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
+            metric=STUDY_OBJECTIVE, mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
             study_name=spec.name, storage=storage,
         )
         return ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
@@ -83,7 +83,7 @@ def sensitivity_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     """A grid: one trial per (parameter, value), every other value as the base config has it."""
     from ray import tune
 
-    from .study_runner import Experiment
+    from ..studies.runner import Experiment
 
     sweeps = spec.options["sweeps"]
     return Experiment({"_sweep": tune.grid_search(sweeps)}, 1, len(sweeps))
@@ -91,7 +91,7 @@ def sensitivity_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
 
 def seeds_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     """One trial of the fixed config; its units are every (class, seed)."""
-    from .study_runner import Experiment
+    from ..studies.runner import Experiment
 
     return Experiment({}, 1, 1)
 
@@ -145,7 +145,7 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
         if args.confirm is not None:
             if args.confirm < 1:
                 raise ConfigError(f"--confirm must be >= 1 (the number of top trials to confirm); got {args.confirm}")
-            from .confirmation import fresh_seeds
+            from ..studies.confirmation import fresh_seeds
 
             probe = StudySpec(name="-", kind="search", dataset="-", classes=classes, seeds=seeds, base_config={})
             options.update(confirm_top=args.confirm, confirm_seeds=fresh_seeds(probe, args.confirm_seeds))
@@ -179,7 +179,7 @@ def _split_sets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     """RunOptions from the command line; ``explicit`` names the run options given (the parser's
     defaults for them are None, so that --resume can tell given from restored)."""
-    from .studies import RESTORED_OPTIONS
+    from ..studies.preparation import RESTORED_OPTIONS
 
     given = {name: getattr(args, name) for name in RESTORED_OPTIONS if getattr(args, name, None) is not None}
     return RunOptions(
@@ -194,14 +194,14 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 def run_study(kind: str, spec: StudySpec, options: RunOptions) -> StudyOutcome:
     """Check, then run a study end to end; returns its outcome (rows are in ``outcome.store``)."""
     with prepare_study(spec, options) as study:  # every input check, before Ray starts; the driver lease
-        from .study_runner import run_experiment
+        from ..studies.runner import run_experiment
 
         return run_experiment(study.spec, study.options, study.paths,
                               EXPERIMENTS[kind](study.spec, study.options, study.paths), lease=study.lease)
 
 
 def final_table(outcome: StudyOutcome) -> str:
-    from .tables import render, search_table, seeds_table, sensitivity_table
+    from ..analysis.tables import render, search_table, seeds_table, sensitivity_table
     rows = outcome.rows()
     kind = outcome.spec.kind
     if kind == "search":
@@ -248,12 +248,12 @@ def cmd_study(kind: str):
         print_outcome(outcome)
         top = outcome.spec.options.get("confirm_top") if kind == "search" else None
         if top:
-            from .confirmation import print_confirmation, run_confirmation
+            from ..studies.confirmation import print_confirmation, run_confirmation
 
             seeds = ",".join(map(str, outcome.spec.options["confirm_seeds"]))
             print_confirmation(run_confirmation(outcome.paths, options, top, seeds))
         if options.report:
-            from .report import write_report
+            from ..report.sections import write_report
 
             print(f"report:         {write_report(outcome.paths.control)}")
         return 0
@@ -262,8 +262,8 @@ def cmd_study(kind: str):
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from .confirmation import print_confirmation, run_confirmation
-    from .studies import StudyPaths, check_writable
+    from ..studies.confirmation import print_confirmation, run_confirmation
+    from ..studies.preparation import StudyPaths, check_writable
 
     folder = Path(args.study).resolve()
     spec = StudySpec.read(folder)
@@ -276,21 +276,21 @@ def cmd_confirm(args: argparse.Namespace) -> int:
                          parallel_units=args.parallel_units, max_concurrent=args.max_concurrent,
                          max_failures=args.max_failures, verbose=args.verbose)
     check_writable(data_root)
-    from .confirmation import prepare_confirmation
+    from ..studies.confirmation import prepare_confirmation
 
     prepare_confirmation(paths, args.top, args.seeds)  # every check before Ray starts
     print_confirmation(run_confirmation(paths, options, args.top, args.seeds))
     if args.report:
-        from .report import write_report
+        from ..report.sections import write_report
 
         print(f"report:         {write_report(folder)}")
     return 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from .result_query import parse_where, summary
-    from .result_store import ResultStore, dataset_schema
-    from .tables import render
+    from ..analysis.tables import render
+    from ..store.result_query import parse_where, summary
+    from ..store.result_store import ResultStore, dataset_schema
 
     root = Path(args.folder)
     folders = study_folders(root)
@@ -427,19 +427,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     results.add_argument("--by", help="extra columns to group by, e.g. holdout_class or sweep_value")
     results.set_defaults(handler=cmd_results)
 
-    from .compare import add_compare_parser
+    from ..report.compare import add_compare_parser
 
     add_compare_parser(sub)
 
-    from .report_cli import add_report_parser
+    from ..report.cli import add_report_parser
 
     add_report_parser(sub)
 
-    from .compaction import add_compact_parser
+    from ..store.compaction import add_compact_parser
 
     add_compact_parser(sub)
 
-    from .baseline_study import add_baseline_parser
+    from ..studies.baseline import add_baseline_parser
 
     add_baseline_parser(sub)
 

@@ -32,7 +32,7 @@ work.  Every row is kept exactly once throughout.
 While trials may still write (``omasgan compact`` on a running study), only *settled* small files
 are merged: those of rounds the trial's durable record (:mod:`.trial_record`) holds as finished,
 which no retry or resume writes again.  At the end of a study every file is settled, and the rows
-of trials the experiment does not know (see ``study_runner.remove_orphan_files``) are dropped.
+of trials the experiment does not know (see ``omasgan.distributed.studies.runner.remove_orphan_files``) are dropped.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def _partitions(snap: TableSnapshot) -> dict[str, _Partition]:
 class OrphanRule:
     """Which rows a compaction drops: those of ``study``, in the partitions of ``seeds`` (None: every
     seed), whose trial id is not in ``keep`` (an experiment's own trials, see
-    ``study_runner.remove_orphan_files``)."""
+    ``omasgan.distributed.studies.runner.remove_orphan_files``)."""
 
     study: str
     keep: set[str]
@@ -417,7 +417,7 @@ def compact_partition(job: PartitionJob, fault: Fault | None = None) -> Partitio
 
 Executor = Callable[[Callable[[PartitionJob], Any], list[PartitionJob]], Iterable[Any]]
 """Runs ``compact_partition`` over the jobs and returns the results in order (default: one by one in
-this process; ``study_runner`` passes Ray tasks)."""
+this process; the study runner passes Ray tasks)."""
 
 
 def compact_table(store: ResultStore, table: str, *, orphans: OrphanRule | None = None,
@@ -569,7 +569,7 @@ def settled_by_records(root: str, spec: Any, confirmed: bool = False) -> Callabl
 # ---- omasgan compact -------------------------------------------------------------------------------
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from .study_folder import STUDY_FILE, StudySpec, result_root, study_folders
+    from .study_folder import STUDY_FILE, StudySpec, read_confirmation, result_root, study_folders
 
     if args.threads < 1:
         raise ConfigError(f"--threads {args.threads} is out of range; give an integer >= 1")
@@ -582,8 +582,6 @@ def cmd_compact(args: argparse.Namespace) -> int:
     for path in folders:
         spec = StudySpec.read(path)
         root = result_root(path)
-        from .confirmation import read_confirmation
-
         settled = settled_by_records(root, spec, confirmed=read_confirmation(path) is not None)
         stats = compact_store(root, settled=settled, threads=args.threads)
         print(f"omasgan compact: {spec.name}: {stats.summary()}", flush=True)

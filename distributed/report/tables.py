@@ -1,12 +1,13 @@
 """The numbers of ``omasgan report``: reading every study's tables, choosing which rows each section
-shows, and the tables themselves (pandas DataFrames that :mod:`.report` renders and saves as CSV).
+shows, and the tables themselves (pandas DataFrames that :mod:`.sections` renders and saves as CSV).
 
 What is reported (``reported_rows``):
 - a seeds study: all its OMASGAN rows (one fixed config over classes x seeds);
 - a search study with a confirmation (``confirmation.json``): the confirmed winner's rows on the
   confirmation's fresh seeds, which the search never saw;
 - a search study without one: the rows of its best trial only, the trial with the best objective on
-  VALIDATION rows of the final detector J (``rank_trials``, the study's aggregate over all its units);
+  VALIDATION rows of the final detector J (``search_ranking``, the study's aggregate over all its
+  units);
   its test rows are shown, never used to choose;
 - baselines (``method`` other than ``omasgan``, from any study): all their rows, shown next to each
   OMASGAN source on the same data set.
@@ -31,9 +32,10 @@ import pyarrow.dataset as ds
 from omasgan.errors import ConfigError
 from omasgan.vocabulary import DETECTORS
 
-from .result_store import ALARM_COLUMNS, ResultStore, safe_name
-from .tables import sweep_table
-from .study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
+from ..analysis.ranking import RANK_COLUMNS, ranking_filter, search_ranking
+from ..analysis.tables import sweep_table
+from ..store.result_store import ALARM_COLUMNS, ResultStore, safe_name
+from ..store.study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
 OMASGAN = "omasgan"
 BASELINE_SOURCE = "baselines"
@@ -65,7 +67,7 @@ class Inputs:
     ``rankings``), and every error row."""
     stores: dict[str, ResultStore]  # study name (as in the rows) -> the store its rows came from
     rankings: dict[str, pd.DataFrame] = field(default_factory=dict)
-    """Per search study (by its ``study.json``): ``rank_trials`` over all its trials (see :func:`ranking`)."""
+    """Per search study (by its ``study.json``): ``search_ranking`` over all its trials (see :func:`ranking`)."""
     counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["study", "rows", "ok", "error"]))
     """Per study: its rows, ok rows and error rows, over all rows."""
     stage_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -80,8 +82,6 @@ class Inputs:
         return int(self.counts["rows"].sum()) if len(self.counts) else 0
 
 
-RANK_COLUMNS = ["study", "study_kind", "trial_id", "stage", "split", "status", "holdout_class", "seed", "auroc"]
-"""The columns ``rank_trials`` (``confirmation.search_ranking``) reads."""
 RUN_KEYS = ["study", "trial_id", "dataset", "holdout_class", "seed", "method", "stage"]
 ALARM_KEYS = RUN_KEYS + ["split", "status"]
 
@@ -100,11 +100,9 @@ def _counts(store: ResultStore) -> pd.DataFrame:
 
 
 def _ranking(store: ResultStore, spec: StudySpec) -> pd.DataFrame:
-    """``rank_trials`` of one search study, over only the rows it reads (the search's ok validation rows
+    """``search_ranking`` of one search study, over only the rows it reads (the search's ok validation rows
     of J, a pushed-down filter) and only the columns it reads."""
-    where = ((ds.field("study") == spec.name) & (ds.field("study_kind") == "search") & (ds.field("stage") == "j")
-             & (ds.field("split") == "val") & (ds.field("status") == "ok"))
-    return rank_trials(store.read("results", filter=where, columns=RANK_COLUMNS).to_pandas(), spec)
+    return search_ranking(store.read("results", filter=ranking_filter(spec), columns=RANK_COLUMNS).to_pandas(), spec)
 
 
 def _shown_in_full(rankings: dict[str, pd.DataFrame]) -> ds.Expression:
@@ -196,18 +194,9 @@ def model_order(models) -> list[str]:
 
 # ---- choosing what to report ------------------------------------------------------------------------
 
-def rank_trials(results: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
-    """The search trials of ``spec`` ranked on VALIDATION rows of J only, by the study's objective
-    (:func:`.confirmation.search_ranking`: the aggregate over ALL its units; a trial with a failed or
-    missing unit is not scored on the rest and ranks last)."""
-    from .confirmation import search_ranking
-
-    return search_ranking(results, spec)
-
-
 def confirmation_of(inputs: "Inputs", study: str) -> dict[str, Any] | None:
     """The confirmation summary of a search study, when it has one."""
-    from .confirmation import read_confirmation
+    from ..store.study_folder import read_confirmation
 
     item = next((i for i in inputs.studies if i.spec.name == study), None)
     return read_confirmation(item.folder) if item is not None else None
@@ -226,11 +215,11 @@ def best_config(results: pd.DataFrame, study: str, trial_id: str) -> dict[str, A
 
 
 def ranking(inputs: "Inputs", spec: StudySpec) -> pd.DataFrame:
-    """The trials of the search ``spec`` ranked by ``rank_trials`` over all its rows (computed in the
+    """The trials of the search ``spec`` ranked by ``search_ranking`` over all its rows (computed in the
     scan by ``load_inputs``; from ``inputs.results`` for Inputs built by hand)."""
     if spec.name in inputs.rankings:
         return inputs.rankings[spec.name]
-    return rank_trials(inputs.results, spec)
+    return search_ranking(inputs.results, spec)
 
 
 def reported_rows(inputs: "Inputs") -> pd.DataFrame:
@@ -306,9 +295,9 @@ def _sd_of_class_mean(rows: pd.DataFrame) -> float:
 
 def seed_summaries(reported: pd.DataFrame) -> pd.DataFrame:
     """Per (data set, source, model) with at least two seeds of a class: the test-AUROC summary of
-    :func:`.statistics.seed_summary` (mean, SD, IQM with its stratified bootstrap 95% interval, worst
-    class, units below 0.5)."""
-    from .statistics import seed_summary
+    :func:`omasgan.distributed.analysis.statistics.seed_summary` (mean, SD, IQM with its stratified bootstrap
+    95% interval, worst class, units below 0.5)."""
+    from ..analysis.statistics import seed_summary
 
     test = reported[reported["split"] == "test"]
     records = []
@@ -322,8 +311,9 @@ def seed_summaries(reported: pd.DataFrame) -> pd.DataFrame:
 def noise_floor_table(reported: pd.DataFrame, seeds_per_class=(1, 3, 5, 10)) -> pd.DataFrame:
     """Per (data set, source, model) with repeated seeds: the pooled within-class SD of test AUROC over
     seeds (the per-unit noise), and the smallest paired difference a study of the same classes with
-    1, 3, 5, 10 seeds per class detects (80% power, 5% two-sided; :func:`.statistics.noise_floor`)."""
-    from .statistics import detectable_difference, noise_floor
+    1, 3, 5, 10 seeds per class detects (80% power, 5% two-sided;
+    :func:`omasgan.distributed.analysis.statistics.noise_floor`)."""
+    from ..analysis.statistics import detectable_difference, noise_floor
 
     test = reported[reported["split"] == "test"]
     records = []

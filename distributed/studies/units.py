@@ -13,10 +13,10 @@ torch cannot see) is the system's: it propagates, the Ray task fails, and Tune r
 from its last finished stage.
 
 Every unit that trains a stage (rather than taking it from the cache) records that durably in the
-trial's training ledger (:meth:`.trial_record.TrialRecords.record_training`), so how often each stage
-of each unit was trained can be read back after failures and retries.
+trial's training ledger (:meth:`omasgan.distributed.store.trial_record.TrialRecords.record_training`), so how
+often each stage of each unit was trained can be read back after failures and retries.
 
-This module is Ray-free; :mod:`.study_trainable` runs :func:`run_unit` as a Ray task.
+This module is Ray-free; :mod:`.trainable` runs :func:`run_unit` as a Ray task.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from omasgan.stages.union import boundary_sampler
 
 from omasgan.trainables.trial import TrialSettings, run_trial, trial_config, trial_splits
 
-from .result_store import DEFAULT_SCORES, ResultStore, UnitKey, score_splits
-from .trial_record import TrialRecords
+from ..store.result_store import DEFAULT_SCORES, ResultStore, UnitKey, score_splits
+from ..store.trial_record import TrialRecords
 
 SAMPLES_PER_PLOT = 2000
 CACHE_OPTIONS = {"stale_after_s": 30.0}

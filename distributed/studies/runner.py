@@ -12,14 +12,15 @@ from typing import Any, Callable
 import ray
 from ray import tune
 
+from ..analysis.objective import STUDY_OBJECTIVE
+from ..store.compaction import CompactionBusy, OrphanRule, compact_store
+from ..store.result_store import ResultStore
+from ..store.study_folder import StudySpec
+from ..store.trial_record import TrialRecords
 from .capacity import ClusterShape, check_fit, joined_cluster_shape, this_machine
-from .compaction import CompactionBusy, OrphanRule, compact_store
+from .preparation import RunOptions, StudyOutcome, StudyPaths
 from .progress import StudyProgress
-from .result_store import ResultStore
-from .studies import RunOptions, StudyOutcome, StudyPaths
-from .study_folder import StudySpec
-from .study_trainable import OBJECTIVE, TrialPlan, make_study_trainable
-from .trial_record import TrialRecords
+from .trainable import TrialPlan, make_study_trainable
 
 
 @dataclass
@@ -91,7 +92,7 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
 
     Without ``--address`` the placement check runs before Ray starts.  Files are deleted (orphan rows,
     records) only while this driver holds ``lease`` (when one is given)."""
-    from .study_control import bind_journal, warn
+    from .control import bind_journal, warn
 
     shape = None if joins_cluster(options) or ray.is_initialized() else this_machine()
     if shape is not None:
@@ -125,7 +126,7 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
             trainable,
             param_space=experiment.param_space,
             tune_config=tune.TuneConfig(
-                metric=OBJECTIVE, mode="max", num_samples=experiment.num_samples,
+                metric=STUDY_OBJECTIVE, mode="max", num_samples=experiment.num_samples,
                 search_alg=experiment.make_searcher() if experiment.make_searcher else None,
                 scheduler=experiment.make_scheduler() if experiment.make_scheduler else None,
                 max_concurrent_trials=None if experiment.make_searcher else options.max_concurrent,
@@ -158,7 +159,7 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
     if experiment.finish and len(trials) >= experiment.total_trials and ended:
         experiment.finish()
     if spec.kind == "search" and paths.remote:
-        from .study_control import StudyControl
+        from .control import StudyControl
 
         StudyControl(spec.name, paths.data_root).push_journal(paths.journal)
     return outcome

@@ -10,6 +10,8 @@ import pandas as pd
 
 from omasgan.vocabulary import DETECTORS, STAGES
 
+from .ranking import search_ranking
+
 STAGE_ORDER = STAGES
 
 
@@ -35,13 +37,11 @@ def render(frame: pd.DataFrame) -> str:
 
 
 def search_table(rows: pd.DataFrame, trial_params: dict[str, dict[str, Any]], spec, top: int = 20) -> pd.DataFrame:
-    """One line per trial, best first (the ranking of :func:`.confirmation.search_ranking`, the same
+    """One line per trial, best first (the ranking of :func:`.ranking.search_ranking`, the same
     as the report's): the stage it reached, the objective (the study's aggregate of the final
     detector's validation AUROC over ALL the trial's units; "-" when a unit failed or is missing), the
     mean validation and test AUROC of its finished units (test: reported, never used to choose),
     units, params.  Each figure is one group-by over the rows, so the table costs O(rows + trials)."""
-    from .confirmation import search_ranking
-
     ok = _ok(rows[rows.study_kind == "search"])
     final = ok[ok.detector == "final"]
     ranking = search_ranking(rows, spec).set_index("trial_id")
