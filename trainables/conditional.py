@@ -1,6 +1,6 @@
 """Compare-and-swap on single small files of a study's storage, and the heartbeated leases built on it.
 
-Stage-cache locks (:mod:`.cache`) and a study's driver lease (``omasgan.distributed.study_control``)
+Stage-cache locks (:mod:`.cache`) and a study's driver lease (``omasgan.distributed.studies.control``)
 must be exclusive across machines that share nothing but the storage.  A :class:`ConditionalStore`
 gives four operations on one file, each a single request that the storage itself checks:
 
