@@ -22,12 +22,11 @@ such folders; :func:`result_root` says where that study's Parquet tables are.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from omasgan.atomic_write import write_file_atomic
 from omasgan.errors import ConfigError
 
 STUDY_FILE = "study.json"
@@ -74,11 +73,10 @@ class StudySpec:
         return json.dumps(asdict(self), indent=2)
 
     def write(self, folder: Path) -> None:
-        """Replace ``folder/study.json`` atomically (a temporary file, then a rename)."""
+        """Replace ``folder/study.json`` atomically (:func:`omasgan.atomic_write.write_file_atomic`)."""
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{STUDY_FILE}.{uuid.uuid4().hex}.tmp"
-        temporary.write_text(self.to_json())
-        os.replace(temporary, folder / STUDY_FILE)
+        body = self.to_json().encode()
+        write_file_atomic(folder / STUDY_FILE, lambda handle: handle.write(body))
 
     @classmethod
     def from_json(cls, text: str, where: str) -> "StudySpec":

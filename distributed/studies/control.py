@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from omasgan.atomic_write import write_file_atomic
 from omasgan.errors import ConfigError
 
 from ..store.study_folder import JOURNAL_FILE, STUDY_FILE, StudySpec
@@ -144,9 +145,7 @@ class StudyControl:
             warn(f"the local journal {local} differs from the study's copy {self.where(self.journal_path)}; "
                  f"kept it as {backup} and took the study's copy")
         local.parent.mkdir(parents=True, exist_ok=True)
-        temporary = local.with_name(f".{local.name}.download")
-        temporary.write_bytes(remote)
-        os.replace(temporary, local)
+        write_file_atomic(local, lambda handle: handle.write(remote))
         return f"restored the journal from {self.where(self.journal_path)}"
 
     # ---- the driver lease ---------------------------------------------------------------------
