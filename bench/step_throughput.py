@@ -54,25 +54,34 @@ class Splits:  # the few attributes run_stage reads
         self.train_x, self.is_image = x, is_image
 
 
+
+def shuffled_batches(x: torch.Tensor, batch_size: int, epochs: int):
+    """The bare loops' batches: per epoch a fresh permutation, cut into whole batches (the rest dropped)."""
+    for _ in range(epochs):
+        order = torch.randperm(x.shape[0])
+        for k in range(x.shape[0] // batch_size):
+            yield x[order[k * batch_size : (k + 1) * batch_size]]
+
+
+def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss``, as the bare loops take it."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def bare_task1(config, x, shape, is_image, G, D):
     c, n = config.task1, config.network.latent_dim
     opt_g = torch.optim.Adam(G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
     steps = 0
-    for _ in range(c.epochs):
-        order = torch.randperm(x.shape[0])
-        for k in range(x.shape[0] // c.batch_size):
-            xb = x[order[k * c.batch_size : (k + 1) * c.batch_size]]
-            fake = G(torch.randn(xb.shape[0], n)).detach()
-            loss_d = F.softplus(-D(xb)).mean() + F.softplus(D(fake)).mean()
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            loss_g = F.softplus(-D(G(torch.randn(c.batch_size, n)))).mean()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            steps += 1
+    for xb in shuffled_batches(x, c.batch_size, c.epochs):
+        fake = G(torch.randn(xb.shape[0], n)).detach()
+        loss_d = F.softplus(-D(xb)).mean() + F.softplus(D(fake)).mean()
+        step(opt_d, loss_d)
+        loss_g = F.softplus(-D(G(torch.randn(c.batch_size, n)))).mean()
+        step(opt_g, loss_g)
+        steps += 1
     return steps
 
 
@@ -95,18 +104,14 @@ def bare_task2(config, x, shape, is_image, G, D):
             with torch.no_grad():
                 positive = G(torch.randn(c.batch_size, n))
             loss_d = F.softplus(-Dm(positive)).mean() + F.softplus(Dm(B(z).detach())).mean()
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            step(opt_d, loss_d)
             samples = B(z)
             flat = samples.flatten(1)
             d = torch.cdist(flat, bank).min(dim=1).values.mean()
             ratio = torch.cdist(z, z) / (torch.cdist(flat, flat) + c.eps)
             s = (ratio * ~torch.eye(z.shape[0], dtype=torch.bool)).sum(1).div(z.shape[0] - 1).mean()
             loss_b = F.softplus(Dm(samples)).mean() + c.mu * d + c.nu * s
-            opt_b.zero_grad(set_to_none=True)
-            loss_b.backward()
-            opt_b.step()
+            step(opt_b, loss_b)
             steps += 1
     return steps
 
@@ -120,26 +125,19 @@ def bare_task3(config, x, shape, is_image, G, D, B):
     opt_g = torch.optim.Adam(Gp.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
     opt_c = torch.optim.Adam(C.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
     steps = 0
-    for _ in range(c.epochs):
-        order = torch.randperm(x.shape[0])
-        for k in range(x.shape[0] // c.batch_size):
-            xb = x[order[k * c.batch_size : (k + 1) * c.batch_size]]
-            m = xb.shape[0]
-            with torch.no_grad():
-                g, b = G(torch.randn(m, n)), B(torch.randn(m, n))
-            gp = Gp(torch.randn(m, n)).detach()
-            loss_c = -(
-                c.alpha * F.logsigmoid(C(xb)).mean() + c.delta * F.logsigmoid(C(g)).mean()
-                + c.beta * F.logsigmoid(-C(gp)).mean() + c.gamma * F.logsigmoid(-C(b)).mean()
-            )
-            opt_c.zero_grad(set_to_none=True)
-            loss_c.backward()
-            opt_c.step()
-            loss_g = c.beta * F.softplus(-C(Gp(torch.randn(m, n)))).mean()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            steps += 1
+    for xb in shuffled_batches(x, c.batch_size, c.epochs):
+        m = xb.shape[0]
+        with torch.no_grad():
+            g, b = G(torch.randn(m, n)), B(torch.randn(m, n))
+        gp = Gp(torch.randn(m, n)).detach()
+        loss_c = -(
+            c.alpha * F.logsigmoid(C(xb)).mean() + c.delta * F.logsigmoid(C(g)).mean()
+            + c.beta * F.logsigmoid(-C(gp)).mean() + c.gamma * F.logsigmoid(-C(b)).mean()
+        )
+        step(opt_c, loss_c)
+        loss_g = c.beta * F.softplus(-C(Gp(torch.randn(m, n)))).mean()
+        step(opt_g, loss_g)
+        steps += 1
     return steps
 
 
@@ -149,19 +147,14 @@ def bare_j(config, x, shape, is_image, B, Gp):
     J = new_critic(config.network, shape).train()
     opt = torch.optim.Adam(J.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
     steps = 0
-    for _ in range(c.epochs):
-        order = torch.randperm(x.shape[0])
-        for k in range(x.shape[0] // c.batch_size):
-            xb = x[order[k * c.batch_size : (k + 1) * c.batch_size]]
-            m = xb.shape[0]
-            with torch.no_grad():
-                b, g = B(torch.randn(m, n)), Gp(torch.randn(m, n))
-            loss = -(F.logsigmoid(J(b)).mean() + c.zeta * F.logsigmoid(-J(xb)).mean()
-                     + (1 - c.zeta) * F.logsigmoid(-J(g)).mean())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            steps += 1
+    for xb in shuffled_batches(x, c.batch_size, c.epochs):
+        m = xb.shape[0]
+        with torch.no_grad():
+            b, g = B(torch.randn(m, n)), Gp(torch.randn(m, n))
+        loss = -(F.logsigmoid(J(b)).mean() + c.zeta * F.logsigmoid(-J(xb)).mean()
+                 + (1 - c.zeta) * F.logsigmoid(-J(g)).mean())
+        step(opt, loss)
+        steps += 1
     return steps
 
 

@@ -378,12 +378,7 @@ def run_reader_size(trials: int, args: argparse.Namespace, root: Path) -> tuple[
               "--stats", str(stats_file)], root / f"synthesize-{trials}.log")
     record = {"trials": trials, "units_per_trial": len(expand(args.classes)) * len(expand(args.seeds)),
               "store": json.loads(stats_file.read_text())}
-    print(f"[readers, {trials} trials] omasgan results ...", flush=True)
-    record["results"] = measured([sys.executable, "-m", "omasgan.cli", "results", str(folder)],
-                                 root / f"results-{trials}.log")
-    print(f"[readers, {trials} trials] omasgan report ...", flush=True)
-    record["report"] = measured([sys.executable, "-m", "omasgan.cli", "report", str(folder), "--out",
-                                 str(root / f"report-{trials}")], root / f"report-{trials}.log")
+    record.update(measure_readers(folder, root, trials, "readers, "))
     if not args.keep:
         shutil.rmtree(folder.parent, ignore_errors=True)
     print(json.dumps(record), flush=True)
@@ -426,6 +421,16 @@ def measured(command: list[str], log: Path) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
+def measure_readers(folder: Path, root: Path, trials: int, tag: str = "") -> dict[str, dict[str, float]]:
+    """``omasgan results`` and ``omasgan report`` on the study ``folder``, each in its own process."""
+    figures = {}
+    for command, extra in (("results", []), ("report", ["--out", str(root / f"report-{trials}")])):
+        print(f"[{tag}{trials} trials] omasgan {command} ...", flush=True)
+        figures[command] = measured([sys.executable, "-m", "omasgan.cli", command, str(folder), *extra],
+                                    root / f"{command}-{trials}.log")
+    return figures
+
+
 def count_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else 0
 
@@ -459,12 +464,7 @@ def run_size(trials: int, args: argparse.Namespace, root: Path) -> dict:
     record["driver_wall_per_trial_ms"] = 1e3 * record["driver_wall_s"] / trials
     record["driver_cpu_per_trial_ms"] = 1e3 * record["driver_cpu_s"] / trials
     record["files_written"] = files_written(trials, units, args)
-    print(f"[{trials} trials] omasgan results ...", flush=True)
-    record["results"] = measured([sys.executable, "-m", "omasgan.cli", "results", str(folder)],
-                                 root / f"results-{trials}.log")
-    print(f"[{trials} trials] omasgan report ...", flush=True)
-    record["report"] = measured([sys.executable, "-m", "omasgan.cli", "report", str(folder), "--out",
-                                 str(root / f"report-{trials}")], root / f"report-{trials}.log")
+    record.update(measure_readers(folder, root, trials))
     if not args.keep:
         shutil.rmtree(storage, ignore_errors=True)
     print(json.dumps(record), flush=True)
@@ -564,29 +564,22 @@ def print_table(records: list[dict], slopes: dict) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_searcher":
+    internal = {  # the child processes this script starts: (function, required options)
+        "_searcher": (searcher_driver, ("--trials", "--storage", "--name", "--max-concurrent", "--stats", "--classes",
+                                        "--seeds", "--window")),
+        "_synthesize": (synthesize_store, ("--folder", "--stats")),
+        "_driver": (driver, ("--trials", "--storage", "--name", "--classes", "--seeds", "--max-concurrent", "--stats")),
+    }
+    if len(sys.argv) > 1 and sys.argv[1] in internal:
+        function, options = internal[sys.argv[1]]
         parser = argparse.ArgumentParser()
-        parser.add_argument("_searcher")
-        for option in ("--trials", "--storage", "--name", "--max-concurrent", "--stats", "--classes", "--seeds",
-                       "--window"):
+        parser.add_argument("_command")
+        for option in options:
             parser.add_argument(option, required=True)
-        searcher_driver(parser.parse_args())
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == "_synthesize":
-        parser = argparse.ArgumentParser()
-        parser.add_argument("_synthesize")
-        for option in ("--folder", "--stats"):
-            parser.add_argument(option, required=True)
-        synthesize_store(parser.parse_args())
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == "_driver":
-        parser = argparse.ArgumentParser()
-        parser.add_argument("_driver")
-        for option in ("--trials", "--storage", "--name", "--classes", "--seeds", "--max-concurrent", "--stats"):
-            parser.add_argument(option, required=True)
-        parser.add_argument("--profile")
-        parser.add_argument("--extra", type=json.loads, default=[])
-        driver(parser.parse_args())
+        if function is driver:
+            parser.add_argument("--profile")
+            parser.add_argument("--extra", type=json.loads, default=[])
+        function(parser.parse_args())
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", required=True, help="names the JSON file (e.g. before, after)")

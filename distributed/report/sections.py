@@ -393,24 +393,32 @@ def _lowest_seed_per_class(frame: pd.DataFrame):
         yield holdout, seed, mine[mine["trial_id"] == mine["trial_id"].min()]
 
 
+def _lowest_seed_runs(inputs: T.Inputs, reported: pd.DataFrame, pairs: list[tuple[str, str]], read):
+    """Per OMASGAN source and held-out class, the rows ``read(store, source, trials)`` gives for its
+    reported trials, of the lowest seed (and lowest trial id): yields (dataset, source, store, holdout,
+    seed, rows)."""
+    for dataset, source in _omasgan_pairs(pairs):
+        store = inputs.stores.get(source)
+        trials = sorted(reported.loc[reported["source"] == source, "trial_id"].unique())
+        found = read(store, source, trials) if store else pd.DataFrame()
+        found = found[found["dataset"] == dataset] if len(found) else found
+        for holdout, seed, mine in (_lowest_seed_per_class(found) if len(found) else []):
+            yield dataset, source, store, holdout, seed, mine
+
+
 def section_scores(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
     """6. Histograms of J's test scores, normal vs anomalous samples, one per held-out class (lowest seed)."""
     page.heading("6. Anomaly scores of the test samples")
     page.text("Test-split anomaly scores of the final detector J (higher = more anomalous) of normal (label 0) "
               "and anomalous (label 1) samples, as densities, for the run with the lowest seed of each class.")
     done = False
-    for dataset, source in _omasgan_pairs(pairs):
-        store = inputs.stores.get(source)
-        trials = sorted(reported.loc[reported["source"] == source, "trial_id"].unique())
-        scores = T.read_scores(store, source, trials) if store else pd.DataFrame()
-        scores = scores[scores["dataset"] == dataset] if len(scores) else scores
-        for holdout, seed, mine in (_lowest_seed_per_class(scores) if len(scores) else []):
-            path = page.figure_path(f"scores-{dataset}-{source}-class{holdout}")
-            F.score_histogram(path, mine.loc[mine["label"] == 0, "score"].to_numpy(),
-                              mine.loc[mine["label"] == 1, "score"].to_numpy(),
-                              f"{dataset} / {source}: J test scores, class {holdout} held out, seed {seed}")
-            page.figure(path, f"scores, class {holdout}")
-            done = True
+    for dataset, source, _, holdout, seed, mine in _lowest_seed_runs(inputs, reported, pairs, T.read_scores):
+        path = page.figure_path(f"scores-{dataset}-{source}-class{holdout}")
+        F.score_histogram(path, mine.loc[mine["label"] == 0, "score"].to_numpy(),
+                          mine.loc[mine["label"] == 1, "score"].to_numpy(),
+                          f"{dataset} / {source}: J test scores, class {holdout} held out, seed {seed}")
+        page.figure(path, f"scores, class {holdout}")
+        done = True
     if not done:
         page.left_out("no per-sample test scores of the final detector in the scores table")
 
@@ -421,22 +429,17 @@ def section_boundary(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs
     page.text("Normal data x, Task 1 samples G(z) and Task 2 boundary samples B(z) of the run with the lowest "
               "seed of each held-out class (paper Figure 3).")
     done = False
-    for dataset, source in _omasgan_pairs(pairs):
-        store = inputs.stores.get(source)
-        trials = sorted(reported.loc[reported["source"] == source, "trial_id"].unique())
-        found = T.find_samples(store, source, trials) if store else pd.DataFrame()
-        found = found[found["dataset"] == dataset] if len(found) else found
-        for holdout, seed, mine in (_lowest_seed_per_class(found) if len(found) else []):
-            arrays = T.load_samples(store, mine["path"].iloc[0])
-            x = arrays.get("x")
-            if x is None or x.ndim != 2 or x.shape[1] != 2:
-                page.left_out(f"`{dataset}` / `{source}` class {holdout}: the samples are not 2-D points")
-                continue
-            path = page.figure_path(f"boundary-{dataset}-{source}-class{holdout}")
-            F.boundary_scatter(path, x, arrays.get("generated"), arrays.get("boundary"),
-                               f"{dataset} / {source}: class {holdout} held out, seed {seed}")
-            page.figure(path, f"x, G(z), B(z), class {holdout}")
-            done = True
+    for dataset, source, store, holdout, seed, mine in _lowest_seed_runs(inputs, reported, pairs, T.find_samples):
+        arrays = T.load_samples(store, mine["path"].iloc[0])
+        x = arrays.get("x")
+        if x is None or x.ndim != 2 or x.shape[1] != 2:
+            page.left_out(f"`{dataset}` / `{source}` class {holdout}: the samples are not 2-D points")
+            continue
+        path = page.figure_path(f"boundary-{dataset}-{source}-class{holdout}")
+        F.boundary_scatter(path, x, arrays.get("generated"), arrays.get("boundary"),
+                           f"{dataset} / {source}: class {holdout} held out, seed {seed}")
+        page.figure(path, f"x, G(z), B(z), class {holdout}")
+        done = True
     if not done:
         page.left_out("no 2-D samples (only 2-D data sets such as synthetic save x, G(z) and B(z))")
 

@@ -1,7 +1,9 @@
-"""Small building blocks shared by the network families (output activations, spectral norm)."""
+"""Small building blocks shared by the network families (output activations, spectral norm, the
+sequential critic's head)."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
@@ -24,3 +26,17 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     for m in targets:
         _spectral_norm(m)
     return module
+
+
+class SequentialCritic(nn.Module):
+    """A critic whose layers are one ``nn.Sequential`` ``self.net`` ending in ``Linear(features, 1)``:
+    ``forward`` gives the raw logits (B,), ``features`` the input of that last layer."""
+
+    net: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer, (B, features)."""
+        return self.net[:-1](x)

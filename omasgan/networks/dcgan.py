@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._layers import apply_spectral_norm, output_activation
+from ._layers import SequentialCritic, apply_spectral_norm, output_activation
 
 # image side -> (side of the smallest feature map, number of stride-2 resolution steps)
 _PLAN = {28: (7, 2), 32: (4, 3)}
@@ -73,7 +73,7 @@ class DCGANGenerator(nn.Module):
         return self.net(z)
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(SequentialCritic):
     """x (B, C, S, S) -> raw logits (B,), S in {28, 32}; the generator's plan run backwards.
 
     Stride-2 convolutions (k=4, pad=1) halve the side and double the channels, starting at w::
@@ -86,6 +86,7 @@ class DCGANDiscriminator(nn.Module):
     32x32: (C, 32, 32) -> (w, 16, 16) -> (2w, 8, 8) -> (4w, 4, 4) -> (B,)
     BatchNorm is used when ``batchnorm=True`` and ``spectral_norm=False``; with ``spectral_norm=True``
     every conv and the linear layer are spectrally normalised and there is no BatchNorm.
+    ``features(x)`` is the flattened last feature map, (B, ch * s * s).
     """
 
     kind = "dcgan"
@@ -110,10 +111,3 @@ class DCGANDiscriminator(nn.Module):
         self.apply(dcgan_init)
         if spectral_norm:
             apply_spectral_norm(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate layer: the flattened last feature map, (B, ch * s * s)."""
-        return self.net[:-1](x)

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from ._layers import apply_spectral_norm, output_activation
+from ._layers import SequentialCritic, apply_spectral_norm, output_activation
 
 
 class MLPGenerator(nn.Module):
@@ -50,7 +50,7 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(SequentialCritic):
     """x (B, *sample_shape) -> raw logits (B,).
 
     Layer plan::
@@ -60,6 +60,7 @@ class MLPDiscriminator(nn.Module):
     No BatchNorm (a discriminator's BatchNorm mixes the statistics of the real and fake batches and
     makes gradient penalties ill-defined), so the factory's ``batchnorm`` flag is ignored here.
     With ``spectral_norm=True`` every ``Linear`` is wrapped with spectral normalisation.
+    ``features(x)`` is the last hidden LeakyReLU output, (B, width).
     """
 
     kind = "mlp"
@@ -77,10 +78,3 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         if spectral_norm:
             apply_spectral_norm(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate layer: the last hidden LeakyReLU output, (B, width)."""
-        return self.net[:-1](x)
