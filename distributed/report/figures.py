@@ -165,13 +165,8 @@ def score_histogram(path: Path, normal: np.ndarray, anomalous: np.ndarray, title
 def boundary_scatter(path: Path, x: np.ndarray, generated: np.ndarray | None, boundary: np.ndarray | None,
                      title: str) -> Path:
     """The paper's Figure 3: normal data x, the Task 1 samples G(z) and the boundary samples B(z)."""
+    from omasgan.plots import draw_boundary_samples
+
     figure, ax = _figure()
-    ax.scatter(x[:, 0], x[:, 1], s=3, c="tab:blue", alpha=0.5, label="x (normal data)")
-    if generated is not None:
-        ax.scatter(generated[:, 0], generated[:, 1], s=3, c="tab:orange", alpha=0.5, label="G(z)")
-    if boundary is not None:
-        ax.scatter(boundary[:, 0], boundary[:, 1], s=4, c="tab:green", alpha=0.8, label="B(z) (boundary)")
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.legend(fontsize=8, loc="upper right", markerscale=3)
-    ax.set_title(title, fontsize=10)
+    draw_boundary_samples(ax, x, generated, boundary, title, fontsize=9)
     return _save(figure, path)
