@@ -59,13 +59,6 @@ def seen_trials(trials: list[FrozenTrial], chosen: set[int] | None) -> list[Froz
     return [t for t in trials if t.number in chosen or t.state not in FINISHED]
 
 
-def window_of(trials: list[FrozenTrial], window: int, maximize: bool) -> list[FrozenTrial]:
-    """The trials TPE sees: all of ``trials`` when at most ``window`` of them are finished; else the
-    running ones, the :data:`KEEP_BEST` best complete ones and the most recent finished ones, ``window``
-    finished trials in all, in trial-number order."""
-    return seen_trials(trials, chosen_numbers(trials, window, maximize))
-
-
 class _StudyWindow:
     """The study as TPE should see it while it samples one trial: every attribute is the study's,
     except that its trial lists hold only the trials ``chosen`` names (computed once per sampled

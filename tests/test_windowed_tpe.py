@@ -8,7 +8,7 @@ from optuna.samplers import TPESampler
 from optuna.trial import TrialState, create_trial
 
 from omasgan.search_spaces import MIN_WINDOW, check_window
-from omasgan.search_spaces.windowed_tpe import WindowedTPESampler, window_of
+from omasgan.search_spaces.windowed_tpe import WindowedTPESampler, chosen_numbers, seen_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
@@ -22,6 +22,11 @@ def _finished(values, state=TrialState.COMPLETE):
         trial.number = number
         trials.append(trial)
     return trials
+
+
+def window_of(trials, window, maximize):
+    """The trials TPE sees past ``window`` (what the sampler shows it while sampling one trial)."""
+    return seen_trials(trials, chosen_numbers(trials, window, maximize))
 
 
 @pytest.mark.parametrize("window", [1, 100, MIN_WINDOW - 1, -5, True, 300.0])
