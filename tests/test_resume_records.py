@@ -206,3 +206,62 @@ def test_journal_search_looks_a_trial_up_without_listing_the_study(tmp_path, mon
         optuna.storages.journal.JournalFileBackend(str(journal))))
     assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.5), ("COMPLETE", 0.7)]
     assert study.trials[0].intermediate_values == {1: 0.3, 2: 0.5} and study.trials[1].intermediate_values == {1: 0.6}
+
+
+def _define_by_run(trial):
+    trial.suggest_float("x", 0.0, 1.0)
+    return {"derived": 1}
+
+
+def _run_searcher(journal):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    return JournalOptunaSearch(space=_define_by_run, metric="objective", mode="max", study_name="s",
+                               storage=storage, sampler=optuna.samplers.TPESampler(seed=0))
+
+
+def _flat(config, **result):
+    return {**result, **{f"config/{name}": value for name, value in config.items()}}
+
+
+@pytest.mark.parametrize("make", [lambda j: _searcher(JournalOptunaSearch, j), _run_searcher],
+                         ids=["distributions", "define-by-run"])
+def test_a_trial_unknown_to_the_restored_searcher_is_adopted_from_the_journal(tmp_path, make):
+    """Tune's experiment state names trial t2, the searcher state saved before t2 was asked does not
+    (the CI failure: KeyError in OptunaSearch.on_trial_result).  The restored searcher adopts the
+    journal's RUNNING trial with t2's parameters; nothing is left RUNNING and no trial is added."""
+    journal = tmp_path / "j.log"
+    first = make(journal)
+    first.suggest("t1")
+    first.save(str(tmp_path / "searcher.pkl"))
+    config = first.suggest("t2")  # asked, written to the journal; the saved searcher state has no t2
+    first.on_trial_result("t2", _flat(config, objective=0.2, training_iteration=1))
+
+    restored = make(journal)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_result("t2", _flat(config, objective=0.2, training_iteration=1))  # replayed: kept once
+    restored.on_trial_result("t2", _flat(config, objective=0.6, training_iteration=2))
+    restored.on_trial_complete("t2", _flat(config, objective=0.6, training_iteration=2, pipeline_done=True))
+    restored.on_trial_complete("t1", {"objective": 0.4, "training_iteration": 1, "pipeline_done": True})
+    assert fail_orphaned_optuna_trials(str(journal), "s") == 0
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.4), ("COMPLETE", 0.6)]
+    assert study.trials[1].params == {"x": config["x"]} and study.trials[1].intermediate_values == {1: 0.2, 2: 0.6}
+
+
+@pytest.mark.parametrize("make", [lambda j: _searcher(JournalOptunaSearch, j), _run_searcher],
+                         ids=["distributions", "define-by-run"])
+def test_a_trial_the_journal_never_saw_is_recorded_with_its_config(tmp_path, make):
+    journal = tmp_path / "j.log"
+    searcher = make(journal)
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"objective": 0.4, "training_iteration": 1, "pipeline_done": True})
+    config = {"x": 0.25, "derived": 1, "note": "from the base config"}
+    searcher.on_trial_result("lost", _flat(config, objective=0.3, training_iteration=1))
+    searcher.on_trial_complete("lost", _flat(config, objective=0.5, training_iteration=1, pipeline_done=True))
+    searcher.on_trial_complete("unseen", None, error=True)  # an errored trial with no result: left alone
+    assert searcher.suggest("t3") is not None  # the search goes on
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert [(t.state.name, t.value) for t in study.trials[:2]] == [("COMPLETE", 0.4), ("COMPLETE", 0.5)]
+    assert study.trials[1].params == {"x": 0.25} and study.trials[1].intermediate_values == {1: 0.3}

@@ -8,6 +8,14 @@ finished Optuna trial, which raises ``UpdateFinishedTrialError`` and stops the s
 completions for Optuna trials the journal already holds as finished, and results of steps it already
 holds: each value is recorded once, and the study goes on.
 
+The opposite order happens too: Tune's experiment state can name a trial that the restored searcher
+state has never seen (the driver saved, or uploaded, the experiment state after asking Optuna for a
+new trial but before the searcher state caught up).  Plain OptunaSearch then raises ``KeyError`` on
+that trial's first result.  This searcher adopts such a trial instead: it takes the Optuna trial the
+killed driver asked for (the RUNNING one in the journal whose parameters equal the Tune trial's
+config), or, when the journal holds none, records the config as a new Optuna trial, so the trial's
+value still reaches the study.
+
 It also tells Optuna what a trial's end means (plain OptunaSearch tells COMPLETE with the last
 reported value whatever happened):
 
@@ -32,6 +40,9 @@ from ..analysis.objective import STUDY_OBJECTIVE
 
 logger = logging.getLogger(__name__)
 
+CONFIG_PREFIX = "config/"
+"""How Tune's flattened results name the trial's config entries (``config/task2.mu``)."""
+
 
 class JournalOptunaSearch(OptunaSearch):
     """OptunaSearch that leaves trials finished in its Optuna storage as they are."""
@@ -50,7 +61,47 @@ class JournalOptunaSearch(OptunaSearch):
         except KeyError:
             return None
 
+    def _adopted(self, trial_id: str, result: dict[str, Any] | None) -> bool:
+        """Whether the searcher now has an Optuna trial for ``trial_id``: one it asked for, or one it
+        adopts for a Tune trial it has never seen (see the module docstring).  The Tune trial's
+        parameters are read from ``result``'s ``config/<name>`` entries; without them (a completion
+        with no result) the trial is left alone, and its journal trial is failed when the search ends
+        (:func:`fail_orphaned_optuna_trials`)."""
+        if trial_id in self._ot_trials:
+            return True
+        config = {key[len(CONFIG_PREFIX):]: value for key, value in (result or {}).items()
+                  if key.startswith(CONFIG_PREFIX) and isinstance(value, (bool, int, float, str))}
+        if not config or self._ot_study is None:
+            logger.warning("trial %s is unknown to the restored searcher and its result carries no config; "
+                           "its value is not told to Optuna", trial_id)
+            return False
+        self._ot_trials[trial_id] = self._adopt(config)
+        logger.warning("trial %s was unknown to the restored searcher; adopted as Optuna trial %d",
+                       trial_id, self._ot_trials[trial_id].number)
+        return True
+
+    def _adopt(self, config: dict[str, Any]):
+        """The Optuna trial for a Tune trial with ``config``: the journal's RUNNING trial with exactly
+        these parameters that no known Tune trial holds, else a new trial with ``config`` fixed."""
+        import optuna
+
+        held = {ot_trial._trial_id for ot_trial in self._ot_trials.values()}
+        running = self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for stored in running:
+            if stored._trial_id not in held and stored.params and all(
+                    name in config and config[name] == value for name, value in stored.params.items()):
+                return optuna.Trial(self._ot_study, stored._trial_id)
+        self._ot_study.enqueue_trial(config)
+        if callable(self._space):
+            ot_trial = self._ot_study.ask()
+            self._suggest_from_define_by_run_func(self._space, ot_trial)  # records the fixed values
+        else:
+            ot_trial = self._ot_study.ask(fixed_distributions=self._space)
+        return ot_trial
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if not self._adopted(trial_id, result):
+            return
         stored = self._stored(trial_id)
         if stored is not None and (stored.state.is_finished()
                                    or result.get(TRAINING_ITERATION) in stored.intermediate_values):
@@ -65,8 +116,11 @@ class JournalOptunaSearch(OptunaSearch):
         if stored is not None and stored.state.is_finished():
             self._completed_trials.add(trial_id)
             return
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result=result, error=error)
+        if not self._adopted(trial_id, result):
+            self._completed_trials.add(trial_id)
+            return
         import optuna
 
         state, value = ending(result, error, self.metric)
