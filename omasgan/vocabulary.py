@@ -22,7 +22,7 @@ DETECTORS = ("task1", "task3", "final")
 STAGE_DETECTOR = {"task1": "task1", "task2": None, "task3": "task3", "j": "final"}
 """The detector each stage leaves behind (Task 2 leaves none: its output is the boundary generator)."""
 SPLITS = ("val", "test")
-SPACE_NAMES = ("full", "task2", "task3", "j", "variants")
+SPACE_NAMES = ("full", "task2", "task3", "j", "variants", "branches")
 """The search spaces of ``omasgan search --space`` (defined in ``omasgan.search_spaces.spaces``)."""
 SCORE_CHOICES = ("none", "test", "all")
 """``--scores``: which per-sample scores a study stores (see ``result_store.score_splits``)."""

@@ -38,9 +38,11 @@ def paper_point(config: OMASGANConfig, space: str = "full") -> dict[str, Any]:
             point["divergence.klwgan_tau"] = config.divergence.klwgan_tau
         elif config.divergence.name == "wasserstein":
             point["divergence.gp_weight"] = config.divergence.gp_weight
-    if space in ("full", "task2"):
+    if space in ("full", "task2", "branches"):
         point.update({"task2.mu": config.task2.mu, "task2.nu": config.task2.nu})
-    if space in ("full", "task3"):
+    if space == "branches":
+        point.update({k: v for k, v in variant_point(config).items() if k not in SWITCH_NAMES})
+    if space in ("full", "task3", "branches"):
         t3 = config.task3
         point.update(task3_parametrisation(t3.alpha, t3.delta, t3.gamma))
         point["task3.beta"] = t3.beta
@@ -49,6 +51,9 @@ def paper_point(config: OMASGANConfig, space: str = "full") -> dict[str, Any]:
     if space in ("full", "variants"):
         point.update(variant_point(config, branches=space == "full"))
     return point
+
+
+SWITCH_NAMES = ("task2.boundaries", "task2.feature_space", "j.refine_steps", "j.score")
 
 
 def variant_point(config: OMASGANConfig, branches: bool = True) -> dict[str, Any]:

@@ -20,14 +20,18 @@ and returns the config values it derives.  Parameter names are dotted config key
   only on its branch: ``task2.diversity`` (log-uniform, K > 1), ``task2.ae_epochs`` (autoencoder),
   ``j.refine_weight`` and ``j.refine_margin`` (refine_steps > 0), ``j.fusion_scaling`` (fusion).
   ``variants`` samples the switches only, every other value as the base config has it.
+- ``branches`` tunes a chosen variant: the base config's switches stay as they are, and mu, nu, the
+  branch parameters of the switches it has on and alpha..delta are sampled (the second search of
+  issue 12: first choose a variant with ``variants``, then tune its own parameters).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
-from omasgan.config import DIVERGENCES, FEATURE_SPACES, FUSION_SCALINGS, J_SCORES
+from omasgan.config import DIVERGENCES, OMASGANConfig, FEATURE_SPACES, FUSION_SCALINGS, J_SCORES
 from omasgan.vocabulary import SPACE_NAMES
 
 Space = Callable[[Any], dict[str, Any]]
@@ -101,16 +105,47 @@ def sample_variants(trial, branches: bool = True) -> dict[str, Any]:
     refine_steps = trial.suggest_categorical("j.refine_steps", list(REFINE_STEPS))
     score = trial.suggest_categorical("j.score", list(J_SCORES))
     if branches:
-        if boundaries > 1:
-            trial.suggest_float("task2.diversity", *DIVERSITY_RANGE, log=True)
-        if feature_space == "autoencoder":
-            trial.suggest_categorical("task2.ae_epochs", list(AE_EPOCHS))
-        if refine_steps > 0:
-            trial.suggest_float("j.refine_weight", *REFINE_WEIGHT_RANGE, log=True)
-            trial.suggest_float("j.refine_margin", *REFINE_MARGIN_RANGE)
-        if score == "fusion":
-            trial.suggest_categorical("j.fusion_scaling", list(FUSION_SCALINGS))
+        sample_branch_parameters(trial, VariantSwitches(boundaries, feature_space, refine_steps, score))
     return {}
+
+
+@dataclass(frozen=True)
+class VariantSwitches:
+    """The four issue-12 switches of one config (the paper's: 1, pixel, 0, j)."""
+
+    boundaries: int = 1
+    feature_space: str = "pixel"
+    refine_steps: int = 0
+    score: str = "j"
+
+    @classmethod
+    def of(cls, config: OMASGANConfig) -> "VariantSwitches":
+        return cls(config.task2.boundaries, config.task2.feature_space, config.j.refine_steps, config.j.score)
+
+
+def sample_branch_parameters(trial, switches: VariantSwitches) -> dict[str, Any]:
+    """The parameters of the branches ``switches`` has on: the diversity weight (K > 1 boundaries),
+    the autoencoder's epochs (autoencoder feature space), the refinement weight and margin (refine
+    steps > 0), the fusion's scaling (fusion score)."""
+    if switches.boundaries > 1:
+        trial.suggest_float("task2.diversity", *DIVERSITY_RANGE, log=True)
+    if switches.feature_space == "autoencoder":
+        trial.suggest_categorical("task2.ae_epochs", list(AE_EPOCHS))
+    if switches.refine_steps > 0:
+        trial.suggest_float("j.refine_weight", *REFINE_WEIGHT_RANGE, log=True)
+        trial.suggest_float("j.refine_margin", *REFINE_MARGIN_RANGE)
+    if switches.score == "fusion":
+        trial.suggest_categorical("j.fusion_scaling", list(FUSION_SCALINGS))
+    return {}
+
+
+def sample_variant_tuning(trial, switches: VariantSwitches) -> dict[str, Any]:
+    """A chosen variant's own parameters, its switches kept: Task 2's mu and nu, the branch
+    parameters of the switches it has on, and Task 3's alpha..delta (the weights of the critic that
+    the ``critic`` and ``fusion`` scores read)."""
+    sample_task2(trial)
+    sample_branch_parameters(trial, switches)
+    return sample_task3(trial)
 
 
 def sample_variant_switches(trial) -> dict[str, Any]:
@@ -143,17 +178,23 @@ class SearchSpace:
         return constants
 
 
-def build_space(name: str = "full", *, with_optimizer: bool = False, with_batch: bool = False) -> SearchSpace:
+def build_space(name: str = "full", *, with_optimizer: bool = False, with_batch: bool = False,
+                base: OMASGANConfig | None = None) -> SearchSpace:
     """``full`` (divergence, mu, nu, alpha..delta, zeta and the variants with their branch
     parameters), one stage's parameters only: ``task2`` (mu, nu), ``task3`` (alpha..delta), ``j``
-    (zeta), or ``variants`` (the four variant switches only).  A stage space leaves everything upstream
-    as the base config has it, so every trial of a search hits the stage cache for the upstream stages."""
+    (zeta), ``variants`` (the four variant switches only), or ``branches`` (the variant ``base`` has
+    switched on, kept: mu, nu, the branch parameters of its switches and alpha..delta; ``base``
+    defaults to the paper's config, whose branches are all off).  A stage space leaves everything
+    upstream as the base config has it, so every trial of a search hits the stage cache for the
+    upstream stages."""
+    switches = VariantSwitches.of(base) if base is not None else VariantSwitches()
     parts = {
         "full": (sample_divergence, sample_task2, sample_task3, sample_j, sample_variants),
         "task2": (sample_task2,),
         "task3": (sample_task3,),
         "j": (sample_j,),
         "variants": (sample_variant_switches,),
+        "branches": (partial(sample_variant_tuning, switches=switches),),
     }
     if name not in parts:
         raise ValueError(f"unknown search space {name!r}; choose one of: {', '.join(SPACE_NAMES)}")

@@ -148,3 +148,36 @@ def test_variants_is_a_search_choice_on_the_command_line():
     from omasgan.search_spaces import SPACE_NAMES
 
     assert "variants" in SPACES and set(SPACES) == set(SPACE_NAMES)
+
+
+def test_branches_space_tunes_the_base_variant_and_keeps_its_switches():
+    """``branches``: the base config's switches are never sampled; mu, nu, alpha..delta and exactly the
+    branch parameters of the switches the base has on are, and every sample is an admissible config."""
+    import pickle
+
+    base = default_config("mnist").with_overrides({"task2.boundaries": 2, "task2.feature_space": "autoencoder",
+                                                   "j.refine_steps": 2, "j.score": "critic"})
+    space = build_space("branches", base=base)
+    expected = {"task2.mu", "task2.nu", "task2.diversity", "task2.ae_epochs", "j.refine_weight",
+                "j.refine_margin", "task3.alpha", "task3.beta", "task3.gamma", "task3.delta"}
+    for params in _sample(space, 40, seed=5):
+        overrides = resolve_params(params)
+        assert set(overrides) == expected
+        config = trial_config(base.to_dict(), overrides)
+        assert (config.task2.boundaries, config.task2.feature_space, config.j.refine_steps, config.j.score) == (
+            2, "autoencoder", 2, "critic")
+    paper = {"task2.mu", "task2.nu", "task3.alpha", "task3.beta", "task3.gamma", "task3.delta"}
+    for params in _sample(build_space("branches"), 10, seed=6):  # the paper's config: no branch is on
+        assert set(resolve_params(params)) == paper
+    fusion = base.with_overrides({"task2.boundaries": 1, "task2.feature_space": "pixel", "j.refine_steps": 0,
+                                  "j.score": "fusion"})
+    assert set(resolve_params(_sample(build_space("branches", base=fusion), 1)[0])) == paper | {"j.fusion_scaling"}
+    # the base's own values are the search's first point, inside the space; the space pickles (Tune saves it)
+    study = optuna.create_study()
+    study.enqueue_trial(paper_point(base, "branches"))
+    trial = study.ask()
+    pickle.loads(pickle.dumps(space))(trial)
+    assert trial.params == paper_point(base, "branches")
+    again = trial_config(base.to_dict(), resolve_params(trial.params))
+    assert again.task2 == base.task2 and again.j == base.j  # alpha..delta round-trip up to float rounding:
+    assert again.task3.delta == pytest.approx(base.task3.delta) and again.task3.gamma == pytest.approx(base.task3.gamma)

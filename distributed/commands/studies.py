@@ -59,7 +59,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
                                      n_startup_trials=max(1, min(10, o["trials"] // 3)),
                                      window=o.get("sampler_window", 0))
         searcher = JournalOptunaSearch(
-            space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"]),
+            space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"], base=base),
             metric=STUDY_OBJECTIVE, mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
             study_name=spec.name, storage=storage,
         )
