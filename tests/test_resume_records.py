@@ -265,3 +265,29 @@ def test_a_trial_the_journal_never_saw_is_recorded_with_its_config(tmp_path, mak
         optuna.storages.journal.JournalFileBackend(str(journal))))
     assert [(t.state.name, t.value) for t in study.trials[:2]] == [("COMPLETE", 0.4), ("COMPLETE", 0.5)]
     assert study.trials[1].params == {"x": 0.25} and study.trials[1].intermediate_values == {1: 0.3}
+
+
+@pytest.mark.parametrize("limiter", ["adopting", "plain"])
+def test_the_concurrency_limiter_passes_an_adopted_trials_completion_on(tmp_path, limiter):
+    """In a study the searcher sits in a concurrency limiter, which completes only the trials it
+    suggested: restored from state saved before t2, the plain limiter drops t2's completion and its
+    value never reaches Optuna; the adopting one counts t2 as live from its first result."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    from omasgan.distributed.studies.journal_search import AdoptingConcurrencyLimiter
+
+    cls = {"adopting": AdoptingConcurrencyLimiter, "plain": ConcurrencyLimiter}[limiter]
+    journal = tmp_path / "j.log"
+    first = cls(_run_searcher(journal), max_concurrent=2)
+    first.suggest("t1")
+    first.save(str(tmp_path / "searcher.pkl"))
+    config = first.suggest("t2")
+
+    restored = cls(_run_searcher(journal), max_concurrent=2)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_result("t2", _flat(config, objective=0.6, training_iteration=1))
+    restored.on_trial_complete("t2", _flat(config, objective=0.6, training_iteration=1, pipeline_done=True))
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    told = [(t.state.name, t.value) for t in study.trials if t.params == {"x": config["x"]}]
+    assert told == ([("COMPLETE", 0.6)] if limiter == "adopting" else [("RUNNING", None)])

@@ -37,11 +37,10 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
     (for the defaults: the paper's) tried first, the study persisted in the journal file."""
     import optuna
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
     from omasgan.search_spaces import build_space, paper_point
     from omasgan.search_spaces.windowed_tpe import WindowedTPESampler
 
-    from ..studies.journal_search import JournalOptunaSearch, fail_orphaned_optuna_trials
+    from ..studies.journal_search import AdoptingConcurrencyLimiter, JournalOptunaSearch, fail_orphaned_optuna_trials
     from ..studies.runner import Experiment
     from ..studies.trainable import DETECTOR_ROUND, DETECTOR_STAGES
 
@@ -63,7 +62,7 @@ def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
             metric=STUDY_OBJECTIVE, mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
             study_name=spec.name, storage=storage,
         )
-        return ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
+        return AdoptingConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
 
     def make_scheduler():
         # rungs on the detector rounds only (Task 1, Task 3, J): at a rung every trial's objective is

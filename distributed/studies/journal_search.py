@@ -34,6 +34,7 @@ import math
 from typing import Any
 
 from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from ..analysis.objective import STUDY_OBJECTIVE
@@ -132,6 +133,23 @@ class JournalOptunaSearch(OptunaSearch):
         except Exception as exc:  # noqa: BLE001 - as OptunaSearch: a failed tell must not stop the search
             logger.warning(exc)
         self._completed_trials.add(trial_id)
+
+    def has_finished(self, trial_id: str) -> bool:
+        """Whether this searcher has seen ``trial_id`` complete."""
+        return trial_id in self._completed_trials
+
+
+class AdoptingConcurrencyLimiter(ConcurrencyLimiter):
+    """ConcurrencyLimiter over a :class:`JournalOptunaSearch` that counts a trial the restored
+    searcher never suggested (see the module docstring) as live from its first result.  The plain
+    limiter passes such a trial's results on but drops its completion (it completes only trials it
+    suggested), so its value would never reach the Optuna study."""
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self._limit_concurrency and trial_id not in self.live_trials and not self.searcher.has_finished(trial_id):
+            self.live_trials.add(trial_id)
+            self.num_unfinished_live_trials += 1
+        super().on_trial_result(trial_id, result)
 
 
 def _finite(value: Any) -> bool:
