@@ -38,6 +38,8 @@ VARIANTS = {
     "ae-space": ["task2.feature_space=autoencoder"],
     "score-critic": ["j.score=critic"],
     "score-fusion": ["j.score=fusion"],
+    # the combination the MNIST variants search chose (bench/configs/variant-ae-critic.yaml)
+    "ae-critic": ["task2.boundaries=2", "task2.feature_space=autoencoder", "j.refine_steps=2", "j.score=critic"],
 }
 
 

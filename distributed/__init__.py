@@ -15,6 +15,10 @@ Each room imports only the rooms listed before it.  Names are imported on first 
 
 from importlib import import_module
 
+from .moved_modules import install as _install_moved_modules
+
+_install_moved_modules()  # old module paths, for studies pickled before the split (see .moved_modules)
+
 _EXPORTS = {
     "SCHEMA_VERSION": "store.result_store", "ResultStore": "store.result_store", "UnitKey": "store.result_store",
     "dataset_schema": "store.result_store", "result_schema": "store.result_store",

@@ -119,4 +119,22 @@ def test_the_rooms_of_distributed_import_only_earlier_rooms():
 def test_every_module_of_distributed_is_in_a_room():
     loose = sorted(p.name for p in (ROOT / "distributed").glob("*.py"))
     rooms = sorted(p.name for p in (ROOT / "distributed").iterdir() if (p / "__init__.py").is_file())
-    assert loose == ["__init__.py", "cli.py"] and rooms == sorted(ROOMS)
+    assert loose == ["__init__.py", "cli.py", "moved_modules.py"] and rooms == sorted(ROOMS)
+
+
+def test_old_module_paths_still_unpickle_as_the_modules_they_became():
+    """A study folder pickled before the split names old paths (Tune's experiment state: trainable,
+    callbacks, searcher); resuming it must find them.  Each old path is the new module itself, no old
+    path shadows a module that exists, and an object pickled under an old path loads."""
+    import importlib
+    import pickle
+
+    from omasgan.distributed.moved_modules import MOVED, PACKAGE
+    from omasgan.distributed.studies.journal_search import ending
+
+    for old, new in MOVED.items():
+        assert not (ROOT / "distributed" / f"{old}.py").exists() and not (ROOT / "distributed" / old).is_dir(), old
+        assert importlib.import_module(f"{PACKAGE}.{old}") is importlib.import_module(f"{PACKAGE}.{new}"), old
+    data = pickle.dumps(ending, protocol=0).replace(b"omasgan.distributed.studies.journal_search",
+                                                    b"omasgan.distributed.journal_search")
+    assert b"omasgan.distributed.journal_search\n" in data and pickle.loads(data) is ending
