@@ -13,7 +13,7 @@ from typing import Any
 from omasgan.config import OMASGANConfig, Task3Config, default_config
 from omasgan.errors import ConfigError
 
-from .spaces import task3_parametrisation
+from .spaces import VariantSwitches, task3_parametrisation
 
 SENSITIVITY_PARAMS = ("task2.mu", "task2.nu", "task3.alpha", "task3.beta", "task3.gamma", "task3.delta", "j.zeta")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -41,7 +41,7 @@ def paper_point(config: OMASGANConfig, space: str = "full") -> dict[str, Any]:
     if space in ("full", "task2", "branches"):
         point.update({"task2.mu": config.task2.mu, "task2.nu": config.task2.nu})
     if space == "branches":
-        point.update({k: v for k, v in variant_point(config).items() if k not in SWITCH_NAMES})
+        point.update(branch_point(config))
     if space in ("full", "task3", "branches"):
         t3 = config.task3
         point.update(task3_parametrisation(t3.alpha, t3.delta, t3.gamma))
@@ -53,25 +53,19 @@ def paper_point(config: OMASGANConfig, space: str = "full") -> dict[str, Any]:
     return point
 
 
-SWITCH_NAMES = ("task2.boundaries", "task2.feature_space", "j.refine_steps", "j.score")
-
-
 def variant_point(config: OMASGANConfig, branches: bool = True) -> dict[str, Any]:
     """The config's variant switches (for the defaults: the paper's setting, every variant off) and,
     when ``branches``, the parameters of the branches they are on."""
-    t2, j = config.task2, config.j
-    point: dict[str, Any] = {"task2.boundaries": t2.boundaries, "task2.feature_space": t2.feature_space,
-                             "j.refine_steps": j.refine_steps, "j.score": j.score}
-    if branches:
-        if t2.boundaries > 1:
-            point["task2.diversity"] = t2.diversity
-        if t2.feature_space == "autoencoder":
-            point["task2.ae_epochs"] = t2.ae_epochs
-        if j.refine_steps > 0:
-            point.update({"j.refine_weight": j.refine_weight, "j.refine_margin": j.refine_margin})
-        if j.score == "fusion":
-            point["j.fusion_scaling"] = j.fusion_scaling
-    return point
+    return {**VariantSwitches.of(config).point(), **(branch_point(config) if branches else {})}
+
+
+def branch_point(config: OMASGANConfig) -> dict[str, Any]:
+    """The config's values of the branch parameters its switches have on."""
+    def value(name: str) -> Any:
+        section, field = name.split(".")
+        return getattr(getattr(config, section), field)
+
+    return {name: value(name) for name in VariantSwitches.of(config).branch_parameters()}
 
 
 def points_to_evaluate(dataset: str, space: str = "full") -> list[dict[str, Any]]:

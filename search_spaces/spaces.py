@@ -122,20 +122,35 @@ class VariantSwitches:
     def of(cls, config: OMASGANConfig) -> "VariantSwitches":
         return cls(config.task2.boundaries, config.task2.feature_space, config.j.refine_steps, config.j.score)
 
+    def point(self) -> dict[str, Any]:
+        """The switches in the spaces' parameter names."""
+        return {"task2.boundaries": self.boundaries, "task2.feature_space": self.feature_space,
+                "j.refine_steps": self.refine_steps, "j.score": self.score}
+
+    def branch_parameters(self) -> tuple[str, ...]:
+        """The parameters of the branches these switches have on: the diversity weight (K > 1
+        boundaries), the autoencoder's epochs (autoencoder feature space), the refinement weight and
+        margin (refine steps > 0), the fusion's scaling (fusion score)."""
+        return ((("task2.diversity",) if self.boundaries > 1 else ())
+                + (("task2.ae_epochs",) if self.feature_space == "autoencoder" else ())
+                + (("j.refine_weight", "j.refine_margin") if self.refine_steps > 0 else ())
+                + (("j.fusion_scaling",) if self.score == "fusion" else ()))
+
+
+BRANCH_SAMPLERS: dict[str, Callable[[Any, str], Any]] = {
+    "task2.diversity": lambda trial, name: trial.suggest_float(name, *DIVERSITY_RANGE, log=True),
+    "task2.ae_epochs": lambda trial, name: trial.suggest_categorical(name, list(AE_EPOCHS)),
+    "j.refine_weight": lambda trial, name: trial.suggest_float(name, *REFINE_WEIGHT_RANGE, log=True),
+    "j.refine_margin": lambda trial, name: trial.suggest_float(name, *REFINE_MARGIN_RANGE),
+    "j.fusion_scaling": lambda trial, name: trial.suggest_categorical(name, list(FUSION_SCALINGS)),
+}
+"""How each branch parameter is sampled."""
+
 
 def sample_branch_parameters(trial, switches: VariantSwitches) -> dict[str, Any]:
-    """The parameters of the branches ``switches`` has on: the diversity weight (K > 1 boundaries),
-    the autoencoder's epochs (autoencoder feature space), the refinement weight and margin (refine
-    steps > 0), the fusion's scaling (fusion score)."""
-    if switches.boundaries > 1:
-        trial.suggest_float("task2.diversity", *DIVERSITY_RANGE, log=True)
-    if switches.feature_space == "autoencoder":
-        trial.suggest_categorical("task2.ae_epochs", list(AE_EPOCHS))
-    if switches.refine_steps > 0:
-        trial.suggest_float("j.refine_weight", *REFINE_WEIGHT_RANGE, log=True)
-        trial.suggest_float("j.refine_margin", *REFINE_MARGIN_RANGE)
-    if switches.score == "fusion":
-        trial.suggest_categorical("j.fusion_scaling", list(FUSION_SCALINGS))
+    """The parameters of the branches ``switches`` has on (:meth:`VariantSwitches.branch_parameters`)."""
+    for name in switches.branch_parameters():
+        BRANCH_SAMPLERS[name](trial, name)
     return {}
 
 
