@@ -66,12 +66,25 @@ def test_truncated_entry_is_discarded_and_rebuilt(tmp_path):
     assert sorted(p.name for p in (tmp_path / "task1").iterdir()) in (["k.entry"], [".guard", "k.entry"])
 
 
-def test_single_flight_two_concurrent_callers_build_once(tmp_path):
+def test_single_flight_two_concurrent_callers_build_once(tmp_path, monkeypatch):
+    import types
+
+    from omasgan.trainables import cache as cache_module
+
+    # The build returns only once the other caller is polling the held lock, however late its thread
+    # starts on a loaded machine: the cache module's one sleep is its poll.
+    polling = threading.Event()
+
+    def poll_sleep(seconds):
+        polling.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(cache_module, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=poll_sleep))
     builds = []
 
     def build():
         builds.append(threading.get_ident())
-        time.sleep(2.0)
+        assert polling.wait(timeout=120), "the second caller never waited on the lock"
         return {"value": 42}
 
     outcomes = []
@@ -79,7 +92,7 @@ def test_single_flight_two_concurrent_callers_build_once(tmp_path):
 
     def call():
         cache = StageCache(str(tmp_path), poll_s=0.05)
-        start.wait()  # both ask at once (the build's 1 s covers a late thread on a loaded machine)
+        start.wait()  # both ask at once
         outcomes.append(cache.get_or_build("task1", "shared", build))
 
     threads = [threading.Thread(target=call) for _ in range(2)]

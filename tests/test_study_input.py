@@ -53,6 +53,20 @@ def test_bad_study_input_is_one_error_before_ray(args, needles, config_file, tmp
     assert not storage.exists() or not any(storage.iterdir())
 
 
+@pytest.mark.parametrize("name, value, needle", [
+    ("OMASGAN_PLACEMENT_GRACE_S", "soon", "must be a number of seconds, e.g. 60"),
+    ("OMASGAN_PLACEMENT_GRACE_S", "0", "must be > 0 seconds"),
+    ("OMASGAN_PLACEMENT_GRACE_S", "nan", "must be > 0 seconds"),
+    ("OMASGAN_DRIVER_LEASE_STALE_S", "-3", "must be > 0 seconds"),
+])
+def test_a_bad_time_setting_in_the_environment_is_one_error_before_ray(name, value, needle, config_file, tmp_path,
+                                                                      capsys, monkeypatch):
+    monkeypatch.setenv(name, value)
+    storage = tmp_path / "studies"
+    _fails(["seeds", "--config", str(config_file), "--storage", str(storage)], capsys, f"{name}={value!r}", needle)
+    assert not storage.exists() or not any(storage.iterdir())
+
+
 def test_resume_of_a_folder_without_a_study(config_file, tmp_path, capsys):
     (tmp_path / "studies" / "ghost").mkdir(parents=True)
     _fails(["search", "--resume", "--name", "ghost", "--storage", str(tmp_path / "studies")], capsys,

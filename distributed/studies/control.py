@@ -40,18 +40,33 @@ from ..store.study_folder import JOURNAL_FILE, STUDY_FILE, StudySpec
 LEASE_FILE = "driver.lease"
 LEASE_STALE_ENV = "OMASGAN_DRIVER_LEASE_STALE_S"
 DEFAULT_LEASE_STALE_S = 30.0
+PLACEMENT_GRACE_ENV = "OMASGAN_PLACEMENT_GRACE_S"
+DEFAULT_PLACEMENT_GRACE_S = 60.0
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """The positive number of seconds in environment variable ``name``, or ``default`` when it is unset
+    or empty; a ConfigError naming the variable and its value otherwise."""
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be a number of seconds, e.g. {default:g}") from None
+    if not value > 0:
+        raise ConfigError(f"{name}={raw!r} must be > 0 seconds")
+    return value
 
 
 def lease_stale_after_s() -> float:
     """Seconds without a change after which another driver's lease counts as dead."""
-    raw = os.environ.get(LEASE_STALE_ENV, "")
-    try:
-        value = float(raw) if raw else DEFAULT_LEASE_STALE_S
-    except ValueError:
-        raise ConfigError(f"{LEASE_STALE_ENV}={raw!r} must be a number of seconds, e.g. 30") from None
-    if value <= 0:
-        raise ConfigError(f"{LEASE_STALE_ENV}={raw!r} must be > 0 seconds")
-    return value
+    return seconds_from_env(LEASE_STALE_ENV, DEFAULT_LEASE_STALE_S)
+
+
+def placement_grace_s() -> float:
+    """Seconds a trial's round waits on a placement group that is not CREATED (a node of it died and
+    Ray is placing its bundles again) before the trial fails, releases its group and is retried by Tune
+    from its last finished stage (``trainable.wait_for_units``)."""
+    return seconds_from_env(PLACEMENT_GRACE_ENV, DEFAULT_PLACEMENT_GRACE_S)
 
 
 def say(study: str, text: str) -> None:

@@ -242,9 +242,10 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
     under the storage URI's folder of that name.  On ``resume``, ``spec`` gives only the name; the
     stored spec wins, and run options not given are restored from it (a given one that differs is
     named in a warning).  The caller closes the returned study (releasing the lease)."""
-    from .control import StudyControl, say, warn
+    from .control import StudyControl, lease_stale_after_s, placement_grace_s, say, warn
 
     _check_name(spec.name)
+    lease_stale_after_s(), placement_grace_s()  # the environment's settings, before anything is written
     if options.resume:
         check_writable(options.storage)
         paths = study_paths(options.storage, spec.name, options.study_dir)

@@ -92,13 +92,15 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
 
     Without ``--address`` the placement check runs before Ray starts.  Files are deleted (orphan rows,
     records) only while this driver holds ``lease`` (when one is given)."""
-    from .control import bind_journal, warn
+    from .control import bind_journal, placement_grace_s, warn
 
+    grace_s = placement_grace_s()
     shape = None if joins_cluster(options) or ray.is_initialized() else this_machine()
     if shape is not None:
         check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
     start_ray(options)
-    plan = replace(trial_plan(spec, options, paths, shape or joined_cluster_shape()), **experiment.plan_changes)
+    plan = replace(trial_plan(spec, options, paths, shape or joined_cluster_shape()), placement_grace_s=grace_s,
+                   **experiment.plan_changes)
     if spec.kind == "search":
         bind_journal(spec.name, paths.journal, paths.data_root if paths.remote else None)
     trainable = make_study_trainable(plan)

@@ -46,6 +46,7 @@ from omasgan.trainables.function_trainables import trial_device
 
 from ..analysis.objective import STUDY_OBJECTIVE, aggregate
 from ..store.trial_record import TrialRecords
+from .control import DEFAULT_PLACEMENT_GRACE_S
 from .units import UnitOutcome, UnitTask, run_unit, summarize_round
 
 DETECTOR_ROUND = "detector_round"
@@ -79,6 +80,9 @@ class TrialPlan:
     """Where the trials' durable records live (default: ``store_root``)."""
     scores: str = "all"
     """Which per-sample scores the units store (``--scores``; see ``result_store.score_splits``)."""
+    placement_grace_s: float = DEFAULT_PLACEMENT_GRACE_S
+    """How long a round waits on a placement group that lost a node (``wait_for_units``); the driver
+    sets it from ``OMASGAN_PLACEMENT_GRACE_S`` (``control.placement_grace_s``)."""
     fault: Any = None  # FaultInjection for tests
 
     @property
@@ -153,19 +157,14 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
         refs = [_baseline_task.options(**options).remote(task, plan.baseline) for task in tasks]
     else:
         refs = [_unit_task.options(**options).remote(task) for task in tasks]
-    return wait_for_units(refs, group)
+    return wait_for_units(refs, group, grace_s=plan.placement_grace_s)
 
 
 class PlacementLost(RuntimeError):
     """The trial's placement group lost a node and could not be placed again in time."""
 
 
-PLACEMENT_GRACE_S = 60.0
-"""How long a round waits on a placement group that is not CREATED (a node of it died and Ray is
-placing its bundles again) before it gives up, so Tune retries the trial from its checkpoint."""
-
-
-def wait_for_units(refs: list[Any], group: Any, poll_s: float = 5.0, grace_s: float = PLACEMENT_GRACE_S) -> list[Any]:
+def wait_for_units(refs: list[Any], group: Any, poll_s: float = 5.0, grace_s: float = DEFAULT_PLACEMENT_GRACE_S) -> list[Any]:
     """The units' outcomes.  A unit lost with its worker or node raises at once; units queued in a
     placement group whose node died wait until Ray places the group again, which never happens while
     other trials hold the remaining resources.  So the wait gives up after ``grace_s`` seconds of a
