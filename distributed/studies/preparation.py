@@ -245,7 +245,9 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
     from .control import StudyControl, lease_stale_after_s, placement_grace_s, say, warn
 
     _check_name(spec.name)
-    lease_stale_after_s(), placement_grace_s()  # the environment's settings, before anything is written
+    # the environment's time settings are checked here, before anything is written
+    lease_stale_after_s()
+    placement_grace_s()
     if options.resume:
         check_writable(options.storage)
         paths = study_paths(options.storage, spec.name, options.study_dir)
