@@ -164,7 +164,8 @@ class PlacementLost(RuntimeError):
     """The trial's placement group lost a node and could not be placed again in time."""
 
 
-def wait_for_units(refs: list[Any], group: Any, poll_s: float = 5.0, grace_s: float = DEFAULT_PLACEMENT_GRACE_S) -> list[Any]:
+def wait_for_units(refs: list[Any], group: Any, poll_s: float = 5.0,
+                   grace_s: float = DEFAULT_PLACEMENT_GRACE_S) -> list[Any]:
     """The units' outcomes.  A unit lost with its worker or node raises at once; units queued in a
     placement group whose node died wait until Ray places the group again, which never happens while
     other trials hold the remaining resources.  So the wait gives up after ``grace_s`` seconds of a
