@@ -238,6 +238,7 @@ def test_search_section_importance_and_ranking(studies):
     assert "5 trials (4 complete, 1 fail); direction maximize." in text
     importance = _csv(page, "importance-srch")
     assert set(importance["param"]) == {"task2.mu", "j.zeta"} and importance["importance"].sum() == pytest.approx(1.0)
+    assert "fANOVA importance of each parameter for the objective (sums to 1)." in text  # all 4 trials
     ranking = _csv(page, "ranking-srch")
     assert list(ranking["trial_id"]) == ["t1", "t2", "t0"] and list(ranking["units"]) == [2, 2, 1]
     assert ranking["objective"][0] == pytest.approx(np.mean(SEARCH_VAL["t1"]))
@@ -280,6 +281,27 @@ def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
     assert ran["data"]["holdout"] == 1 and ran["seed"] == 2
     ran["data"].pop("holdout"), ran.pop("seed")
     assert ran == config
+
+
+def test_importance_of_a_study_past_the_cap_is_fitted_on_a_seeded_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_module, "IMPORTANCE_MAX_TRIALS", 5)
+    _search(tmp_path / "b", "b", np.random.default_rng(1))
+    _journal(tmp_path / "b", "b", [0.5 + 0.03 * i for i in range(12)])
+    page = write_report(tmp_path, out=tmp_path / "rep")
+    assert "(sums to 1; fitted on a seeded random sample of 5 of its 12 completed trials)." in page.read_text()
+    study = optuna.load_study(study_name="b", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "b" / JOURNAL_FILE))))
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    fitted, sampled = report_module._importance_trials(study, complete)
+    again, _ = report_module._importance_trials(study, complete)
+    assert sampled and len(fitted.trials) == 5
+    assert [t.params for t in again.trials] == [t.params for t in fitted.trials]  # the same sample each time
+    assert {repr(t.params) for t in fitted.trials} < {repr(t.params) for t in complete}
+    assert [t.value for t in fitted.trials] == sorted(t.value for t in fitted.trials)  # kept in trial order
+    expected = optuna.importance.get_param_importances(fitted, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    table = _csv(page, "importance-b").set_index("param").importance
+    assert table.to_dict() == pytest.approx(expected)
+    assert report_module._importance_trials(study, complete[:5]) == (study, False)  # at the cap: the study itself
 
 
 def test_missing_inputs_leave_sections_out_with_a_reason(tmp_path):

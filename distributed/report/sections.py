@@ -45,6 +45,9 @@ from .page import Page
 
 PAGE_NAMES = {"md": "report.md", "html": "report.html"}
 BEST_CONFIG = "best-config.json"
+IMPORTANCE_MAX_TRIALS = 1000
+"""fANOVA fits a random forest on every completed trial it is given, at a cost that grows faster than
+the trials; past this many, the importance is fitted on a seeded uniform sample of this many."""
 
 
 # ---- sections ------------------------------------------------------------------------------------
@@ -292,9 +295,10 @@ def _search_history(page: Page, item: T.StudyInput, inputs: T.Inputs | None = No
         page.left_out(f"parameter importance of `{name}`: needs >= 2 completed trials whose parameters vary "
                       f"({len(complete)} completed)")
         return
+    fitted_on, sampled = _importance_trials(study, complete)
     try:
         importances = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+            fitted_on, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
     except (ValueError, RuntimeError) as exc:
         page.left_out(f"parameter importance of `{name}`: {exc}")
         return
@@ -302,11 +306,27 @@ def _search_history(page: Page, item: T.StudyInput, inputs: T.Inputs | None = No
         page.left_out(f"parameter importance of `{name}`: no parameter is shared by every completed trial")
         return
     frame = pd.DataFrame({"param": list(importances), "importance": list(importances.values())})
+    on = (f"; fitted on a seeded random sample of {IMPORTANCE_MAX_TRIALS:,} of its {len(complete):,} completed "
+          "trials" if sampled else "")
     page.table(f"importance-{name}", frame,
-               f"`{name}`: fANOVA importance of each parameter for the objective (sums to 1).")
+               f"`{name}`: fANOVA importance of each parameter for the objective (sums to 1{on}).")
     path = page.figure_path(f"importance-{name}")
     F.importance_bars(path, importances, f"{name}: parameter importance (fANOVA)")
     page.figure(path, "parameter importance")
+
+
+def _importance_trials(study, complete: list) -> tuple[object, bool]:
+    """The study fANOVA is fitted on, and whether it is a sample: ``study`` itself up to
+    ``IMPORTANCE_MAX_TRIALS`` completed trials, else an in-memory study holding a uniform sample of
+    that many of ``complete`` (drawn with seed 0, so a report is the same when written again)."""
+    import optuna
+
+    if len(complete) <= IMPORTANCE_MAX_TRIALS:
+        return study, False
+    picked = np.random.default_rng(0).choice(len(complete), size=IMPORTANCE_MAX_TRIALS, replace=False)
+    sample = optuna.create_study(direction=study.direction)
+    sample.add_trials([complete[i] for i in sorted(picked)])
+    return sample, True
 
 
 def _best_config(page: Page, inputs: T.Inputs, item: T.StudyInput, filename: str) -> None:
