@@ -45,7 +45,7 @@ from .page import Page
 
 PAGE_NAMES = {"md": "report.md", "html": "report.html"}
 BEST_CONFIG = "best-config.json"
-IMPORTANCE_MAX_TRIALS = 1000
+IMPORTANCE_MAX_TRIALS = 500
 """fANOVA fits a random forest on every completed trial it is given, at a cost that grows faster than
 the trials; past this many, the importance is fitted on a seeded uniform sample of this many."""
 
