@@ -290,7 +290,8 @@ def _search_history(page: Page, item: T.StudyInput, inputs: T.Inputs | None = No
                      f"{name}: objective per trial", confirmed=confirmed)
     page.figure(path, "search history" + (" (marked: rerun on fresh seeds, with the verdict against the base)"
                                           if confirmed else " (no trial confirmed on fresh seeds)"))
-    varying = {p for t in complete for p in t.params if len({repr(u.params.get(p)) for u in complete}) > 1}
+    names = {p for t in complete for p in t.params}  # one pass per parameter, not per (trial, parameter)
+    varying = {p for p in names if len({repr(t.params.get(p)) for t in complete}) > 1}
     if len(complete) < 2 or not varying:
         page.left_out(f"parameter importance of `{name}`: needs >= 2 completed trials whose parameters vary "
                       f"({len(complete)} completed)")
