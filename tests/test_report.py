@@ -283,11 +283,17 @@ def test_best_config_is_chosen_on_validation_and_runs(studies, tmp_path):
     assert ran == config
 
 
-def test_importance_of_a_study_past_the_cap_is_fitted_on_a_seeded_sample(tmp_path, monkeypatch):
+def test_importance_of_a_study_past_the_cap_is_fitted_on_a_seeded_sample(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(report_module, "IMPORTANCE_MAX_TRIALS", 5)
     _search(tmp_path / "b", "b", np.random.default_rng(1))
     _journal(tmp_path / "b", "b", [0.5 + 0.03 * i for i in range(12)])
-    page = write_report(tmp_path, out=tmp_path / "rep")
+    optuna.logging.enable_propagation()  # Optuna's log lines reach caplog
+    try:
+        with caplog.at_level("INFO", logger="optuna"):
+            page = write_report(tmp_path, out=tmp_path / "rep")
+    finally:
+        optuna.logging.disable_propagation()
+    assert not [r for r in caplog.records if "created in memory" in r.getMessage()]  # the sample is made quietly
     assert "(sums to 1; fitted on a seeded random sample of 5 of its 12 completed trials)." in page.read_text()
     study = optuna.load_study(study_name="b", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "b" / JOURNAL_FILE))))

@@ -325,7 +325,12 @@ def _importance_trials(study, complete: list) -> tuple[object, bool]:
     if len(complete) <= IMPORTANCE_MAX_TRIALS:
         return study, False
     picked = np.random.default_rng(0).choice(len(complete), size=IMPORTANCE_MAX_TRIALS, replace=False)
-    sample = optuna.create_study(direction=study.direction)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line in the report's output
+    try:
+        sample = optuna.create_study(direction=study.direction)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     sample.add_trials([complete[i] for i in sorted(picked)])
     return sample, True
 
