@@ -110,7 +110,7 @@ def install_synthetic_units():
         def remote(self, task, *_):
             return ray.put(synthetic_unit(task))
 
-    study_trainable._unit_task = Inline()
+    study_trainable.UNIT_TASKS = {"cpu": Inline(), "gpu": Inline()}
 
 
 # ---- one study in a fresh driver process -----------------------------------------------------------

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -119,13 +120,20 @@ def row_trial_id(params: dict[str, Any], trial_id: str) -> str:
     return params.get("_candidate", {}).get("label") or trial_id
 
 
-@ray.remote(max_retries=0)
-def _unit_task(task: UnitTask) -> UnitOutcome:
-    return run_unit(task, device=trial_device())
+def _with_placement(outcome: UnitOutcome) -> UnitOutcome:
+    """``outcome`` with where it ran: this worker's pid, the GPUs Ray assigned to the task and the
+    CUDA_VISIBLE_DEVICES it ran under (Ray sets it to those GPUs, so cuda:0 in the unit is Ray's GPU)."""
+    outcome.pid = os.getpid()
+    outcome.gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    outcome.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return outcome
 
 
-@ray.remote(max_retries=0)
-def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
+def _unit(task: UnitTask) -> UnitOutcome:
+    return _with_placement(run_unit(task, device=trial_device()))
+
+
+def _baseline(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
     from omasgan.baselines import BaselineConfig
 
     from .baseline import run_baseline_unit
@@ -134,9 +142,20 @@ def _baseline_task(task: UnitTask, baseline: dict[str, Any]) -> UnitOutcome:
     summary = run_baseline_unit(task.store_root, task.study, task.config(), BaselineConfig.from_dict(baseline),
                                 study_kind=task.study_kind, trial_id=task.trial_id, device=device,
                                 scores=task.scores, raise_system_errors=True)
-    return UnitOutcome(task.holdout, task.seed, "baseline", summary["status"], error=summary["error"],
-                       detector=summary["method"] if summary["status"] == "ok" else None,
-                       metrics=summary["metrics"] or {}, wall_time_s=summary["wall_time_s"] or 0.0, device=device)
+    return _with_placement(UnitOutcome(task.holdout, task.seed, "baseline", summary["status"], error=summary["error"],
+                                       detector=summary["method"] if summary["status"] == "ok" else None,
+                                       metrics=summary["metrics"] or {}, wall_time_s=summary["wall_time_s"] or 0.0,
+                                       device=device))
+
+
+# A unit given a GPU runs in a fresh worker process that exits after it (``max_calls=1``): a reused
+# process would keep its CUDA context and cached memory (packing units by fractional GPUs could then run
+# out of GPU memory) and, on a multi-GPU node, stay on the GPU it first had, whatever Ray assigns next.
+# Ray applies ``max_calls=1`` by itself only when ``num_gpus`` is in the decorator, never for GPUs given
+# through ``.options()``, and ``max_calls`` cannot be set there: hence one remote function per kind.
+UNIT_TASKS = {"cpu": ray.remote(max_retries=0)(_unit), "gpu": ray.remote(max_retries=0, max_calls=1)(_unit)}
+BASELINE_TASKS = {"cpu": ray.remote(max_retries=0)(_baseline),
+                  "gpu": ray.remote(max_retries=0, max_calls=1)(_baseline)}
 
 
 def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: str,
@@ -153,10 +172,11 @@ def _run_round(plan: TrialPlan, trial_id: str, params: dict[str, Any], stage: st
                  records_root=plan.records_root)
         for k, s in units
     ]
+    kind = "gpu" if plan.gpus_per_unit else "cpu"
     if plan.baseline:
-        refs = [_baseline_task.options(**options).remote(task, plan.baseline) for task in tasks]
+        refs = [BASELINE_TASKS[kind].options(**options).remote(task, plan.baseline) for task in tasks]
     else:
-        refs = [_unit_task.options(**options).remote(task) for task in tasks]
+        refs = [UNIT_TASKS[kind].options(**options).remote(task) for task in tasks]
     return wait_for_units(refs, group, grace_s=plan.placement_grace_s)
 
 

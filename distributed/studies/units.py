@@ -104,6 +104,12 @@ class UnitOutcome:
     device: str = "cpu"
     alarm: dict[str, float] = field(default_factory=dict)
     """The stage's shortcut alarm (omasgan.alarm): ink / contrast / nn AUROCs, J's ink correlation."""
+    pid: int = 0
+    """The worker process that ran the unit (set by the Ray task)."""
+    gpu_ids: list[str] = field(default_factory=list)
+    """The GPUs Ray assigned to the unit's task, empty on the CPU."""
+    cuda_visible_devices: str | None = None
+    """CUDA_VISIBLE_DEVICES in the unit's process (Ray sets it to ``gpu_ids``)."""
 
 
 def _error_text(exc: BaseException) -> str:
