@@ -514,12 +514,35 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _config_text(path: Path) -> str:
+    """The text of config file ``path``, decoded as UTF-8 (a leading byte-order mark is allowed).
+
+    A file that cannot be read, is not UTF-8 (Latin-1 text, a binary file) or holds a NUL byte is
+    refused with one ConfigError line naming the file, the problem and what a config file must be.
+    """
+    must_be = "a config file must be UTF-8 JSON or YAML"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = len(data) - len(exc.object) + exc.start  # exc.start counts from after a byte-order mark
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: byte 0x{data[offset]:02x} at offset "
+                          f"{offset} is not valid UTF-8 ({exc.reason}); {must_be}") from None
+    if "\x00" in text:
+        raise ConfigError(f"config file {str(path)!r} holds a NUL byte at offset {data.index(0)} (a binary file?); "
+                          f"{must_be}")
+    return text
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a nested config mapping from ``.json``, ``.yaml`` or ``.yml``."""
+    """Read a nested config mapping from a UTF-8 ``.json``, ``.yaml`` or ``.yml`` file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
+    text = _config_text(path)
     try:
         if path.suffix.lower() == ".json":
             raw = json.loads(text)

@@ -217,3 +217,35 @@ def test_config_command_shows_the_variant_switches(capsys):
     document = json.loads(capsys.readouterr().out)
     assert document["task2"]["boundaries"] == 3 and document["task2"]["feature_space"] == "pixel"
     assert document["j"]["refine_steps"] == 0 and document["j"]["score"] == "j"
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "--quiet"], ["config"], ["search"], ["sensitivity", "--param", "task2.mu", "--values", "0.1"], ["seeds"],
+    ["baseline", "--method", "knn"],
+])
+@pytest.mark.parametrize("name, content, needles", [
+    ("latin1.yaml", "task2:\n  mu: 0.2  # caf\xe9\n".encode("latin-1"), ("byte 0xe9 at offset 23", "not UTF-8")),
+    ("binary.json", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ("byte 0x89 at offset 0", "not UTF-8")),
+    ("nul.json", b'{"seed": 1}\x00\x00', ("NUL byte at offset 11",)),
+    ("bom.yaml", b"\xef\xbb\xbfseed: 1\n# \xff", ("byte 0xff at offset 13", "not UTF-8")),
+])
+def test_a_config_file_that_is_not_utf8_is_one_error_line(command, name, content, needles, tmp_path, capsys):
+    """Every command that takes --config refuses a Latin-1 or binary file in one line naming it, before
+    anything is written (it was a UnicodeDecodeError traceback)."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = tmp_path / "out"
+    where = ["--out", str(out)] if command[0] in ("run", "baseline") else (
+        ["--storage", str(out)] if command[0] in ("search", "sensitivity", "seeds") else [])
+    assert main([*command, "--config", str(path), *where]) == 2
+    line = _error_line(capsys)
+    for needle in (repr(str(path)), *needles, "must be UTF-8 JSON or YAML"):
+        assert needle in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_utf8_config_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"task2": {"mu": 0.3}}).encode())
+    assert main(["config", "--config", str(path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task2"]["mu"] == 0.3
