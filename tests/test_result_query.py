@@ -125,3 +125,65 @@ def test_omasgan_results_prints_the_summary_and_rejects_bad_input(store, tmp_pat
     assert len(err) == 1 and "cannot be evaluated on the rows" in err[0]
     assert main(["results", str(folder), "--by", "nope"]) == 2
     assert "--by ['nope'] are not columns" in capsys.readouterr().err
+
+
+def damage_data_pages(path):
+    """Overwrite the data pages of every column chunk of Parquet file ``path`` with garbage, keeping its
+    dictionary pages and its footer intact: the file opens (schema, row count), its data does not read."""
+    import pyarrow.parquet as pq
+
+    data = bytearray(open(path, "rb").read())
+    metadata = pq.ParquetFile(path).metadata
+    for group in range(metadata.num_row_groups):
+        for column in range(metadata.num_columns):
+            chunk = metadata.row_group(group).column(column)
+            end = (chunk.dictionary_page_offset or chunk.data_page_offset) + chunk.total_compressed_size
+            data[chunk.data_page_offset:end] = b"\xab" * (end - chunk.data_page_offset)
+    with open(path, "wb") as handle:
+        handle.write(bytes(data))
+    assert pq.read_schema(path).names[0] == "schema_version" and pq.ParquetFile(path).metadata.num_rows > 0
+    with pytest.raises(OSError):
+        pq.read_table(path)
+
+
+def _damaged_study(tmp_path, compacted):
+    """A seeds study folder of two units whose second unit's j file (or, compacted, its only part) is
+    damaged; returns (folder, the damaged file's path)."""
+    folder = tmp_path / "damaged"
+    StudySpec(name="damaged", kind="seeds", dataset="synthetic", classes=[0], seeds=[0, 1],
+              base_config=tiny_config().to_dict()).write(folder)
+    store = ResultStore(str(folder))
+    metrics = {split: {m: 0.75 for m in ("auroc", "auprc", "f1", "precision", "recall", "accuracy")}
+               for split in ("val", "test")}
+    paths = [store.write_stage_rows(UnitKey("damaged", "seeds", "t0", "synthetic", 0, seed), "j",
+                                    config=tiny_config(seed=seed), wall_time_s=1.0,
+                                    evaluation={"detector": "final", "threshold": 0.0, "metrics": metrics})
+             for seed in (0, 1)]
+    if compacted:
+        compact_store(str(folder))
+        paths = store.files("results")
+        assert len(paths) == 2 and all("/part-g" in p for p in paths)
+    damage_data_pages(paths[1])
+    return folder, paths[1]
+
+
+@pytest.mark.parametrize("compacted", [False, True])
+def test_a_damaged_data_page_is_one_error_naming_the_file(compacted, tmp_path, capsys):
+    """A Parquet file whose footer reads but whose data page does not: ResultStore.read, `omasgan
+    results` (with and without --where), `omasgan report` and `omasgan compare` give one line naming the
+    file and what to do, and write nothing (they raised pyarrow's OSError before)."""
+    folder, damaged = _damaged_study(tmp_path, compacted)
+    relative = damaged[len(str(folder)):]
+    todo = "compacted part" if compacted else "move it out of results/"
+    with pytest.raises(ConfigError) as caught:
+        ResultStore(str(folder)).read(columns=["study", "auroc"])
+    assert relative in str(caught.value) and "is damaged" in str(caught.value) and todo in str(caught.value)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for args in (["results", str(folder)], ["results", str(folder), "--where", "seed == 1"],
+                 ["report", str(folder)], ["compare", str(folder), "--a", "damaged", "--b", "damaged"]):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("omasgan: error: "), (args, err)
+        assert relative in err[0] and "is damaged: its footer reads but its data does not" in err[0], err[0]
+        assert todo in err[0] and "cannot be evaluated" not in err[0]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -76,6 +76,8 @@ MANIFEST_FILE = "_manifest.json"
 PART_NAME = re.compile(r"^part-g(\d{6})-([0-9a-f]{8})-(\d{4})\.parquet$")
 """A compacted part's file name: its generation, its compaction's token and its index."""
 READ_ATTEMPTS = 5
+DAMAGE_CHECK_THREADS = 8
+"""Files read at a time when a failed read looks for the damaged file."""
 
 
 def score_splits(choice: str, final: bool) -> tuple[str, ...]:
@@ -249,6 +251,16 @@ def row_set_of(relative_path: str) -> str | None:
     if not match or not name.endswith(".parquet"):
         return None
     return f"{match.group(1)}/{match.group(2)}/{match.group(3)}/{name[: -len('.parquet')]}"
+
+
+def _scan_binds(table: str, filter: Any, columns: list[str] | None) -> bool:
+    """Whether ``filter`` and ``columns`` can be evaluated on ``table``'s columns at all (checked on an
+    empty table: a string compared with a number fails here, whatever the files hold)."""
+    try:
+        ds.dataset(with_partitions(table_schema(table)).empty_table()).to_table(filter=filter, columns=columns)
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclass
@@ -458,7 +470,8 @@ class ResultStore:
         pushed down to the Parquet scan, so only those columns of the matching row groups are read.
         When a compaction deletes a file while this reads, it lists again (``READ_ATTEMPTS`` times).  A
         file in the table's folder that is not one of this store's (not Parquet, or without its
-        columns) is a one-line ConfigError naming the file."""
+        columns), or one whose data cannot be read (a damaged data page under an intact footer), is a
+        one-line ConfigError naming the file and what to do."""
         error: Exception | None = None
         # schema_version is read with any projection: a row without one is from a foreign file
         scanned = columns if columns is None or "schema_version" in columns else [*columns, "schema_version"]
@@ -468,10 +481,12 @@ class ResultStore:
                 result = self._read_snapshot(snap, filter, scanned)
             except (FileNotFoundError, OSError, pa.ArrowException) as exc:
                 if all(self.fs.get_file_info(p).type == pafs.FileType.File for p in snap.parts + snap.small):
-                    foreign = self._foreign_file(table)
-                    if foreign is not None:
-                        raise foreign from None
-                    raise  # not a file's fault (e.g. a filter the data cannot evaluate)
+                    if not _scan_binds(table, filter, scanned):
+                        raise  # not a file's fault: a filter the columns cannot evaluate
+                    bad = self._foreign_file(table) or self._damaged_file(snap, scanned)
+                    if bad is not None:
+                        raise bad from None
+                    raise
                 error = exc  # a compaction deleted a file we listed: list again
                 continue
             if result.num_rows and result.column("schema_version").null_count:
@@ -512,6 +527,41 @@ class ResultStore:
             if missing:
                 return ConfigError(f"{where!r} is not an omasgan {table} file (no column {missing[0]!r}; it has "
                                    f"{', '.join(schema.names[:6])}); move it out of {table}/")
+        return None
+
+    def _damaged_file(self, snap: TableSnapshot, columns: list[str] | None) -> Exception | None:
+        """A ConfigError naming the first file of ``snap`` (small files, then parts) whose ``columns``
+        cannot be read although its footer can (a damaged data page, a truncated column chunk), with
+        what to do about it; None when every file reads.  Files are read ``DAMAGE_CHECK_THREADS`` at a
+        time: this runs only after a read failed."""
+        import concurrent.futures
+
+        from omasgan.errors import ConfigError
+
+        def problem(path: str) -> str | None:
+            try:
+                self.dataset([path], snap.table).to_table(columns=columns)
+            except (OSError, pa.ArrowException) as error:
+                return " ".join(str(error).split())[:160]
+            return None
+
+        paths = snap.small + snap.parts
+        pool = concurrent.futures.ThreadPoolExecutor(DAMAGE_CHECK_THREADS)
+        try:
+            for path, why in zip(paths, pool.map(problem, paths)):
+                if why is None:
+                    continue
+                where = f"{self.root.rstrip('/')}{path[len(self.base):]}"
+                if path in snap.parts:
+                    todo = ("it is a compacted part, the only copy of the rows of every unit merged into it: "
+                            "restore it from a copy of the study folder (e.g. the bucket's earlier object "
+                            "version), or rerun the study into a new folder")
+                else:
+                    todo = ("restore it from a copy of the study folder, or move it out of "
+                            f"{snap.table}/ to read the rest without its rows")
+                return ConfigError(f"{where!r} is damaged: its footer reads but its data does not ({why}); {todo}")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # the files after the damaged one are not read
         return None
 
     def _unreadable(self, table: str) -> Exception:
