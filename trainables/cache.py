@@ -3,7 +3,11 @@
 Key: sha256 of the canonical JSON of everything a stage's output depends on (see
 :func:`stage_cache_key`): the data request (data set, protocol, held-out class, split settings),
 the seed, the networks, the divergence, the stage's own parameters and those of every upstream
-stage, and the code-version tag.  Two trials whose Task 1 parameters match share one Task 1 entry.
+stage, the digest of the code that trains the stage and of every upstream stage's code
+(:func:`omasgan.provenance.stage_code_digests`), and the runtime (torch and numpy versions, device
+type: :func:`omasgan.provenance.stage_runtime`).  Two trials whose Task 1 parameters match share one
+Task 1 entry; an entry written by other code or another torch is never hit (``omasgan cache prune
+--older-than`` removes such entries).
 
 Layout under ``<root>``::
 
@@ -48,7 +52,7 @@ import torch
 
 from omasgan.config import STAGES, DataConfig, OMASGANConfig
 from omasgan.errors import OMASGANError
-from omasgan.provenance import CODE_VERSION
+from omasgan.provenance import stage_code_digests, stage_runtime
 from omasgan.trainables.conditional import Lease, StaleWatch, conditional_store, read_lease
 from omasgan.trainables.storage import open_filesystem, write_atomic
 
@@ -85,16 +89,23 @@ def file_digest(path: str) -> str:
     return _FILE_DIGESTS[memo]
 
 
-def stage_dependencies(config: OMASGANConfig, stage: str) -> dict[str, Any]:
-    """Everything the output of ``stage`` depends on, as plain JSON data.  A tabular data set enters
-    by the sha256 of its file's content (``tabular_sha256``), not by its path."""
+def stage_dependencies(config: OMASGANConfig, stage: str, *, device: str | torch.device = "cpu",
+                       code: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything the output of ``stage`` trained on ``device`` depends on, as plain JSON data.  A
+    tabular data set enters by the sha256 of its file's content (``tabular_sha256``), not by its path.
+    ``code``: the per-stage code digests to use (default: this process's,
+    :func:`~omasgan.provenance.stage_code_digests`); the key holds the digests of ``stage`` and of every
+    stage upstream of it, so a change to Task 1's code changes every stage's key and a change to
+    Task 3's changes only Task 3's and J's."""
     everything = config.to_dict()
     upstream = STAGES[: STAGES.index(stage) + 1]
+    digests = stage_code_digests() if code is None else code
     data = {k: everything["data"][k] for k in DATA_KEYS}
     if data["tabular_path"]:
         data["tabular_sha256"] = file_digest(data.pop("tabular_path"))
     return {
-        "code_version": CODE_VERSION,
+        "code": {name: digests[name] for name in upstream},
+        "runtime": stage_runtime(device),
         "stage": stage,
         "data": data,
         "seed": config.seed,
@@ -105,9 +116,11 @@ def stage_dependencies(config: OMASGANConfig, stage: str) -> dict[str, Any]:
     }
 
 
-def stage_cache_key(config: OMASGANConfig, stage: str) -> str:
+def stage_cache_key(config: OMASGANConfig, stage: str, *, device: str | torch.device = "cpu",
+                    code: dict[str, str] | None = None) -> str:
     """sha256 (hex) of the canonical JSON of :func:`stage_dependencies`."""
-    canonical = json.dumps(stage_dependencies(config, stage), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(stage_dependencies(config, stage, device=device, code=code), sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

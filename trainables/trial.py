@@ -232,7 +232,7 @@ def run_trial(
             return stage_payload(trained, config, splits.sample_shape, splits.is_image)
 
         if cache is not None:
-            payload, _ = cache.get_or_build(stage, stage_cache_key(config, stage), build)
+            payload, _ = cache.get_or_build(stage, stage_cache_key(config, stage, device=device), build)
         else:
             payload = build()
             stats.count("misses", stage)
