@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except OMASGANError as exc:
         print(f"omasgan: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except KeyboardInterrupt:
         print("omasgan: interrupted; nothing was written to the output folder", file=sys.stderr)
         return 130

@@ -255,3 +255,83 @@ def test_seeds_of_a_baseline_method_in_the_same_store(local_ray, config_file, tm
     table = seeds_table(rows)
     assert "knn_mean" in table.columns and "knn_sd" in table.columns
     assert "knn_mean" in capsys.readouterr().out
+
+
+def test_the_failure_budget_halts_a_study_after_n_failed_trials(local_ray, tmp_path):
+    """--max-failed-trials 2: a fault that fails every trial's unit (a systemic failure) halts the
+    study after its second failed trial instead of running on through every value."""
+    from omasgan.distributed.studies.guards import StudyHalted
+
+    sweeps = [{"param": "task2.mu", "value": v} for v in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    spec = StudySpec(name="doomed", kind="sensitivity", dataset="synthetic", classes=[0], seeds=[0],
+                     base_config=study_config().to_dict(), options={"sweeps": sweeps})
+    options = RunOptions(storage=str(tmp_path / "studies"), max_concurrent=1, max_failed_trials=2,
+                         fault=FaultInjection("task1", 1, str(tmp_path / "markers"), action="raise", error="unit"))
+    with pytest.raises(StudyHalted, match=r"2 trial\(s\) failed \(--max-failed-trials 2\); the last, .*: 1 unit\(s\) "
+                                          r"failed; fix the cause, then continue it with `omasgan sensitivity --resume"):
+        run_study("sensitivity", spec, options)
+    rows = _rows(tmp_path / "studies" / "doomed")
+    assert set(rows.status) == {"error"} and set(rows.stage) == {"task1"}
+    assert rows.trial_id.nunique() == 2  # the other three values never ran
+
+
+def test_resuming_a_search_leaves_its_failed_trials_as_optuna_holds_them(local_ray, config_file, tmp_path):
+    """A search whose trials errored for good (a system error, no retries left) is resumed: Optuna holds
+    those trials as FAIL, so they are not trained again and the rows they wrote stay."""
+    storage = tmp_path / "studies"
+    folder = storage / "erred"
+    spec = spec_from_args("search", _search_args(config_file, "erred", trials=2))
+    fault = FaultInjection("task3", 1, str(tmp_path / "markers"), action="raise", error="system")
+    outcome = run_study("search", spec, RunOptions(storage=str(storage), max_concurrent=1, max_failures=0,
+                                                   fault=fault))
+    assert len(outcome.trial_errors) == 2
+    before = _rows(folder).set_index(KEY).created_at
+    ledger = TrialRecords(str(folder)).training_counts()
+    assert set(before.index.get_level_values("stage")) == {"task1", "task2"}
+
+    outcome = run_study("search", spec_from_args("search", _resume_args("erred")),
+                        RunOptions(storage=str(storage), resume=True))
+    assert len(outcome.trial_errors) == 2  # still in error: not trained again
+    assert TrialRecords(str(folder)).training_counts() == ledger
+    assert _rows(folder).set_index(KEY).created_at.sort_index().equals(before.sort_index())
+    study = optuna.load_study(study_name="erred", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "optuna-journal.log"))))
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+
+
+def _search_args(config_file, name, trials):
+    from omasgan.cli import build_parser
+
+    return build_parser().parse_args(["search", "--config", str(config_file), "--classes", "0", "--seeds", "0",
+                                      "--space", "j", "--trials", str(trials), "--name", name])
+
+
+def test_a_placement_that_can_never_fit_is_refused_before_anything_is_written(local_ray, config_file, tmp_path,
+                                                                             capsys):
+    storage = tmp_path / "studies"
+    code = main(["seeds", "--config", str(config_file), "--classes", "0-3", "--seeds", "0-9", "--parallel-units", "40",
+                 "--storage", str(storage), "--name", "toobig"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--parallel-units 40: a trial's placement group" in err and "can never fit" in err
+    assert not (storage / "toobig").exists()  # no study.json, no driver lease
+
+
+def test_data_missing_on_a_node_is_the_systems_failure_not_the_configs(tmp_path):
+    """The study found the data when it started; a unit that cannot find it on its node raises (Tune
+    retries the trial, maybe elsewhere) instead of recording the config as failed."""
+    import numpy as np
+
+    from omasgan.config import default_config
+    from omasgan.distributed.studies.units import DataMissingOnNode, UnitTask, run_unit
+
+    table = tmp_path / "table.npy"
+    rng = np.random.default_rng(0)
+    np.save(table, np.column_stack([rng.normal(size=(200, 3)), np.repeat([0, 1], 100)]))
+    config = default_config("tabular", tabular_path=str(table), label_column=3).with_overrides(
+        {"task1.epochs": 1, "task2.epochs": 1, "task3.epochs": 1, "j.epochs": 1})
+    table.unlink()  # gone on this node
+    task = UnitTask(study="s", study_kind="seeds", trial_id="t", base_config=config.to_dict(), params={}, holdout=0,
+                    seed=0, stage="task1", cache_root=str(tmp_path / "cache"), store_root=str(tmp_path / "store"))
+    with pytest.raises(DataMissingOnNode, match=r"on node .*table.npy is missing .*same --data-root"):
+        run_unit(task)
+    assert not (tmp_path / "store" / "results").exists()  # no error row

@@ -45,11 +45,19 @@ def _fails(args, capsys, *needles):
     (["search", "--sampler-window", "100"], ("--sampler-window", "100", ">= 250")),
     (["search", "--name", "bad/name"], ("study name", "bad/name")),
     (["seeds", "--cpus-per-unit", "0"], ("--cpus-per-unit must be > 0",)),
+    (["seeds", "--max-failed-trials", "0"], ("--max-failed-trials must be >= 1",)),
+    (["seeds", "--placement-timeout", "0"], ("--placement-timeout must be a number of seconds > 0",)),
+    (["seeds", "--placement-timeout", "nan"], ("--placement-timeout must be a number of seconds > 0",)),
+    # credentials in a storage URI would be written to study.json and printed: refused, and masked
+    (["seeds", "--storage", "s3://AKIAEXAMPLE:se/cr+et@bucket/omasgan"], ("--storage s3://***@bucket/omasgan",
+                                                                          "carries credentials")),
+    (["seeds", "--cache", "s3://AKIAEXAMPLE:secret@bucket/cache"], ("--cache s3://***@bucket/cache",)),
 ])
 def test_bad_study_input_is_one_error_before_ray(args, needles, config_file, tmp_path, capsys):
     storage = tmp_path / "studies"
     full = [*args[:1], "--config", str(config_file), "--storage", str(storage), *args[1:]]
-    _fails(full, capsys, *needles)
+    line = _fails(full, capsys, *needles)
+    assert "AKIAEXAMPLE" not in line and "cr+et" not in line
     assert not storage.exists() or not any(storage.iterdir())
 
 

@@ -196,7 +196,8 @@ def run_study(kind: str, spec: StudySpec, options: RunOptions) -> StudyOutcome:
         from ..studies.runner import run_experiment
 
         return run_experiment(study.spec, study.options, study.paths,
-                              EXPERIMENTS[kind](study.spec, study.options, study.paths), lease=study.lease)
+                              EXPERIMENTS[kind](study.spec, study.options, study.paths), lease=study.lease,
+                              shape=study.shape)
 
 
 def final_table(outcome: StudyOutcome) -> str:
@@ -338,6 +339,13 @@ def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
                         "its autoscaler's node types included)")
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default 2)")
     parser.add_argument("--max-failures", type=int, help="retries of a failed trial (default 2)")
+    parser.add_argument("--max-failed-trials", type=int, metavar="N",
+                        help="halt the study once N trials have failed (ended in error, or with a failed unit); "
+                        "--resume continues it (default: never)")
+    parser.add_argument("--placement-timeout", dest="placement_timeout_s", type=float, metavar="SECONDS",
+                        help="halt the study when a trial has waited this long for its placement group (its GPUs, "
+                        "CPUs) with no trial running; the progress lines say what it waits for after 20 s "
+                        "(default 1800)")
     parser.add_argument("--cache", help="the stage cache's folder or URI (default: the study's own, "
                         "<storage>/<name>/cache); studies given the same one train each shared stage once")
     parser.add_argument("--report", action="store_true", help="write the report when the study ends")

@@ -220,3 +220,59 @@ def joined_cluster_shape() -> ClusterShape:
             if isinstance(config, dict) and config.get("available_node_types"):
                 return shape_from_autoscaler_config(config, f"the autoscaler config {path} on the head")
     return shape_from_nodes(nodes)
+
+
+# ---------------------------------------------------------------- what the autoscaler says now
+
+AUTOSCALING_STATUS_KEY = "__autoscaling_status"
+"""The GCS key under which Ray's (v1) autoscaler publishes its status every few seconds: the JSON
+``ray status`` prints from (``ray._private.ray_constants.DEBUG_AUTOSCALING_STATUS``), whose
+``autoscaler_report`` is ``AutoscalerSummary`` as a dict."""
+
+
+def read_autoscaling_status() -> dict[str, Any] | None:
+    """The autoscaler's latest status document, or None when no autoscaler publishes one (an
+    embedded Ray, machines joined with ``ray start``).  Needs ``ray.init`` first."""
+    import json
+
+    try:
+        from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_initialized
+
+        if not _internal_kv_initialized():
+            return None
+        raw = _internal_kv_get(AUTOSCALING_STATUS_KEY)
+    except Exception:  # noqa: BLE001 - a private API: absent or changed means "not available"
+        return None
+    if not raw:
+        return None
+    try:
+        status = json.loads(raw)
+    except ValueError:
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def autoscaler_problems(status: dict[str, Any] | None) -> list[str]:
+    """What an autoscaling status says about nodes that are not there yet: launches in progress,
+    nodes pending, and each node type the provider could not launch, with its reason as the
+    provider gave it (e.g. ``VcpuLimitExceeded``, ``InsufficientInstanceCapacity``,
+    ``UnauthorizedOperation``)."""
+    report = (status or {}).get("autoscaler_report") or {}
+    problems = [f"{count} {node_type} launching" for node_type, count in (report.get("pending_launches") or {}).items()
+                if count]
+    problems += [f"{node[1]} node {node[0]} {str(node[2]).lower()}" for node in report.get("pending_nodes") or []
+                 if len(node) >= 3]
+    availability = (report.get("node_availability_summary") or {}).get("node_availabilities") or {}
+    for node_type, record in sorted(availability.items()):
+        if record.get("is_available"):
+            continue
+        info = record.get("unavailable_node_information") or {}
+        reason = ": ".join(p for p in (info.get("category"), info.get("description")) if p)
+        problems.append(f"{node_type} could not be launched ({reason or 'no reason given'})")
+    problems += [f"{node[1]} node {node[0]} terminated" for node in report.get("failed_nodes") or [] if len(node) >= 2]
+    return problems
+
+
+def autoscaler_summary() -> str:
+    """:func:`autoscaler_problems` of the autoscaler's status now, in one phrase ('' when it has none)."""
+    return "; ".join(autoscaler_problems(read_autoscaling_status()))

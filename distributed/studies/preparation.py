@@ -25,6 +25,7 @@ driver killed between a trial's last report and Tune's next experiment snapshot.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -44,7 +45,8 @@ SCHEDULERS = ("fifo", "asha")
 
 RESTORED_OPTIONS = {"address": "--address", "cpus_per_unit": "--cpus-per-unit", "gpus_per_unit": "--gpus-per-unit",
                     "parallel_units": "--parallel-units", "max_concurrent": "--max-concurrent",
-                    "max_failures": "--max-failures", "cache": "--cache"}
+                    "max_failures": "--max-failures", "cache": "--cache", "max_failed_trials": "--max-failed-trials",
+                    "placement_timeout_s": "--placement-timeout"}
 """Run options a study records in ``study.json`` (``options["run"]``) and ``--resume`` restores."""
 
 
@@ -66,6 +68,10 @@ class RunOptions:
     cache: str | None = None
     """The stage cache's root (a folder or a URI every node reaches); None: the study's own
     ``<storage>/<name>/cache``.  Studies given one cache share every stage their keys share."""
+    max_failed_trials: int | None = None
+    """The failure budget: halt the study once this many trials have failed (None: never; see .guards)."""
+    placement_timeout_s: float = 1800.0
+    """Halt the study when a trial has waited this long for its placement group with no trial running."""
     resume: bool = False
     verbose: bool = False
     report: bool = False
@@ -83,11 +89,38 @@ class RunOptions:
             raise ConfigError(f"--max-concurrent must be >= 1; got {self.max_concurrent}")
         if self.max_failures < 0:
             raise ConfigError(f"--max-failures must be >= 0; got {self.max_failures}")
+        if self.max_failed_trials is not None and self.max_failed_trials < 1:
+            raise ConfigError(f"--max-failed-trials must be >= 1 (the failed trials that halt the study); "
+                              f"got {self.max_failed_trials}")
+        if not (self.placement_timeout_s > 0 and math.isfinite(self.placement_timeout_s)):
+            raise ConfigError(f"--placement-timeout must be a number of seconds > 0; got {self.placement_timeout_s}")
+        for what, where in (("--storage", self.storage), ("--cache", self.cache)):
+            check_uri_has_no_credentials(what, where)
         if self.cache is not None:
             if not self.cache.strip():
                 raise ConfigError("--cache must name a folder or a URI; got an empty string")
             if "://" not in self.cache:  # the workers' working folders differ from the driver's
                 self.cache = str(Path(self.cache).expanduser().resolve())
+
+
+def check_uri_has_no_credentials(what: str, uri: str | None) -> None:
+    """A storage URI must not carry credentials (``s3://KEY:SECRET@bucket/path``): they would be stored in
+    study.json and printed in every progress line.  The error shows the URI with them masked."""
+    if not uri or "://" not in uri:
+        return
+    from urllib.parse import urlsplit
+
+    scheme, _, rest = uri.partition("://")
+    location = rest.split("?", 1)[0]
+    before, at, after = location.partition("@")
+    parts = urlsplit(uri)
+    # a secret key may hold "/", which ends the URI's authority early: look for KEY:SECRET@ anywhere before it too
+    if parts.username is None and parts.password is None and not (at and ":" in before):
+        return
+    masked = f"{scheme}://***@{after if at else location.split('@', 1)[-1]}"
+    raise ConfigError(f"{what} {masked}: the URI carries credentials; remove them from it and give them the usual "
+                      f"way (an instance profile on the cluster, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                      f"~/.aws/credentials or AWS_PROFILE): the URI is written to study.json and printed")
 
 
 def restore_run_options(options: RunOptions, stored: dict[str, Any]) -> tuple[RunOptions, list[str], list[str]]:
@@ -215,6 +248,8 @@ class PreparedStudy:
     options: RunOptions
     paths: StudyPaths
     lease: Any = None
+    shape: Any = None
+    """The cluster's maximum as the placement check read it (capacity.ClusterShape)."""
 
     def close(self) -> None:
         """Release the driver lease (only if this driver still holds it)."""
@@ -263,6 +298,7 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
         options, restored, differing = restore_run_options(options, stored.options.get("run", {}))
         if stored.options.get("run", {}).get("storage") not in (None, options.storage):
             differing.append(f"--storage {options.storage} differs from the study's {stored.options['run']['storage']}")
+        shape = check_placement(stored, options)
         lease = control.acquire_lease()
         try:
             if paths.remote:
@@ -278,7 +314,7 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
         except BaseException:
             lease.release()
             raise
-        return PreparedStudy(stored, options, paths, lease)
+        return PreparedStudy(stored, options, paths, lease, shape)
 
     base = OMASGANConfig.from_dict(spec.base_config)
     check_classes(base, spec.classes)
@@ -301,6 +337,7 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
         if files:
             raise ConfigError(f"{paths.data_root!r} already holds files of an earlier study (e.g. {files[0]}); "
                               f"choose another --name, or remove that folder")
+    shape = check_placement(spec, options)
     run = {name: getattr(options, name) for name in RESTORED_OPTIONS}
     run["storage"] = options.storage
     spec = replace(spec, options={**spec.options, "data_root": paths.data_root if paths.remote else None,
@@ -311,7 +348,19 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
     lease = control.acquire_lease()
     if paths.remote:
         spec.write(paths.control)
-    return PreparedStudy(spec, options, paths, lease)
+    return PreparedStudy(spec, options, paths, lease, shape)
+
+
+def check_placement(spec: StudySpec, options: RunOptions):
+    """The cluster's maximum (this machine before an embedded Ray starts; else the joined cluster's),
+    after checking that a trial's placement group of ``spec``'s units can ever fit it: a ConfigError with
+    the numbers otherwise.  Runs before the study writes anything (study.json, the lease)."""
+    from .capacity import check_fit
+    from .session import cluster_shape
+
+    shape = cluster_shape(options)
+    check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
+    return shape
 
 
 def default_study_name(kind: str, dataset: str) -> str:

@@ -4,8 +4,6 @@ the clean-up of rows no recorded trial owns, which only the holder of the study'
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -17,9 +15,11 @@ from ..store.compaction import CompactionBusy, OrphanRule, compact_store
 from ..store.result_store import ResultStore
 from ..store.study_folder import StudySpec
 from ..store.trial_record import TrialRecords
-from .capacity import ClusterShape, check_fit, joined_cluster_shape, this_machine
+from .capacity import ClusterShape, check_fit
+from .guards import GuardCallback, GuardStopper, StudyGuard, StudyHalted, install, trial_error_line, uninstall
 from .preparation import RunOptions, StudyOutcome, StudyPaths
 from .progress import StudyProgress
+from .session import cluster_shape, start_ray
 from .trainable import TrialPlan, make_study_trainable
 
 
@@ -42,33 +42,6 @@ class Experiment:
     """Trial ids the rows carry besides Tune's (a confirmation writes rows under the trial it confirms)."""
 
 
-EMBEDDED = "local"
-"""``--address local``: the embedded Ray on this machine, said explicitly (e.g. to resume on a laptop a
-study whose stored address is ``auto``)."""
-
-
-def joins_cluster(options: RunOptions) -> bool:
-    return bool(options.address) and options.address != EMBEDDED
-
-
-def start_ray(options: RunOptions) -> None:
-    """Join ``--address``, or start an embedded Ray on this machine (no address, or ``local``).
-
-    The embedded instance declares one logical CPU more than the machine has: each running trial's
-    coordinator holds a 0.01-CPU bundle and only waits on its units, so the units can use every core."""
-    # a study checkpoints a few bytes after every stage; Tune's warning about frequent snapshots is noise,
-    # and the study prints its own progress lines instead of Tune's tables
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if ray.is_initialized():
-        return
-    quiet = {"log_to_driver": options.verbose, "include_dashboard": False, "logging_level": logging.WARNING}
-    if joins_cluster(options):
-        ray.init(address=options.address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
-    else:
-        ray.init(num_cpus=(os.cpu_count() or 1) + 1, **quiet)
-
-
 def parallel_units(spec: StudySpec, options: RunOptions, shape: ClusterShape) -> int:
     """Units a trial runs at once: ``--parallel-units``, else as many as the cluster can ever hold
     (``shape``: its maximum); a ConfigError with the numbers when the trial's group can never fit."""
@@ -87,20 +60,21 @@ def trial_plan(spec: StudySpec, options: RunOptions, paths: StudyPaths, shape: C
 
 
 def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, experiment: Experiment,
-                   lease: Any = None) -> StudyOutcome:
+                   lease: Any = None, shape: ClusterShape | None = None) -> StudyOutcome:
     """Fit (or restore and finish) the study's Tune experiment and return its outcome.
 
-    Without ``--address`` the placement check runs before Ray starts.  Files are deleted (orphan rows,
-    records) only while this driver holds ``lease`` (when one is given)."""
+    ``shape``: the cluster's maximum as the placement check read it (:func:`.session.cluster_shape`; read
+    here when not given).  Files are deleted (orphan rows, records) only while this driver holds
+    ``lease`` (when one is given).  Raises :class:`.guards.StudyHalted` when a guard halted the study
+    (it can be resumed)."""
     from .control import bind_journal, placement_grace_s, warn
 
     grace_s = placement_grace_s()
-    shape = None if joins_cluster(options) or ray.is_initialized() else this_machine()
-    if shape is not None:
+    if shape is None:
+        shape = cluster_shape(options)
         check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
     start_ray(options)
-    plan = replace(trial_plan(spec, options, paths, shape or joined_cluster_shape()), placement_grace_s=grace_s,
-                   **experiment.plan_changes)
+    plan = replace(trial_plan(spec, options, paths, shape), placement_grace_s=grace_s, **experiment.plan_changes)
     if spec.kind == "search":
         bind_journal(spec.name, paths.journal, paths.data_root if paths.remote else None)
     trainable = make_study_trainable(plan)
@@ -112,14 +86,19 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
           f"{len(plan.units)} units per trial, {plan.parallel_units} at once "
           f"({options.cpus_per_unit} CPU, {options.gpus_per_unit} GPU each, {spec.base_config.get('threads', 1)} "
           f"torch thread(s) per unit); folder {paths.control}", flush=True)
+    guard = install(StudyGuard(name, max_failed_trials=options.max_failed_trials,
+                               placement_timeout_s=options.placement_timeout_s, lease=lease,
+                               say=lambda line: print(line, flush=True)))
     run_config = tune.RunConfig(
-        name=name, storage_path=paths.tune_root, verbose=0, callbacks=[progress],
-        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        name=name, storage_path=paths.tune_root, verbose=0, callbacks=[progress, GuardCallback(name)],
+        stop=GuardStopper(name), failure_config=tune.FailureConfig(max_failures=options.max_failures),
     )
     if options.resume and tune.Tuner.can_restore(experiment_path):
         print(f"[{spec.name}] resuming the Tune experiment at {experiment_path}", flush=True)
-        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
-                                   param_space=experiment.param_space or None)
+        # a search's errored trials stay as they ended: Optuna holds them as FAIL, and a rerun's value
+        # would never reach it; the other studies have no searcher, and retry them
+        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=spec.kind != "search", param_space=experiment.param_space or None)
     else:
         if options.resume:
             print(f"[{spec.name}] no Tune experiment state was saved before the interruption; starting it anew",
@@ -136,12 +115,15 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
             ),
             run_config=run_config,
         )
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        uninstall(name)
     trials = list(getattr(grid, "_experiment_analysis").trials)
     outcome = StudyOutcome(
         spec=spec, paths=paths, trial_ids=[t.trial_id for t in trials],
         trial_configs={t.trial_id: dict(t.config) for t in trials},
-        trial_errors={t.trial_id: _error_of(t) for t in trials if t.status == "ERROR"},
+        trial_errors={t.trial_id: trial_error_line(t) for t in trials if t.status == "ERROR"},
     )
     if lease is not None and lease.lost.is_set():
         warn("this driver lost the study's lease to another driver while it ran; it deletes nothing and leaves "
@@ -151,19 +133,25 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
                                                 set(outcome.trial_ids) | experiment.row_trial_ids, seeds)
     records = TrialRecords(plan.records_root or paths.data_root)
     records.delete(set(records.trial_ids()) - set(outcome.trial_ids))
-    ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+    ended = guard.halted is None and all(t.status in ("TERMINATED", "ERROR") for t in trials)
     if ended:
         outcome.compaction = compact_study(paths.data_root, spec, set(outcome.trial_ids) | experiment.row_trial_ids,
                                            seeds)
     else:
         print(f"[{name}] not compacted: the experiment was interrupted (its resume, or `omasgan compact`, will)",
               flush=True)
+        if guard.halted is None:
+            print(f"[{name}] interrupted: continue it with `omasgan {spec.kind} --resume --name {spec.name} "
+                  f"--storage {options.storage}`", flush=True)
     if experiment.finish and len(trials) >= experiment.total_trials and ended:
         experiment.finish()
     if spec.kind == "search" and paths.remote:
         from .control import StudyControl
 
         StudyControl(spec.name, paths.data_root).push_journal(paths.journal)
+    if guard.halted is not None:
+        raise StudyHalted(f"study {spec.name!r} halted: {guard.halted}; fix the cause, then continue it with "
+                          f"`omasgan {spec.kind} --resume --name {spec.name} --storage {options.storage}`")
     return outcome
 
 
@@ -182,16 +170,6 @@ def compact_study(root: str, spec: StudySpec, trial_ids: set[str], seeds: list[i
         print(f"[{spec.name}] not compacted ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
               "every row is in place; `omasgan compact STUDY_FOLDER` tries again", flush=True)
         return None
-
-
-def _error_of(trial: Any) -> str:
-    path = getattr(trial, "error_file", None) or ""
-    try:
-        with open(path) as handle:
-            lines = [line for line in handle.read().strip().splitlines() if line.strip()]
-        return lines[-1][:300] if lines else "error"
-    except OSError:
-        return "error (no error file)"
 
 
 RAY_COMPACTION_MIN_FILES = 5_000

@@ -9,8 +9,9 @@ schedulers such as ASHA) and a retried trial resumes at its next stage with noth
 Errors: a *unit error* (:data:`UNIT_ERRORS`: a bad config value, bad data, a loss that became NaN)
 belongs to the config on that unit; it becomes the unit's ``status="error"`` row and the study goes
 on.  Any other exception (CUDA out of memory, a storage error, a stage-cache timeout, a GPU that
-torch cannot see) is the system's: it propagates, the Ray task fails, and Tune retries the trial
-from its last finished stage.
+torch cannot see, a data file missing on this node although the study found it before it started)
+is the system's: it propagates, the Ray task fails, and Tune retries the trial from its last
+finished stage.
 
 Every unit that trains a stage (rather than taking it from the cache) records that durably in the
 trial's training ledger (:meth:`omasgan.distributed.store.trial_record.TrialRecords.record_training`), so how
@@ -32,7 +33,7 @@ import torch
 from omasgan.alarm import ALARM_STATISTICS, separability
 from omasgan.checkpoint import modules_from_payload
 from omasgan.config import STAGES, OMASGANConfig
-from omasgan.errors import ConfigError, DataError, TrainingDivergedError
+from omasgan.errors import ConfigError, DataError, DataMissingError, TrainingDivergedError
 from omasgan.metrics import METRIC_NAMES
 from omasgan.stages.common import latent, samples_without_graph
 from omasgan.stages.union import boundary_sampler
@@ -49,12 +50,17 @@ CACHE_OPTIONS = {"stale_after_s": 30.0}
 unit takes the lock over and trains the stage itself."""
 
 UNIT_ERRORS = (ConfigError, DataError, TrainingDivergedError)
-"""Errors of the config on a unit: recorded as the unit's error row.  Everything else is retried."""
+"""Errors of the config on a unit: recorded as the unit's error row.  Everything else is retried,
+and so is a :class:`~omasgan.errors.DataMissingError` (the node lacks a file the study found)."""
 
 
 def is_unit_error(exc: BaseException) -> bool:
     """Whether ``exc`` belongs to the unit's config or data (an error row) rather than to the system."""
-    return isinstance(exc, UNIT_ERRORS)
+    return isinstance(exc, UNIT_ERRORS) and not isinstance(exc, DataMissingError)
+
+
+class DataMissingOnNode(RuntimeError):
+    """A unit's data file is missing on the node that ran it (a system error: the trial is retried)."""
 
 
 @dataclass
@@ -139,6 +145,11 @@ def run_unit(task: UnitTask, device: str = "cpu") -> UnitOutcome:
         state = run_trial({}, settings, None,
                           trial_id=f"{task.trial_id}-{task.holdout}-{task.seed}", device=device)
     except UNIT_ERRORS as exc:  # the config's own failure: its error row; system errors propagate
+        if not is_unit_error(exc):
+            import socket
+
+            raise DataMissingOnNode(f"on node {socket.gethostname()}: {exc} (the study found it when it started: "
+                                    "give every node the same --data-root)") from exc
         outcome.status, outcome.error = "error", _error_text(exc)
         outcome.wall_time_s = time.perf_counter() - started
         store.write_stage_rows(key, task.stage, config=config, wall_time_s=outcome.wall_time_s, status="error",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, DataMissingError
 
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
@@ -67,7 +67,7 @@ def read_idx_header(path: str | os.PathLike, ndim: int | None = None) -> tuple[n
                 raise DataError(f"{path} is truncated: it ends inside the IDX header")
     except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
-            raise DataError(f"{path} is missing") from exc
+            raise DataMissingError(f"{path} is missing") from exc
         raise DataError(f"{path} is truncated or not readable: {exc}") from exc
     shape = tuple(int(d) for d in struct.unpack(f">{nd}I", dims))
     return IDX_DTYPES[code], shape, 4 + 4 * nd

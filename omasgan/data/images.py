@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, DataMissingError
 from .idx import check_idx_file, read_idx
 from .raw import RawData, uint8_to_unit
 
@@ -109,7 +109,7 @@ def check_image_files(dataset: str, root: str | os.PathLike, download: bool = Fa
     if missing:
         if download:
             return NOMINAL_SHAPES[dataset]
-        raise DataError(missing_message(dataset, root, missing[0]))
+        raise DataMissingError(missing_message(dataset, root, missing[0]))
     for p in files:
         if p.stat().st_size == 0:
             raise DataError(f"{p} is truncated: the file is empty")

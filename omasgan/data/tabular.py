@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, DataMissingError
 from .raw import RawData, as_float64
 
 TABULAR_SUFFIXES = (".parquet", ".pq", ".csv", ".npy", ".npz")
@@ -113,7 +113,7 @@ def read_tabular(path: str | os.PathLike, label_column: str | int = "label") -> 
         raise DataError(f"tabular file {path} has an unsupported suffix {path.suffix!r}; "
                         f"use one of: {', '.join(TABULAR_SUFFIXES)}")
     if not path.is_file():
-        raise DataError(f"tabular file {path} is missing")
+        raise DataMissingError(f"tabular file {path} is missing")
     if path.suffix.lower() in (".npy", ".npz"):
         x, y, names = _read_arrays(path, label_column)
     else:
@@ -156,6 +156,6 @@ def load_tabular(path: str | os.PathLike | None, label_column: str | int = "labe
                           f"{', '.join(TABULAR_SUFFIXES)} file")
     p = Path(path).resolve()
     if not p.is_file():
-        raise DataError(f"tabular file {p} is missing")
+        raise DataMissingError(f"tabular file {p} is missing")
     st = p.stat()
     return _load_cached(str(p), st.st_mtime_ns, st.st_size, label_column)
