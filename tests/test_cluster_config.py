@@ -142,8 +142,13 @@ def project_problems(config: dict, dockerfile: str | None = None) -> list[str]:
         problems.append("the head node type must launch no extra nodes of its own (min/max_workers 0)")
     if head.get("resources", {}).get("GPU", 0):
         problems.append("the head node is meant to be a CPU node (the GPU workers run the units)")
-    if not head.get("resources", {}).get("CPU"):
-        problems.append("the head node type must declare its CPUs (resources: {CPU: n})")
+    if head.get("resources", {}).get("CPU", None) != 0:
+        problems.append("the head node type must offer Ray no CPU (resources: {CPU: 0}): only drivers run there, so "
+                        "the workers' role never writes what the head unpickles")
+    for name, node_type in types.items():
+        if not str(node_type.get("node_config", {}).get("ImageId", "")).startswith("ami-"):
+            problems.append(f"{name}: node_config.ImageId must be set (required: Ray's default AMI has an NVIDIA "
+                            "driver too old for torch's CUDA build)")
     workers = {name: t for name, t in types.items() if name != head_name}
     gpu_workers = {name: t for name, t in workers.items() if t.get("resources", {}).get("GPU", 0) >= 1}
     if not gpu_workers:
@@ -193,6 +198,10 @@ def project_problems(config: dict, dockerfile: str | None = None) -> list[str]:
                                            for c in config.get("initialization_commands", [])):
         problems.append(f"initialization_commands do not log Docker in to {registry}, where the image lives")
 
+    for command in commands:  # `ray up` runs them again each time: they must be idempotent
+        if ">>" in command and not re.search(r"\bgrep -\w*q\w*\b.*\|\|", command):
+            problems.append(f"setup command {command!r} appends on every `ray up`; guard it: "
+                            "grep -qxF LINE FILE || echo LINE >> FILE")
     storage = (config.get("metadata") or {}).get("omasgan_storage", "")
     if not storage.startswith("s3://"):
         problems.append("metadata.omasgan_storage must be the s3:// URI every node reaches")
@@ -322,6 +331,11 @@ def _set_profile(node_type: dict, name: str) -> None:
 PROJECT_REJECTS = {
     "worker without GPU": lambda c: _worker(c)["resources"].pop("GPU"),
     "head with workers of its own": lambda c: c["available_node_types"]["head.cpu"].update(max_workers=2),
+    "tasks may run on the head": lambda c: c["available_node_types"]["head.cpu"].update(resources={"CPU": 8}),
+    "GPU workers on Ray's default AMI": lambda c: c["available_node_types"]["worker.gpu"]["node_config"].pop("ImageId"),
+    "setup commands that append on every run": lambda c: c.update(setup_commands=[
+        "echo 'export OMASGAN_STORAGE=s3://YOUR-BUCKET/omasgan' >> ~/.bashrc" if "bashrc" in x else x
+        for x in c["setup_commands"]]),
     "worker max_workers 0": lambda c: _worker(c).update(max_workers=0),
     "worker without instance profile": lambda c: _worker(c)["node_config"].pop("IamInstanceProfile"),
     "worker with Ray's default profile": lambda c: _set_profile(_worker(c), "ray-autoscaler-v1"),
