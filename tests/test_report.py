@@ -207,14 +207,17 @@ def test_seed_sensitivity_and_wall_time_tables_equal_pandas(studies):
     table = _csv(page, "seeds-synthetic-sds").set_index("holdout_class")
     for column in ("mean", "min", "max"):
         assert list(table[column]) == pytest.approx(list(expected[column]))
-    assert list(table["sd"]) == pytest.approx(list(expected["std"])) and set(table["seeds"]) == {3}
+    assert list(table["sd"]) == pytest.approx(list(expected["std"])) and set(table["units_ok"]) == {3}
+    assert set(table["units_total"]) == {3}
     assert f"Average SD over classes (classes with >= 2 seeds): {expected['std'].mean():.4f}." in page.read_text()
 
     sens = _rows(root, "sens").query("sweep_param == 'task2.mu'")
     per_seed = sens.groupby(["sweep_value", "split", "seed"]).auroc.mean()
     spread = per_seed.groupby(["sweep_value", "split"]).agg(["mean", "std"])
     table = _csv(page, "sensitivity-sens-task2.mu").set_index("value")
-    assert list(table.index) == [1.0, 4.0, 16.0] and set(table["units"]) == {4} and set(table["seeds"]) == {2}
+    assert list(table.index) == [1.0, 4.0, 16.0] and set(table["seeds"]) == {2}
+    assert set(table["units_ok"]) == set(table["units_total"]) == {4}
+    assert "(k/n units)" not in page.read_text()  # every unit finished: no legend
     for (value, split), row in spread.iterrows():
         assert table.loc[value, f"{split}_mean"] == pytest.approx(row["mean"])
         assert table.loc[value, f"{split}_sd"] == pytest.approx(row["std"])
@@ -390,7 +393,7 @@ def test_error_bars_seed_summary_and_noise_floor_equal_pandas_and_scipy(studies)
     per_seed = test.groupby("seed").auroc.mean()
     assert sd.loc["mean", "final"] == pytest.approx(per_seed.std(ddof=1))  # SD over seeds of the class mean
     summary = _csv(page, "seed-summary").set_index(["source", "model"]).loc[("sds", "final")]
-    assert summary["mean"] == pytest.approx(test.auroc.mean()) and summary["units"] == 6
+    assert summary["mean"] == pytest.approx(test.auroc.mean()) and summary["units_ok"] == summary["units_total"] == 6
     assert summary["iqm"] == pytest.approx(stats.trim_mean(test.auroc, 0.25))
     assert summary["iqm_low"] <= summary["iqm"] <= summary["iqm_high"]
     assert summary["below_chance"] == int((test.auroc < 0.5).sum())
@@ -456,3 +459,47 @@ def test_the_report_is_the_same_after_compaction(studies, tmp_path):
     assert (before.parent / "best-config.json").read_text() == (after.parent / "best-config.json").read_text()
     assert before.read_text() == after.read_text()
     assert sorted(p.stem for p in (after.parent / "figures").glob("*.png")) == sorted(EXPECTED_FIGURES)
+
+
+def test_a_cell_where_units_failed_shows_how_many_it_averages(tmp_path):
+    """Sections 3 and 4 with failed units: the CSV counts them (units_ok of units_total), the page shows
+    such a mean as `0.xxxx (k/n units)` with the legend, the figures' captions say what a hollow
+    marker is, and a swept value where every unit failed is listed (before: averaged silently, or
+    left out)."""
+    from omasgan.distributed.analysis.tables import UNITS_LEGEND
+
+    rng = np.random.default_rng(3)
+    _spec(tmp_path / "sds", "sds", "seeds", [0, 1, 2])
+    store = ResultStore(str(tmp_path / "sds"))
+    for k in CLASSES:
+        for s in (0, 1, 2):
+            _pipeline(store, UnitKey("sds", "seeds", f"k{k}s{s}", DATASET, k, s), _config(k, s), rng,
+                      0.8 + 0.05 * k, 0.7 + 0.01 * s, fail_j=(k, s) == (1, 2), alarm=False)
+    _spec(tmp_path / "sens", "sens", "sensitivity", [0, 1], sweeps=[{"param": "j.zeta", "value": v} for v in (0.0, 0.5, 1.0)])
+    store = ResultStore(str(tmp_path / "sens"))
+    for v in (0.0, 0.5, 1.0):
+        for k in CLASSES:
+            for s in (0, 1):
+                key = UnitKey("sens", "sensitivity", f"j.zeta={v}", DATASET, k, s)
+                if v == 1.0 or (v == 0.5 and (k, s) == (0, 1)):
+                    store.write_stage_rows(key, "j", config=_config(k, s), status="error", error="nan",
+                                           sweep=("j.zeta", v))
+                    continue
+                store.write_stage_rows(key, "j", config=_config(k, s), sweep=("j.zeta", v), wall_time_s=1.0,
+                                       evaluation=_evaluation("final", 0.6 + 0.1 * k + v / 10, 0.5 + 0.1 * k, rng))
+    page = write_report(tmp_path, out=tmp_path / "rep")
+    text = page.read_text()
+    seeds = _csv(page, "seeds-synthetic-sds").set_index("holdout_class")
+    assert list(seeds.units_ok) == [3, 2] and list(seeds.units_total) == [3, 3]
+    assert seeds.loc[1, "mean"] == pytest.approx(0.705)  # class 1's two finished seeds: 0.70, 0.71
+    assert "| 1 | 0.7050 (2/3 units) |" in text and "| 0 | 0.7100 |" in text
+    summary = _csv(page, "seed-summary").set_index("model").loc["final"]
+    assert summary["units_ok"] == 5 and summary["units_total"] == 6
+    sens = _csv(page, "sensitivity-sens-j.zeta").set_index("value")
+    assert list(sens.index) == [0.0, 0.5, 1.0]
+    assert list(sens.units_ok) == [4, 3, 0] and list(sens.units_total) == [4, 4, 4] and np.isnan(sens.loc[1.0, "val_mean"])
+    assert "| 0.5 | " in text and "(3/4 units) |" in text and "| - (0/4 units) | - | - (0/4 units) | - | 0 | 0/4 |" in text
+    assert text.count(UNITS_LEGEND) == 3  # seed summary, the seeds table, the sensitivity table
+    assert "![seed robustness; a hollow dot, its class labelled k/n, is the mean of only the k seeds" in text
+    assert "![sensitivity to j.zeta; a hollow point is the mean of fewer units than planned" in text
+    assert "| synthetic | sds | final | 2 | 0.7080 (5/6 units) |" in text and "| 1 | 0.7050 | 0 | 5/6 |" in text

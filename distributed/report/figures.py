@@ -66,15 +66,26 @@ def grouped_bars(path: Path, groups: Sequence[str], series: dict[str, Sequence[f
     return _save(figure, path)
 
 
-def seed_spread(path: Path, classes: Sequence[int], mean: Sequence[float], sd: Sequence[float],
-                low: Sequence[float], high: Sequence[float], title: str) -> Path:
+def _hollow(ax, x, y, partial: Sequence[bool] | None, colour: str, label: str | None) -> None:
+    """White-filled markers over the points ``partial`` marks (means of fewer units than planned)."""
+    if partial is None or not any(partial):
+        return
+    marks = np.asarray(partial, dtype=bool)
+    ax.plot(np.asarray(x, dtype=float)[marks], np.asarray(y, dtype=float)[marks], linestyle="none", marker="o",
+            markerfacecolor="white", markeredgecolor=colour, markersize=7, zorder=3, label=label)
+
+
+def seed_spread(path: Path, classes: Sequence, mean: Sequence[float], sd: Sequence[float],
+                low: Sequence[float], high: Sequence[float], title: str, partial: Sequence[bool] | None = None) -> Path:
     """Per class: the mean over seeds (dot) with a +/- SD error bar, and the min..max range (grey bar),
-    the paper's Figure 11."""
+    the paper's Figure 11; a class ``partial`` marks (fewer seeds finished than planned) gets a hollow
+    dot."""
     figure, ax = _figure()
     x = np.arange(len(classes))
     ax.vlines(x, low, high, color="lightgray", linewidth=8, label="min..max over seeds")
     ax.errorbar(x, mean, yerr=np.nan_to_num(np.asarray(sd, dtype=float)), fmt="o", color="tab:green",
                 capsize=4, label="mean +/- SD")
+    _hollow(ax, x, mean, partial, "tab:green", "fewer units than planned")
     ax.set_xticks(x, [str(c) for c in classes])
     ax.set_xlim(-0.5, len(classes) - 0.5)
     ax.set_xlabel("held-out class")
@@ -86,15 +97,24 @@ def seed_spread(path: Path, classes: Sequence[int], mean: Sequence[float], sd: S
 
 
 def sensitivity_curve(path: Path, values: Sequence[float], curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-                      param: str, title: str) -> Path:
+                      param: str, title: str, partial: Sequence[bool] | None = None) -> Path:
     """``curves[split] = (mean, sd)`` against the swept ``values``: a line with a +/- SD band (the
-    spread over seeds); a log x axis when every value is positive and they span more than 10x."""
+    spread over seeds); a log x axis when every value is positive and they span more than 10x.  The
+    values ``partial`` marks (fewer units finished than planned) get hollow markers, and a value with no
+    mean in any curve (no unit finished) an x at the top of the plot."""
     figure, ax = _figure()
     x = np.asarray(values, dtype=float)
     for i, (split, (mean, sd)) in enumerate(curves.items()):
         mean, sd = np.asarray(mean, dtype=float), np.nan_to_num(np.asarray(sd, dtype=float))
         ax.plot(x, mean, marker="o", color=_colour(split, i), label=f"{split} AUROC")
         ax.fill_between(x, mean - sd, mean + sd, color=_colour(split, i), alpha=0.2)
+        _hollow(ax, x, mean, partial, _colour(split, i), "fewer units than planned" if i == 0 else None)
+    finished = np.zeros(len(x), dtype=bool)
+    for mean, _ in curves.values():
+        finished |= np.isfinite(np.asarray(mean, dtype=float))
+    if len(x) and not finished.all():  # values where no unit finished: an x at the top of the plot
+        ax.plot(x[~finished], np.full((~finished).sum(), 0.97), transform=ax.get_xaxis_transform(), marker="x",
+                color="black", linestyle="none", label="no unit finished")
     if len(x) and x.min() > 0 and x.max() / x.min() > 10:
         ax.set_xscale("log")
     ax.set_xlabel(param)

@@ -75,10 +75,16 @@ class Page:
 
     def table(self, name: str, frame: pd.DataFrame, caption: str = "") -> None:
         """A table on the page (4 decimals; 1 for ``*_s`` seconds; 6 digits for a swept ``value``) and,
-        unrounded, in tables/<name>.csv."""
+        unrounded, in tables/<name>.csv.  A table that counts its units (``units_total``) is shown
+        through :func:`..analysis.tables.units_view`: a mean of fewer units than planned reads
+        ``0.7340 (2/3 units)``, with the legend after the caption; the CSV keeps the numbers and counts."""
+        from ..analysis.tables import UNITS_LEGEND, units_view
+
         csv = f"tables/{safe_name(name)}.csv"
         frame.to_csv(self.folder / csv, index=False)
-        self.blocks.append(("table", (frame, f"{caption} [CSV]({csv})".strip())))
+        shown, partial = units_view(frame)
+        legend = f" {UNITS_LEGEND}." if partial else ""
+        self.blocks.append(("table", (shown, f"{caption} [CSV]({csv}){legend}".strip())))
 
     def figure_path(self, name: str) -> Path:
         return self.folder / "figures" / f"{safe_name(name)}.png"

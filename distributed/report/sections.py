@@ -149,37 +149,52 @@ def section_ablation(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, 
         page.figure(path, "ablation: task1 vs task3 vs final")
 
 
-def section_seeds(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
+def section_seeds(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]],
+                  inputs: T.Inputs | None = None) -> None:
     """3. Seed robustness: a summary per source and model (mean, SD, IQM with its stratified bootstrap
     interval, worst class, units below chance); per class the mean, sample SD, min and max of J's test
-    AUROC over seeds; then the noise floor."""
+    AUROC over seeds; then the noise floor.  Each counts its units against those planned (from
+    ``inputs``), so a class or source where units failed says how many its numbers are over."""
     page.heading("3. Seed robustness")
-    summaries = T.seed_summaries(reported)
+    summaries = T.seed_summaries(reported, inputs)
     if len(summaries):
         page.table("seed-summary", summaries,
                    "Test AUROC over all (class, seed) units of each source and model: mean and SD (ddof=1) over "
                    "units; IQM (interquartile mean) with its 95% bootstrap interval, resampling seeds within each "
                    "held-out class (stratified; `nan` when a class has one seed); the worst class (lowest mean "
-                   "over seeds) and its mean; the number of units below 0.5 (worse than chance).")
+                   "over seeds) and its mean; the number of units below 0.5 (worse than chance); `units`: those "
+                   "with a result of those planned.")
     page.text("Test AUROC of the final detector J over seeds, per held-out class: mean, sample SD (ddof=1), "
-              "min and max; the dot and error bar are mean +/- SD, the grey bar min..max (paper Figure 11).")
+              "min and max, over the seeds that finished (`units`: finished/planned); the dot and error bar "
+              "are mean +/- SD, the grey bar min..max (paper Figure 11).")
     done = False
     for dataset, source in _omasgan_pairs(pairs):
         rows = reported[(reported["dataset"] == dataset) & (reported["source"] == source)
                         & (reported["model"] == "final") & (reported["split"] == "test")]
         if rows.empty or rows.groupby("holdout_class")["seed"].nunique().max() < 2:
             continue
-        table = T.seed_table(rows)
+        planned = T.planned_units_of(inputs, dataset, source, "final") if inputs is not None else None
+        table = T.seed_table(rows, planned)
         page.table(f"seeds-{dataset}-{source}", table, f"`{dataset}` / `{source}`: test AUROC of J over seeds.")
         page.text(f"Average SD over classes (classes with >= 2 seeds): {table['sd'].mean():.4f}.")
         path = page.figure_path(f"seeds-{dataset}-{source}")
-        F.seed_spread(path, list(table["holdout_class"]), table["mean"], table["sd"], table["min"], table["max"],
-                      f"{dataset} / {source}: test AUROC over seeds")
-        page.figure(path, "seed robustness")
+        partial = table["units_ok"] < table["units_total"]
+        labels = [f"{k} ({ok}/{n})" if short else str(k) for k, ok, n, short
+                  in zip(table["holdout_class"], table["units_ok"], table["units_total"], partial)]
+        F.seed_spread(path, labels, table["mean"], table["sd"], table["min"], table["max"],
+                      f"{dataset} / {source}: test AUROC over seeds", partial=list(partial))
+        page.figure(path, "seed robustness" + (SEEDS_PARTIAL_CAPTION if partial.any() else ""))
         done = True
     if not done:
         page.left_out("no study has more than one seed for a held-out class (a seeds study gives them)")
     section_noise_floor(page, reported)
+
+
+SEEDS_PARTIAL_CAPTION = ("; a hollow dot, its class labelled k/n, is the mean of only the k seeds that finished "
+                         "of the n planned")
+SWEEP_PARTIAL_CAPTION = ("; a hollow point is the mean of fewer units than planned, an x at the top a value where "
+                         "none finished (the table's `units`: finished/planned)")
+"""Added to the caption of a figure that draws a mean of fewer units than planned."""
 
 
 def section_noise_floor(page: Page, reported: pd.DataFrame) -> None:
@@ -199,27 +214,38 @@ def section_noise_floor(page: Page, reported: pd.DataFrame) -> None:
     page.table("noise-floor", table, "Noise floor of each source and model (test AUROC).")
 
 
-def section_sensitivity(page: Page, results: pd.DataFrame) -> None:
+def section_sensitivity(page: Page, results: pd.DataFrame, specs: dict | None = None) -> None:
     """4. Per sensitivity study and swept parameter: val and test AUROC of J against the value, as the
-    mean over seeds of the per-seed mean over classes, with a +/- SD band over seeds."""
+    mean over seeds of the per-seed mean over classes, with a +/- SD band over seeds: the CLI's table
+    (:func:`..analysis.tables.sensitivity_table`) of the study's rows of any status, so a value where
+    units failed shows how many of the planned units it is over (``specs``: study name -> its spec)."""
+    from ..analysis.tables import sensitivity_table
+
     page.heading("4. Sensitivity")
     page.text("AUROC of the final detector J against each swept parameter (rows stage=j of sensitivity "
               "studies, validation and test split): at each value, the mean over seeds of the per-seed mean "
-              "over held-out classes; the band and the `_sd` columns are the SD over seeds (ddof=1).")
-    rows = T.ok(results)
-    rows = rows[(rows["study_kind"] == "sensitivity") & (rows["method"] == T.OMASGAN) & (rows["stage"] == "j")
-                & rows["split"].isin(["val", "test"]) & rows["sweep_param"].notna()]
-    if rows.empty:
+              "over held-out classes; the band and the `_sd` columns are the SD over seeds (ddof=1); `units`: "
+              "the (class, seed) units that finished of those planned.")
+    rows = results[(results["study_kind"] == "sensitivity") & (results["method"] == T.OMASGAN)
+                   & results["sweep_param"].notna()]
+    if T.ok(rows).query("stage == 'j'").empty and rows.empty:
         page.left_out("no ok rows of a sensitivity study (stage=j with sweep_param set)")
         return
-    for (study, param), mine in rows.groupby(["study", "sweep_param"], sort=True):
-        table = T.sensitivity_table(mine)
-        page.table(f"sensitivity-{study}-{param}", table, f"`{study}`: `{param}`.")
-        path = page.figure_path(f"sensitivity-{study}-{param}")
-        curves = {s: (table[f"{s}_mean"], table[f"{s}_sd"]) for s in ("val", "test")
-                  if table[f"{s}_mean"].notna().any()}
-        F.sensitivity_curve(path, table["value"], curves, param, f"{study}: AUROC of J against {param}")
-        page.figure(path, f"sensitivity to {param}")
+    for study, mine in rows.groupby("study", sort=True):
+        whole = sensitivity_table(mine, (specs or {}).get(study))
+        for param, table in whole.groupby("param", sort=True):
+            table = table.drop(columns="param").reset_index(drop=True)
+            page.table(f"sensitivity-{study}-{param}", table, f"`{study}`: `{param}`.")
+            curves = {s: (table[f"{s}_mean"], table[f"{s}_sd"]) for s in ("val", "test")
+                      if table[f"{s}_mean"].notna().any()}
+            if not curves:
+                page.left_out(f"the curve of `{study}` / `{param}`: no unit finished at any value")
+                continue
+            partial = table["units_ok"] < table["units_total"]
+            path = page.figure_path(f"sensitivity-{study}-{param}")
+            F.sensitivity_curve(path, table["value"], curves, param, f"{study}: AUROC of J against {param}",
+                                partial=list(partial))
+            page.figure(path, f"sensitivity to {param}" + (SWEEP_PARTIAL_CAPTION if partial.any() else ""))
 
 
 def _optuna_study(item: T.StudyInput):
@@ -518,8 +544,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
         section_overview(page, inputs, results_dir)
         section_per_class(page, reported, pairs)
         section_ablation(page, reported, pairs)
-        section_seeds(page, reported, pairs)
-        section_sensitivity(page, inputs.results)
+        section_seeds(page, reported, pairs, inputs)
+        section_sensitivity(page, inputs.results, {i.spec.name: i.spec for i in inputs.studies})
         section_search(page, inputs)
         section_scores(page, inputs, reported, pairs)
         section_boundary(page, inputs, reported, pairs)

@@ -11,9 +11,11 @@ What is reported (``reported_rows``):
   its test rows are shown, never used to choose;
 - baselines (``method`` other than ``omasgan``, from any study): all their rows, shown next to each
   OMASGAN source on the same data set.
-Sensitivity studies only feed the sensitivity curves (``sensitivity_table``).
+Sensitivity studies only feed the sensitivity curves (``analysis.tables.sensitivity_table``, the CLI's).
 A "source" is one seeds or search study on one data set; "model" is the OMASGAN detector (task1,
-task3, final) or the baseline's method name.  Only rows with ``status == "ok"`` enter any number.
+task3, final) or the baseline's method name.  Only rows with ``status == "ok"`` enter any number; the
+seed and sensitivity tables also count the units planned (``planned_units_of``), so a mean of fewer
+units than planned says so (``units_ok`` / ``units_total``, see :mod:`..analysis.tables`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from omasgan.errors import ConfigError
 from omasgan.vocabulary import DETECTORS
 
 from ..analysis.ranking import RANK_COLUMNS, ranking_filter, search_ranking
-from ..analysis.tables import sweep_table
+from ..analysis.tables import planned_units
 from ..store.result_store import ALARM_COLUMNS, ResultStore, safe_name
 from ..store.study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
@@ -247,6 +249,22 @@ def reported_rows(inputs: "Inputs") -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def planned_units_of(inputs: "Inputs", dataset: str, source: str, model: str) -> list[tuple[int, int]]:
+    """The (held-out class, seed) units planned for ``model`` of ``source`` on ``dataset``: for an OMASGAN
+    detector of a study, the study's classes x its seeds (a confirmed search: x the confirmation's
+    seeds); for a baseline method, or a study without its ``study.json``, every class seen in its rows
+    of any status x every seed seen there (:func:`..analysis.tables.planned_units`)."""
+    results = inputs.results[inputs.results["dataset"] == dataset]
+    if model not in DETECTORS:
+        return planned_units(results[results["method"] == model])
+    spec = next((i.spec for i in inputs.studies if i.spec.name == source and i.spec.dataset == dataset), None)
+    if spec is None:
+        return planned_units(results[(results["study"] == source) & (results["method"] == OMASGAN)])
+    confirmed = confirmation_of(inputs, source) if spec.kind == "search" else None
+    seeds = confirmed["seeds"] if confirmed else spec.seeds
+    return [(int(k), int(s)) for k in spec.classes for s in seeds]
+
+
 def sources(reported: pd.DataFrame) -> list[tuple[str, str]]:
     """(data set, source) pairs with test rows; a data set with baselines only gets (data set, "baselines")."""
     pairs, test = [], reported[reported["split"] == "test"]
@@ -293,10 +311,11 @@ def _sd_of_class_mean(rows: pd.DataFrame) -> float:
     return float(per_seed.mean(axis=1).std(ddof=1)) if len(per_seed) > 1 else float("nan")
 
 
-def seed_summaries(reported: pd.DataFrame) -> pd.DataFrame:
+def seed_summaries(reported: pd.DataFrame, inputs: "Inputs | None" = None) -> pd.DataFrame:
     """Per (data set, source, model) with at least two seeds of a class: the test-AUROC summary of
     :func:`omasgan.distributed.analysis.statistics.seed_summary` (mean, SD, IQM with its stratified bootstrap
-    95% interval, worst class, units below 0.5)."""
+    95% interval, worst class, units below 0.5), over its ``units_ok`` units of ``units_total`` planned
+    (:func:`planned_units_of`; the units with a result when ``inputs`` is not given)."""
     from ..analysis.statistics import seed_summary
 
     test = reported[reported["split"] == "test"]
@@ -304,7 +323,11 @@ def seed_summaries(reported: pd.DataFrame) -> pd.DataFrame:
     for (dataset, source, model), rows in test.groupby(["dataset", "source", "model"], sort=True):
         if rows.groupby("holdout_class")["seed"].nunique().max() < 2:
             continue
-        records.append({"dataset": dataset, "source": source, "model": model, **seed_summary(rows).as_dict()})
+        summary = seed_summary(rows).as_dict()
+        summary["units_ok"] = summary.pop("units")
+        planned = planned_units_of(inputs, dataset, source, model) if inputs is not None else []
+        records.append({"dataset": dataset, "source": source, "model": model, **summary,
+                        "units_total": max(len(planned), summary["units_ok"])})
     return pd.DataFrame(records)
 
 
@@ -351,13 +374,17 @@ def ablation(rows: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per held-out class, over seeds: count, mean, sample SD (ddof=1), min and max of test AUROC."""
-    table = rows.groupby("holdout_class")["auroc"].agg(["count", "mean", "std", "min", "max"]).reset_index()
-    return table.rename(columns={"count": "seeds", "std": "sd"})
-
-
-sensitivity_table = sweep_table  # section 4 uses the CLI's rule (``tables.sweep_table``)
+def seed_table(rows: pd.DataFrame, planned: list[tuple[int, int]] | None = None) -> pd.DataFrame:
+    """Per held-out class, over seeds: mean, sample SD (ddof=1), min and max of test AUROC, over the
+    ``units_ok`` seeds with a result of the ``units_total`` planned (``planned``; default: those with a
+    result).  A class planned but with no result is a row of NaN and 0 units."""
+    table = rows.groupby("holdout_class")["auroc"].agg(["mean", "std", "min", "max", "count"])
+    total = pd.Series([k for k, _ in planned or []], dtype="int64").value_counts()
+    table = table.reindex(sorted(set(table.index) | set(total.index)))
+    table["count"] = table["count"].fillna(0).astype(int)
+    table["units_total"] = np.maximum(table["count"], total.reindex(table.index).fillna(0).astype(int))
+    table = table.rename_axis("holdout_class").reset_index()
+    return table.rename(columns={"count": "units_ok", "std": "sd"})
 
 
 def metrics_table(rows: pd.DataFrame) -> pd.DataFrame:
