@@ -5,6 +5,7 @@ failed report leaves the previous one intact."""
 
 import argparse
 import json
+import re
 
 import numpy as np
 import optuna
@@ -503,3 +504,130 @@ def test_a_cell_where_units_failed_shows_how_many_it_averages(tmp_path):
     assert "![seed robustness; a hollow dot, its class labelled k/n, is the mean of only the k seeds" in text
     assert "![sensitivity to j.zeta; a hollow point is the mean of fewer units than planned" in text
     assert "| synthetic | sds | final | 2 | 0.7080 (5/6 units) |" in text and "| 1 | 0.7050 | 0 | 5/6 |" in text
+
+
+HOSTILE = "`<img src=x onerror=alert(1)>[c](javascript:alert(1))<javascript:alert(1)>"
+"""Markup a study name, a trial id, an error message or a config value can hold."""
+LINKS = " https://evil.example/p www.evil.example ![i](https://evil.example/i.png) [d](data:text/html,x) *em*"
+
+
+def _markdown_outside_code(text):
+    """``text`` (Markdown) without its code spans and escaped characters: what a viewer reads as markup."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == "`":
+            run = len(text[i:]) - len(text[i:].lstrip("`"))
+            close = text.find("`" * run, i + run)
+            while close != -1 and text[close + run:close + run + 1] == "`":
+                close = text.find("`" * run, close + run + 1)
+            if close != -1:
+                i = close + run
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def test_hostile_strings_from_the_data_are_inert_in_both_pages(tmp_path):
+    """A study name, trial ids, an error message, a swept parameter and an Optuna parameter holding HTML,
+    scripts, javascript: links and autolinks: report.md has no raw HTML, no link but the report's own, no
+    autolink; report.html no tag or attribute but the page's own and no link but the report's own (before,
+    the Markdown page passed raw HTML in table cells and the HTML page took `/\\host` as a link)."""
+    from html.parser import HTMLParser
+
+    rng = np.random.default_rng(4)
+    name, trial = f"s{HOSTILE}", f"t{HOSTILE}"
+    folder = tmp_path / "evil"
+    _spec(folder, name, "seeds", [0, 1])
+    store = ResultStore(str(folder))
+    for k in CLASSES:
+        for s in (0, 1):
+            config = _config(k, s, data__tabular_path=HOSTILE)
+            _pipeline(store, UnitKey(name, "seeds", f"{trial}{k}{s}", DATASET, k, s), config, rng, 0.8, 0.7,
+                      alarm=False)
+    store.write_stage_rows(UnitKey(name, "seeds", trial, DATASET, 0, 2), "task1", config=_config(0, 2),
+                           status="error", error=f"boom <script>alert(1)</script>{HOSTILE}{LINKS}\n# heading\n[r]: javascript:alert(1)")
+    param = f"j.zeta{HOSTILE}"
+    _spec(tmp_path / "sens", "sens", "sensitivity", [0])
+    store = ResultStore(str(tmp_path / "sens"))
+    for v in (0.0, 0.5):
+        for k in CLASSES:
+            store.write_stage_rows(UnitKey("sens", "sensitivity", f"{trial}={v}", DATASET, k, 0), "j",
+                                   config=_config(k, 0), sweep=(param, v), wall_time_s=1.0,
+                                   evaluation=_evaluation("final", 0.7, 0.6, rng))
+    _spec(tmp_path / "srch", "srch", "search", [0])
+    store = ResultStore(str(tmp_path / "srch"))
+    for i, trial_id in enumerate((trial, "plain")):
+        for k in CLASSES:
+            _pipeline(store, UnitKey("srch", "search", trial_id, DATASET, k, 0), _config(k, 0), rng, 0.9 - i / 10,
+                      0.6, alarm=False)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "srch" / JOURNAL_FILE)))
+    study = optuna.create_study(study_name="srch", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in (0.5, 0.7, 0.6):
+        trial_ = study.ask()
+        trial_.suggest_float(f"p{HOSTILE}", 0.0, 1.0)
+        trial_.suggest_float("j.zeta", 0.0, 1.0)
+        study.tell(trial_, value)
+
+    md = write_report(tmp_path, out=tmp_path / "md").read_text()
+    outside = _markdown_outside_code(md)
+    assert "<" not in outside  # no raw HTML, no <scheme:...> autolink
+    assert "https://" not in outside and "www.evil" not in outside  # no autolink either
+    links = re.findall(r"!?\[[^\]]*\]\(([^)]*)\)", outside)
+    assert links and all(re.match(r"^(tables/[\w.\-]+\.csv|figures/[\w.\-]+\.png|best-config\.json)$", t) for t in links), links
+    assert "\n# heading" not in md and "\n[r]:" not in md
+    assert f"`` s{HOSTILE} ``" in md or f"``s{HOSTILE}``" in md  # the name itself, literal in a code span
+    html_page = write_report(tmp_path, out=tmp_path / "html", fmt="html").read_text()
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.attrs, self.text = set(), [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+            self.attrs += [(tag, key, value) for key, value in attrs]
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parsed = Tags()
+    parsed.feed(html_page)
+    assert parsed.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table", "tr", "th",
+                           "td", "code", "em", "a", "img"}
+    assert {key for _, key, _ in parsed.attrs} <= {"charset", "href", "src", "alt", "width", "height"}
+    targets = [value for tag, key, value in parsed.attrs if key in ("href", "src")]
+    assert targets and all(re.match(r"^(tables/[\w.\-]+\.csv|figures/[\w.\-]+\.png|best-config\.json)$", t)
+                           for t in targets), targets
+    assert f"s{HOSTILE}" in "".join(parsed.text)  # shown as text, every character of it
+
+
+@pytest.mark.parametrize("target", [
+    "/\\evil.example/x", "\\\\evil.example\\x", "//evil.example", "///evil.example", "\\/evil.example",
+    "https:/\\evil.example", "https:evil.example", "https://user@evil.example", "java&#x73;cript:alert(1)",
+    "jav&#9;ascript:alert(1)", "\u200bjavascript:alert(1)", "javascript\n:alert(1)", "JaVaScRiPt:alert(1)",
+    "data:text/html,x", "vbscript:x", "/etc/passwd", "../outside.csv", "tables/../../x", "file:///etc/passwd",
+    "tables/a.csv#x\u202e", "mailto:a@b.example",
+])
+def test_a_link_target_outside_the_report_is_never_a_link(target):
+    from omasgan.distributed.report.page import html_text, markdown_text, safe_link_target
+
+    assert not safe_link_target(target)
+    assert "<a " not in html_text(f"see [x]({target})")
+    assert "[x](" not in markdown_text(f"see [x]({target})")
+
+
+def test_the_reports_own_links_still_work():
+    from omasgan.distributed.report.page import Page, code, html_text, markdown_text
+
+    text = f"see [CSV](tables/a-b_c.1.csv), [best-config-x.json](best-config-x.json) and [docs](https://example.org/a?b=1) {code('x[y](z)')}"
+    assert markdown_text(text) == ("see [CSV](tables/a-b_c.1.csv), [best-config-x.json](best-config-x.json) and "
+                                   "[docs](https://example.org/a?b=1) `x[y](z)`")
+    assert html_text(text) == ('see <a href="tables/a-b_c.1.csv">CSV</a>, <a href="best-config-x.json">'
+                               'best-config-x.json</a> and <a href="https://example.org/a?b=1">docs</a> <code>x[y](z)</code>')
+    assert Page._inline("*Left out: " + code("a`b") + "*") == "<em>Left out: <code>a`b</code></em>"
+    assert markdown_text("*Left out: " + code("a`b") + "*") == "*Left out: ``a`b``*"

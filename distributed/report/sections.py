@@ -41,7 +41,7 @@ from . import figures as F
 from . import tables as T
 from .alarm import section_alarm
 from .cli import FORMATS
-from .page import Page
+from .page import Page, code, plain
 
 PAGE_NAMES = {"md": "report.md", "html": "report.html"}
 BEST_CONFIG = "best-config.json"
@@ -68,7 +68,7 @@ def _omasgan_pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
     """The studies read, what sections 1-3 and 6-8 show, and the error rows."""
     page.heading("OMASGAN report", 1)
-    page.text(f"Read {len(inputs.studies)} study folder(s) under `{results_dir}`: "
+    page.text(f"Read {len(inputs.studies)} study folder(s) under {code(results_dir)}: "
               f"{inputs.total_rows} result rows.")
     page.table("studies", T.study_overview(inputs), "Studies read (rows: result rows; ok / error by status).")
     page.text("Sections 1-3 and 6-8 show, per data set: every seeds study; the best trial of every search "
@@ -78,13 +78,13 @@ def section_overview(page: Page, inputs: T.Inputs, results_dir: Path) -> None:
         study = item.spec.name
         confirmed = T.confirmation_of(inputs, study)
         if confirmed is not None:
-            page.text(f"Search study `{study}`: its confirmed winner `{confirmed['winner']}` is shown on the "
-                      f"confirmation's fresh seeds {confirmed['seeds']} ({confirmed['reason']}).")
+            page.text(f"Search study {code(study)}: its confirmed winner {code(confirmed['winner'])} is shown on the "
+                      f"confirmation's fresh seeds {plain(confirmed['seeds'])} ({plain(confirmed['reason'])}).")
             continue
         ranked = T.ranking(inputs, item.spec)
         if len(ranked):
-            page.text(f"Search study `{study}`: trial `{ranked['trial_id'].iloc[0]}` is shown (objective "
-                      f"{ranked['objective'].iloc[0]:.4f}: the {item.spec.options.get('objective', 'mean')} of J's "
+            page.text(f"Search study {code(study)}: trial {code(ranked['trial_id'].iloc[0])} is shown (objective "
+                      f"{ranked['objective'].iloc[0]:.4f}: the {plain(item.spec.options.get('objective', 'mean'))} of J's "
                       f"validation AUROC over {ranked['units'].iloc[0]} units; not confirmed on fresh seeds).")
     errors = inputs.results[inputs.results["status"] == "error"]
     if len(errors):
@@ -111,9 +111,9 @@ def section_per_class(page: Page, reported: pd.DataFrame, pairs: list[tuple[str,
         groups, frame = _classes_and_mean(table)
         spread = T.wide(table, "auroc_sd").set_index("holdout_class")
         page.table(f"auroc-{dataset}-{source}", frame.reset_index(),
-                   f"`{dataset}` / `{source}`: test AUROC, mean over seeds.")
+                   f"{code(dataset)} / {code(source)}: test AUROC, mean over seeds.")
         page.table(f"auroc-sd-{dataset}-{source}", spread.reset_index(),
-                   f"`{dataset}` / `{source}`: SD over seeds of the test AUROC (the error bars).")
+                   f"{code(dataset)} / {code(source)}: SD over seeds of the test AUROC (the error bars).")
         models = T.model_order(table["model"])
         baselines = [m for m in models if m not in T.DETECTORS]
         for detector in [d for d in T.DETECTORS if d in models] or [None]:
@@ -122,7 +122,7 @@ def section_per_class(page: Page, reported: pd.DataFrame, pairs: list[tuple[str,
             F.grouped_bars(path, groups, _series(frame, shown, groups),
                            f"{dataset} / {source}: test AUROC per class ({detector or 'baselines'})",
                            mean_line=shown[0], errors=_series(spread, shown, groups))
-            page.figure(path, f"test AUROC per class, {detector or 'baselines'} (error bars: SD over seeds)")
+            page.figure(path, f"test AUROC per class, {plain(detector or 'baselines')} (error bars: SD over seeds)")
 
 
 def section_ablation(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
@@ -136,10 +136,10 @@ def section_ablation(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, 
         rows = T.source_test_rows(reported, dataset, source)
         rows = rows[rows["source"] == source]
         if rows["model"].nunique() < 2:
-            page.left_out(f"`{dataset}` / `{source}` has test rows of one detector stage only")
+            page.left_out(f"{code(dataset)} / {code(source)} has test rows of one detector stage only")
             continue
         table = T.ablation(rows)
-        page.table(f"ablation-{dataset}-{source}", table, f"`{dataset}` / `{source}`: test AUROC per detector.")
+        page.table(f"ablation-{dataset}-{source}", table, f"{code(dataset)} / {code(source)}: test AUROC per detector.")
         frame = table.set_index("holdout_class")
         groups = list(frame.index)
         path = page.figure_path(f"ablation-{dataset}-{source}")
@@ -175,7 +175,7 @@ def section_seeds(page: Page, reported: pd.DataFrame, pairs: list[tuple[str, str
             continue
         planned = T.planned_units_of(inputs, dataset, source, "final") if inputs is not None else None
         table = T.seed_table(rows, planned)
-        page.table(f"seeds-{dataset}-{source}", table, f"`{dataset}` / `{source}`: test AUROC of J over seeds.")
+        page.table(f"seeds-{dataset}-{source}", table, f"{code(dataset)} / {code(source)}: test AUROC of J over seeds.")
         page.text(f"Average SD over classes (classes with >= 2 seeds): {table['sd'].mean():.4f}.")
         path = page.figure_path(f"seeds-{dataset}-{source}")
         partial = table["units_ok"] < table["units_total"]
@@ -235,17 +235,17 @@ def section_sensitivity(page: Page, results: pd.DataFrame, specs: dict | None = 
         whole = sensitivity_table(mine, (specs or {}).get(study))
         for param, table in whole.groupby("param", sort=True):
             table = table.drop(columns="param").reset_index(drop=True)
-            page.table(f"sensitivity-{study}-{param}", table, f"`{study}`: `{param}`.")
+            page.table(f"sensitivity-{study}-{param}", table, f"{code(study)}: {code(param)}.")
             curves = {s: (table[f"{s}_mean"], table[f"{s}_sd"]) for s in ("val", "test")
                       if table[f"{s}_mean"].notna().any()}
             if not curves:
-                page.left_out(f"the curve of `{study}` / `{param}`: no unit finished at any value")
+                page.left_out(f"the curve of {code(study)} / {code(param)}: no unit finished at any value")
                 continue
             partial = table["units_ok"] < table["units_total"]
             path = page.figure_path(f"sensitivity-{study}-{param}")
             F.sensitivity_curve(path, table["value"], curves, param, f"{study}: AUROC of J against {param}",
                                 partial=list(partial))
-            page.figure(path, f"sensitivity to {param}" + (SWEEP_PARTIAL_CAPTION if partial.any() else ""))
+            page.figure(path, f"sensitivity to {plain(param)}" + (SWEEP_PARTIAL_CAPTION if partial.any() else ""))
 
 
 def _optuna_study(item: T.StudyInput):
@@ -290,24 +290,25 @@ def _search_history(page: Page, item: T.StudyInput, inputs: T.Inputs | None = No
 
     name = item.spec.name
     if not item.journal.is_file():
-        page.left_out(f"search history and importance of `{name}`: "
+        page.left_out(f"search history and importance of {code(name)}: "
                       f"no Optuna journal ({item.journal.name}) in the folder")
         return
     try:
         study = _optuna_study(item)
     except (KeyError, ValueError, RuntimeError, OSError) as exc:
-        page.left_out(f"search history of `{name}`: the journal holds no readable study {name!r} ({exc})")
+        page.left_out(f"search history of {code(name)}: the journal holds no readable study {code(name)} "
+                      f"({plain(exc)})")
         return
     if len(study.directions) > 1:
-        page.left_out(f"search history of `{name}`: a multi-objective study")
+        page.left_out(f"search history of {code(name)}: a multi-objective study")
         return
     states = Counter(t.state.name.lower() for t in study.trials)
-    page.text(f"Optuna study `{name}`: {len(study.trials)} trials (" +
+    page.text(f"Optuna study {code(name)}: {len(study.trials)} trials (" +
               ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
               + f"); direction {study.direction.name.lower()}.")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
     if not complete:
-        page.left_out(f"search history of `{name}`: no completed trial")
+        page.left_out(f"search history of {code(name)}: no completed trial")
         return
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     path = page.figure_path(f"search-history-{name}")
@@ -319,7 +320,7 @@ def _search_history(page: Page, item: T.StudyInput, inputs: T.Inputs | None = No
     names = {p for t in complete for p in t.params}  # one pass per parameter, not per (trial, parameter)
     varying = {p for p in names if len({repr(t.params.get(p)) for t in complete}) > 1}
     if len(complete) < 2 or not varying:
-        page.left_out(f"parameter importance of `{name}`: needs >= 2 completed trials whose parameters vary "
+        page.left_out(f"parameter importance of {code(name)}: needs >= 2 completed trials whose parameters vary "
                       f"({len(complete)} completed)")
         return
     fitted_on, sampled = _importance_trials(study, complete)
@@ -327,16 +328,16 @@ def _search_history(page: Page, item: T.StudyInput, inputs: T.Inputs | None = No
         importances = optuna.importance.get_param_importances(
             fitted_on, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
     except (ValueError, RuntimeError) as exc:
-        page.left_out(f"parameter importance of `{name}`: {exc}")
+        page.left_out(f"parameter importance of {code(name)}: {plain(exc)}")
         return
     if not importances:
-        page.left_out(f"parameter importance of `{name}`: no parameter is shared by every completed trial")
+        page.left_out(f"parameter importance of {code(name)}: no parameter is shared by every completed trial")
         return
     frame = pd.DataFrame({"param": list(importances), "importance": list(importances.values())})
     on = (f"; fitted on a seeded random sample of {IMPORTANCE_MAX_TRIALS:,} of its {len(complete):,} completed "
           "trials" if sampled else "")
     page.table(f"importance-{name}", frame,
-               f"`{name}`: fANOVA importance of each parameter for the objective (sums to 1{on}).")
+               f"{code(name)}: fANOVA importance of each parameter for the objective (sums to 1{on}).")
     path = page.figure_path(f"importance-{name}")
     F.importance_bars(path, importances, f"{name}: parameter importance (fANOVA)")
     page.figure(path, "parameter importance")
@@ -364,15 +365,15 @@ def _importance_trials(study, complete: list) -> tuple[object, bool]:
 def _best_config(page: Page, inputs: T.Inputs, item: T.StudyInput, filename: str) -> None:
     name = item.spec.name
     how = item.spec.options.get("objective", "mean")
-    page.text(f"Search ranking: read from the rows of `{name}` with stage=j (final detector J), split=val "
-              f"(validation split only) and status=ok; per trial, the {how} of the validation AUROC over ALL its "
+    page.text(f"Search ranking: read from the rows of {code(name)} with stage=j (final detector J), split=val "
+              f"(validation split only) and status=ok; per trial, the {plain(how)} of the validation AUROC over ALL its "
               "(held-out class, seed) units (a trial with a failed or missing unit is not scored on the rest and "
               "ranks last). Test rows are never read here.")
     ranked = T.ranking(inputs, item.spec)
     if ranked.empty:
-        page.left_out(f"best config of `{name}`: no ok validation rows of the final detector")
+        page.left_out(f"best config of {code(name)}: no ok validation rows of the final detector")
         return
-    page.table(f"ranking-{name}", ranked.head(10), f"`{name}`: the 10 best trials by the search's objective.")
+    page.table(f"ranking-{name}", ranked.head(10), f"{code(name)}: the 10 best trials by the search's objective.")
     confirmed = T.confirmation_of(inputs, name)
     if confirmed is not None:
         _confirmation(page, item, confirmed, filename)
@@ -380,20 +381,21 @@ def _best_config(page: Page, inputs: T.Inputs, item: T.StudyInput, filename: str
     trial = ranked["trial_id"].iloc[0]
     config = T.best_config(inputs.results, name, trial)
     if config is None:
-        page.left_out(f"best config of `{name}`: trial `{trial}` has no stored config")
+        page.left_out(f"best config of {code(name)}: trial {code(trial)} has no stored config")
         return
     note = {"study": name, "trial": trial, "confirmed": False,
             "chosen_by": f"the best search trial by the {how} of J's validation AUROC over "
                          f"{ranked['units'].iloc[0]} units; NOT confirmed on fresh seeds (omasgan confirm)"}
     _write_best_config(page.folder / filename, config, note)
-    page.text(f"Best trial `{trial}`: objective {ranked['objective'].iloc[0]:.4f} over {ranked['units'].iloc[0]} "
-              f"units, not confirmed on fresh seeds (`omasgan confirm {item.folder}` does that). Its config, "
-              f"without `data.holdout` and `seed`, is [{filename}]({filename}): `omasgan run --config {filename} "
-              f"--holdout K` or `omasgan seeds --config {filename}` reruns it.")
+    page.text(f"Best trial {code(trial)}: objective {ranked['objective'].iloc[0]:.4f} over {ranked['units'].iloc[0]} "
+              f"units, not confirmed on fresh seeds ({code(f'omasgan confirm {item.folder}')} does that). Its "
+              f"config, without `data.holdout` and `seed`, is [{filename}]({filename}): "
+              f"{code(f'omasgan run --config {filename} --holdout K')} or "
+              f"{code(f'omasgan seeds --config {filename}')} reruns it.")
 
 
 def _write_best_config(path: Path, config: dict, note: dict) -> None:
-    """best-config.json: ``{"config": ..., "chosen_by": ...}``; every ``--config`` reads the config."""
+    """best-config.json: `{"config": ..., "chosen_by": ...}`; every ``--config`` reads the config."""
     path.write_text(json.dumps({"config": config, "chosen_by": note}, indent=2, sort_keys=True, default=float) + "\n")
 
 
@@ -404,23 +406,23 @@ def _confirmation(page: Page, item: T.StudyInput, confirmed: dict, filename: str
     from ..studies.confirmation import confirmation_table
 
     name = item.spec.name
-    page.text(f"Confirmation on fresh seeds {confirmed['seeds']} (never used by the search), classes "
-              f"{confirmed['classes']}: the base config and the top search trials rerun; each against the base, "
+    page.text(f"Confirmation on fresh seeds {plain(confirmed['seeds'])} (never used by the search), classes "
+              f"{plain(confirmed['classes'])}: the base config and the top search trials rerun; each against the base, "
               f"paired by (class, seed). The decision reads J's VALIDATION AUROC on the fresh seeds (level "
               f"{confirmed['alpha']:.3g}: 5% Bonferroni-divided over the candidates; mean difference, stratified "
               "bootstrap interval, Wilcoxon signed-rank p); the test columns are shown, never used.")
-    page.table(f"confirmation-{name}", confirmation_table(confirmed), f"`{name}`: confirmation.")
+    page.table(f"confirmation-{name}", confirmation_table(confirmed), f"{code(name)}: confirmation.")
     for c in confirmed["comparisons"]:
         if "line" in c:
-            page.text(f"- {c['split']}: {c['line']}")
+            page.text(f"- {plain(c['split'])}: {plain(c['line'])}")
     config = OMASGANConfig.from_dict(item.spec.base_config).with_overrides(confirmed["winner_overrides"]).to_dict()
     config.get("data", {}).pop("holdout", None)
     config.pop("seed", None)
     note = {"study": name, "trial": confirmed["winner"], "confirmed": True, "seeds": confirmed["seeds"],
             "chosen_by": confirmed["reason"]}
     _write_best_config(page.folder / filename, config, note)
-    page.text(f"Confirmed winner `{confirmed['winner']}`: {confirmed['reason']}. Its config is "
-              f"[{filename}]({filename}) (`omasgan seeds --config {filename}` reruns it).")
+    page.text(f"Confirmed winner {code(confirmed['winner'])}: {plain(confirmed['reason'])}. Its config is "
+              f"[{filename}]({filename}) ({code(f'omasgan seeds --config {filename}')} reruns it).")
 
 
 def section_search(page: Page, inputs: T.Inputs) -> None:
@@ -431,7 +433,7 @@ def section_search(page: Page, inputs: T.Inputs) -> None:
         page.left_out("no search study")
     for item in searches:
         name = item.spec.name
-        page.heading(f"Search study `{name}`", 3)
+        page.heading(f"Search study {code(name)}", 3)
         _search_history(page, item, inputs)
         filename = BEST_CONFIG if len(searches) == 1 else f"best-config-{safe_name(name)}.json"
         _best_config(page, inputs, item, filename)
@@ -469,7 +471,7 @@ def section_scores(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs: 
         F.score_histogram(path, mine.loc[mine["label"] == 0, "score"].to_numpy(),
                           mine.loc[mine["label"] == 1, "score"].to_numpy(),
                           f"{dataset} / {source}: J test scores, class {holdout} held out, seed {seed}")
-        page.figure(path, f"scores, class {holdout}")
+        page.figure(path, f"scores, class {plain(holdout)}")
         done = True
     if not done:
         page.left_out("no per-sample test scores of the final detector in the scores table")
@@ -485,12 +487,12 @@ def section_boundary(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs
         arrays = T.load_samples(store, mine["path"].iloc[0])
         x = arrays.get("x")
         if x is None or x.ndim != 2 or x.shape[1] != 2:
-            page.left_out(f"`{dataset}` / `{source}` class {holdout}: the samples are not 2-D points")
+            page.left_out(f"{code(dataset)} / {code(source)} class {plain(holdout)}: the samples are not 2-D points")
             continue
         path = page.figure_path(f"boundary-{dataset}-{source}-class{holdout}")
         F.boundary_scatter(path, x, arrays.get("generated"), arrays.get("boundary"),
                            f"{dataset} / {source}: class {holdout} held out, seed {seed}")
-        page.figure(path, f"x, G(z), B(z), class {holdout}")
+        page.figure(path, f"x, G(z), B(z), class {plain(holdout)}")
         done = True
     if not done:
         page.left_out("no 2-D samples (only 2-D data sets such as synthetic save x, G(z) and B(z))")
@@ -504,7 +506,7 @@ def section_tables(page: Page, runs: pd.DataFrame, reported: pd.DataFrame, pairs
         page.left_out("metrics: no ok test rows")
     for dataset, source in pairs:
         page.table(f"metrics-{dataset}-{source}", T.metrics_table(T.source_test_rows(reported, dataset, source)),
-                   f"`{dataset}` / `{source}`: test AUROC, AUPRC and F1 (at the validation threshold), mean "
+                   f"{code(dataset)} / {code(source)}: test AUROC, AUPRC and F1 (at the validation threshold), mean "
                    "over seeds; `mean` rows average the classes.")
     stages = T.wall_stage_table(runs)
     if stages.empty:
