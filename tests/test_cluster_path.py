@@ -137,9 +137,10 @@ def test_doctor_checks_the_storage_and_finds_the_gpu_torch_cannot_see(s3_ray, tm
     code = main(["doctor", "--storage", f"s3://{BUCKET}/doctor", "--data-root", str(tmp_path / "missing")])
     out = capsys.readouterr().out
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
-    assert code == 1 and len(fails) == 2, out
+    assert code == 1 and len(fails) == 3, out
     assert "Ray lists 1 GPU(s) but torch sees no CUDA device" in fails[0]
-    assert "is not a folder on this node" in fails[1]
+    assert "CUDA_VISIBLE_DEVICES=0 as assigned; torch sees no CUDA device" in fails[1]  # from a task given the GPU
+    assert "is not a folder on this node" in fails[2]
     assert any(line.startswith("ok") and "exclusive create refused a second writer" in line for line in out.splitlines())
     assert any(line.startswith("ok") and "boto3 finds AWS credentials" in line for line in out.splitlines())
     assert "one node wrote it" in out  # one node: nothing to read back elsewhere (test_multinode has three)
