@@ -93,8 +93,8 @@ def units_view(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """``frame`` for display, and whether a mean in it is of fewer units than planned.
 
     A table with ``units_total`` counts its units: per row (``units_ok``) or per mean column
-    (``<name>_units_ok`` for ``<name>_mean``).  Every mean column (see :func:`_is_mean`) of a row with fewer ok units than planned becomes text (:func:`units_cell`);
-    the count columns become one
+    (``<name>_units_ok`` for ``<name>_mean``).  Every mean column (see :func:`_is_mean`) of a row with
+    fewer ok units than planned becomes text (:func:`units_cell`); the count columns become one
     ``units`` column, ``k/n`` for per-row counts, ``n`` (the planned units) for per-column ones.
     A table without ``units_total`` is returned as it is."""
     if "units_total" not in frame.columns:
