@@ -42,6 +42,8 @@ J_INITS = ("scratch", "task3", "task1")
 FEATURE_SPACES = ("pixel", "critic", "autoencoder")
 J_SCORES = ("j", "critic", "fusion")
 FUSION_SCALINGS = ("standard", "robust")
+MAX_IMAGE_SIZE = 256
+"""The largest ``data.image_size`` (54k MNIST images at 256 x 256 are 14 GB of float32)."""
 
 
 def _choice(section: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -70,7 +72,15 @@ def _check_optimizer(section: str, lr: float, beta1: float, beta2: float) -> Non
 
 @dataclass
 class DataConfig:
-    """Which data, which protocol (docs/design.md section 4) and how the splits are cut."""
+    """Which data, which protocol (docs/design.md section 4) and how the splits are cut.
+
+    ``image_size`` = S enlarges every image (training, validation and test splits, and what
+    ``omasgan score`` reads) to S x S pixels, bilinearly, after scaling to [-1, 1]
+    (:func:`omasgan.transform.resize_images`); null keeps the native size.  MNIST at 32 is what the
+    paper's public code trains on, and what ``network.kind = resnet`` takes.  It must be at least
+    the data set's own size (checked against its files by
+    :func:`omasgan.data.registry.validate_data_request`).
+    """
 
     dataset: str = "digits"
     protocol: str = "loo"
@@ -86,6 +96,7 @@ class DataConfig:
     label_column: str | int = "label"
     synthetic_n_per_class: int = 1000
 
+    image_size: int | None = None
     def __post_init__(self) -> None:
         _choice("data", "dataset", self.dataset, DATASET_NAMES)
         _choice("data", "protocol", self.protocol, PROTOCOL_NAMES)
@@ -109,6 +120,15 @@ class DataConfig:
         if self.synthetic_n_per_class < 2:
             raise ConfigError(f"data.synthetic_n_per_class={self.synthetic_n_per_class!r} must be >= 2")
 
+        if self.image_size is not None:
+            if not 1 <= self.image_size <= MAX_IMAGE_SIZE:
+                raise ConfigError(f"data.image_size={self.image_size!r} is out of range; it must be an integer in "
+                                  f"1..{MAX_IMAGE_SIZE} or null (the native size)")
+            vectors = [d for d in (self.dataset, self.ood_dataset if self.protocol == "ood" else None)
+                       if d in ("synthetic", "tabular")]
+            if vectors:
+                raise ConfigError(f"data.image_size={self.image_size} applies to image data sets only; "
+                                  f"{vectors[0]!r} is not one: leave data.image_size null")
 
 @dataclass
 class NetworkConfig:

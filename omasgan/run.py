@@ -50,10 +50,11 @@ def resolve_device(name: str) -> torch.device:
 def validate_run(config: OMASGANConfig) -> None:
     """Every check that needs no training: the data request and the network/shape fit."""
     d = config.data
-    validate_data_request(
+    shape = validate_data_request(
         d.dataset, d.protocol, d.holdout, data_root=d.data_root, ood_dataset=d.ood_dataset, download=d.download,
-        tabular_path=d.tabular_path, label_column=d.label_column,
+        tabular_path=d.tabular_path, label_column=d.label_column, image_size=d.image_size,
     )
+    check_network_shape(config.network.kind, shape)
 
 
 def load_run_data(config: OMASGANConfig, device: torch.device) -> DataSplits:
@@ -62,7 +63,7 @@ def load_run_data(config: OMASGANConfig, device: torch.device) -> DataSplits:
         d.dataset, d.protocol, d.holdout, data_root=d.data_root, split_seed=d.split_seed,
         val_fraction=d.val_fraction, val_anomaly_fraction=d.val_anomaly_fraction, ood_dataset=d.ood_dataset,
         download=d.download, max_train=d.max_train, tabular_path=d.tabular_path, label_column=d.label_column,
-        synthetic_n_per_class=d.synthetic_n_per_class, device=device,
+        synthetic_n_per_class=d.synthetic_n_per_class, image_size=d.image_size, device=device,
     )
     check_network_shape(config.network.kind, splits.sample_shape)
     check_feature_space(config, splits.sample_shape, splits.is_image)

@@ -510,3 +510,106 @@ def test_to_device_and_summary_is_json():
     assert summary["train"] == len(s.train_x) and summary["test_anomalies"] == 10
     assert summary["val"] == summary["val_normal"] + summary["val_anomalies"]
     assert summary["sample_shape"] == [2] and summary["anomaly_classes"] == [2]
+
+
+# ------------------------------------------------------------------------------- data.image_size
+def test_image_size_enlarges_every_split_and_the_saved_transform(tmp_path):
+    from omasgan.data.idx import read_idx
+    from omasgan.transform import InputTransform, resize_images
+
+    raw = make_idx_set(tmp_path)
+    native = load_splits("mnist", "loo", 3, data_root=str(tmp_path))
+    big = load_splits("mnist", "loo", 3, data_root=str(tmp_path), image_size=32)
+    again = load_splits("mnist", "loo", 3, data_root=str(tmp_path), image_size=32)
+    assert native.sample_shape == (1, 28, 28) and big.sample_shape == (1, 32, 32)
+    for name in ("train_x", "val_x", "test_x"):
+        x, x28 = getattr(big, name), getattr(native, name)
+        assert x.shape == (x28.shape[0], 1, 32, 32) and x.dtype == torch.float32
+        assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+        assert torch.equal(x, getattr(again, name))  # deterministic
+        assert torch.equal(x, resize_images(x28, 32))  # the same rows, enlarged after scaling
+    assert torch.equal(big.val_y, native.val_y) and torch.equal(big.test_y, native.test_y)
+    # row 1 of every image is 255 (= 1), the rows below 0 (= -1): bilinear keeps 1 and -1 away from
+    # that edge and blends across it
+    assert torch.all(big.test_x[:, 0, 1, :] > 0.5) and torch.all(big.test_x[:, 0, 8:, :] == -1.0)
+    assert "images enlarged to 32x32" in big.description
+    # the saved transform maps raw 28x28 pixels to exactly what the model was trained and scored on
+    transform = InputTransform.from_dict(json.loads(json.dumps(big.input_transform.to_dict())))
+    assert transform.image_size == 32 and transform.model_shape == (1, 32, 32)
+    raw_test = read_idx(raw / "t10k-images-idx3-ubyte", ndim=3)
+    assert torch.allclose(transform.apply(raw_test), big.test_x, atol=1e-6)
+    assert torch.allclose(transform.apply(raw_test.reshape(len(raw_test), -1)), big.test_x, atol=1e-6)
+    # without image_size the transform writes what it always wrote (model.json unchanged)
+    assert native.input_transform.to_dict() == {"sample_shape": [1, 28, 28], "shift": 127.5, "scale": 127.5}
+    assert InputTransform.from_dict({"sample_shape": [1, 28, 28], "shift": 127.5, "scale": 127.5}).image_size is None
+
+
+def test_image_size_of_the_native_size_changes_nothing_and_digits_enlarge():
+    same = load_splits("digits", "loo", 0, image_size=8)
+    plain = load_splits("digits", "loo", 0)
+    assert torch.equal(same.train_x, plain.train_x) and same.sample_shape == (1, 8, 8)
+    big = load_splits("digits", "loo", 0, image_size=32)
+    assert big.train_x.shape[1:] == (1, 32, 32) and big.sample_shape == (1, 32, 32)
+
+
+def test_image_size_bad_values_are_one_line_errors(tmp_path):
+    from omasgan.config import OMASGANConfig
+    from omasgan.run import validate_run
+
+    make_idx_set(tmp_path)
+    root = str(tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        validate_data_request("mnist", "loo", 0, data_root=root, image_size=16)
+    assert_one_line(exc, "data.image_size=16 is smaller than 'mnist''s 28x28 images", "must be >= 28")
+    with pytest.raises(ConfigError) as exc:
+        validate_data_request("synthetic", "loo", 0, image_size=32)
+    assert_one_line(exc, "data.image_size=32 applies to image data sets only")
+    for bad in (0, 300, True, 32.5):
+        with pytest.raises(ConfigError) as exc:
+            load_splits("mnist", "loo", 0, data_root=root, image_size=bad)
+        assert_one_line(exc, f"data.image_size={bad!r} is out of range", "1..256 or null")
+    assert validate_data_request("mnist", "loo", 0, data_root=root, image_size=32) == (1, 32, 32)
+    assert validate_data_request("mnist", "loo", 0, data_root=root) == (1, 28, 28)
+
+    def config(**data_and_network):
+        raw = {"data": {"dataset": "mnist", "data_root": root}, "network": {}}
+        for key, value in data_and_network.items():
+            section, name = key.split("__")
+            raw[section][name] = value
+        return OMASGANConfig.from_dict(raw)
+
+    for values, fragment in (({"data__image_size": 0}, "data.image_size=0 is out of range"),
+                             ({"data__image_size": 257}, "data.image_size=257 is out of range"),
+                             ({"data__image_size": "32px"}, "data.image_size='32px' has the wrong type")):
+        with pytest.raises(ConfigError) as exc:
+            config(**values)
+        assert_one_line(exc, fragment)
+    with pytest.raises(ConfigError) as exc:
+        OMASGANConfig.from_dict({"data": {"dataset": "tabular", "image_size": 32}})
+    assert_one_line(exc, "data.image_size=32 applies to image data sets only", "'tabular' is not one")
+    # the network must take the enlarged images: checked before any data is read or worker started
+    with pytest.raises(ConfigError) as exc:
+        validate_run(config(network__kind="resnet"))
+    assert_one_line(exc, "network 'resnet' takes images of shape (C, 32, 32)", "got (1, 28, 28)")
+    with pytest.raises(ConfigError) as exc:
+        validate_run(config(network__kind="dcgan", data__image_size=40))
+    assert_one_line(exc, "network 'dcgan' takes images of shape", "got (1, 40, 40)")
+    with pytest.raises(ConfigError) as exc:
+        validate_run(config(network__kind="resnet", data__image_size=16))
+    assert_one_line(exc, "data.image_size=16 is smaller than")
+    validate_run(config(network__kind="resnet", data__image_size=32))
+    validate_run(config(network__kind="mlp", data__image_size=40))
+
+
+def test_image_size_is_in_the_stage_cache_key_and_a_typed_result_column():
+    import pyarrow as pa
+
+    from omasgan.config import default_config
+    from omasgan.distributed.store.result_store import result_schema
+    from omasgan.trainables.cache import DATA_KEYS, stage_cache_key
+
+    assert "image_size" in DATA_KEYS
+    base = default_config("mnist").with_overrides({"network.kind": "resnet"})
+    keys = {size: stage_cache_key(base.with_overrides({"data.image_size": size}), "task1") for size in (None, 32, 40)}
+    assert len(set(keys.values())) == 3
+    assert result_schema().field("cfg_data_image_size").type == pa.int64()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import MAX_IMAGE_SIZE
 from ..errors import ConfigError, DataError
 from ..vocabulary import DATASET_NAMES
 from .images import FILE_SETS, NOMINAL_SHAPES, TEN_CLASSES, check_image_files, download_images, \
@@ -57,14 +58,19 @@ def _sample_shape(dataset: str, root: Path, download: bool, tabular_path, label_
 
 def validate_data_request(dataset: str, protocol: str, holdout: int | None, *, data_root: str | None = None,
                           ood_dataset: str | None = None, download: bool = False,
-                          tabular_path: str | None = None, label_column: str | int = "label") -> None:
-    """Run every cheap check of a data request, raising a one-line ConfigError or DataError.
+                          tabular_path: str | None = None, label_column: str | int = "label",
+                          image_size: int | None = None) -> tuple[int, ...]:
+    """Run every cheap check of a data request, raising a one-line ConfigError or DataError, and
+    return the sample shape the networks will take.
 
     Checks: ``dataset`` and ``protocol`` are known names; for ``loo``/``occ`` ``holdout`` is an int
     class of the data set (for ``ood`` it is ignored); for ``ood`` ``ood_dataset`` is a known name
     other than ``dataset`` with the same sample shape; the required files exist (unless
     ``download``) and are not truncated (IDX: header-implied size vs file size); a tabular file is
-    readable, with its label column and finite features.
+    readable, with its label column and finite features; ``image_size`` (when not None) is an
+    integer in 1..MAX_IMAGE_SIZE, the data set holds (C, H, W) images, and it is at least H and W
+    (images are only enlarged).  The returned shape is the data set's, or (C, image_size,
+    image_size).
     """
     _check_dataset_name(dataset)
     if protocol not in PROTOCOLS:
@@ -82,7 +88,7 @@ def validate_data_request(dataset: str, protocol: str, holdout: int | None, *, d
         if tuple(ood_shape) != tuple(shape):
             raise DataError(f"ood needs data sets with the same sample shape: {dataset!r} has {tuple(shape)} "
                             f"but {ood_dataset!r} has {tuple(ood_shape)}")
-        return
+        return _model_shape(dataset, tuple(shape), image_size)
     classes = dataset_classes(dataset, data_root=data_root, tabular_path=tabular_path, label_column=label_column)
     if holdout is None or isinstance(holdout, bool) or not isinstance(holdout, numbers.Integral):
         raise ConfigError(f"protocol {protocol!r} needs an integer holdout class, got {holdout!r} "
@@ -90,6 +96,25 @@ def validate_data_request(dataset: str, protocol: str, holdout: int | None, *, d
     if int(holdout) not in classes:
         raise ConfigError(f"holdout class {holdout} is not in dataset {dataset!r} "
                           f"(classes {format_classes(classes)})")
+    return _model_shape(dataset, tuple(shape), image_size)
+
+
+def _model_shape(dataset: str, shape: tuple[int, ...], image_size) -> tuple[int, ...]:
+    """``shape``, or (C, image_size, image_size) after checking ``image_size`` against it (one-line
+    ConfigError naming the value and what is allowed)."""
+    if image_size is None:
+        return tuple(int(d) for d in shape)
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) \
+            or not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"data.image_size={image_size!r} is out of range; it must be an integer in "
+                          f"1..{MAX_IMAGE_SIZE} or null (the native size)")
+    if dataset in ("synthetic", "tabular") or len(shape) != 3:
+        raise ConfigError(f"data.image_size={image_size} applies to image data sets only; {dataset!r} holds "
+                          f"samples of shape {shape}: leave data.image_size null")
+    if image_size < max(shape[1:]):
+        raise ConfigError(f"data.image_size={image_size} is smaller than {dataset!r}'s {shape[1]}x{shape[2]} "
+                          f"images; it must be >= {max(shape[1:])} (images are only enlarged) or null")
+    return (int(shape[0]), int(image_size), int(image_size))
 
 
 def _check_load_options(split_seed, val_fraction, val_anomaly_fraction, max_train, synthetic_n_per_class) -> None:
@@ -130,7 +155,8 @@ def load_splits(dataset: str, protocol: str = "loo", holdout: int | None = 0, *,
                 split_seed: int = 0, val_fraction: float = 0.1, val_anomaly_fraction: float = 0.05,
                 ood_dataset: str | None = None, download: bool = False, max_train: int | None = None,
                 tabular_path: str | None = None, label_column: str | int = "label",
-                synthetic_n_per_class: int = 1000, device: str | torch.device = "cpu") -> DataSplits:
+                synthetic_n_per_class: int = 1000, image_size: int | None = None,
+                device: str | torch.device = "cpu") -> DataSplits:
     """Load ``dataset`` and return its ``protocol`` splits as float32 tensors on ``device``.
 
     Calls :func:`validate_data_request` first, then reads the data (fetching missing image files
@@ -138,9 +164,12 @@ def load_splits(dataset: str, protocol: str = "loo", holdout: int | None = 0, *,
     :func:`omasgan.data.splits.make_splits` describes: they depend on ``split_seed`` alone.
     ``data_root`` defaults to ``./data``. Images are scaled to [-1, 1]; tabular features are
     standardised with the normal training split's statistics; synthetic points stay raw.
+    ``image_size`` (default None, the native size) enlarges every image of every split to
+    image_size x image_size (:func:`omasgan.transform.resize_images`, bilinear).
     """
     validate_data_request(dataset, protocol, holdout, data_root=data_root, ood_dataset=ood_dataset,
-                          download=download, tabular_path=tabular_path, label_column=label_column)
+                          download=download, tabular_path=tabular_path, label_column=label_column,
+                          image_size=image_size)
     _check_load_options(split_seed, val_fraction, val_anomaly_fraction, max_train, synthetic_n_per_class)
     root = _root(data_root)
     a = _load_raw(dataset, root, download, tabular_path, label_column, synthetic_n_per_class)
@@ -151,5 +180,6 @@ def load_splits(dataset: str, protocol: str = "loo", holdout: int | None = 0, *,
     else:
         holdout = int(holdout)
     splits = make_splits(a, protocol, holdout, b=b, split_seed=int(split_seed), val_fraction=float(val_fraction),
-                         val_anomaly_fraction=float(val_anomaly_fraction), max_train=max_train)
+                         val_anomaly_fraction=float(val_anomaly_fraction), max_train=max_train,
+                         image_size=None if image_size is None else int(image_size))
     return splits.to(device)

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import DataError
 from ..vocabulary import PROTOCOL_NAMES
-from ..transform import RAW_AFFINE, InputTransform
+from ..transform import RAW_AFFINE, InputTransform, resize_images
 from .raw import RawData, format_classes
 
 PROTOCOLS = PROTOCOL_NAMES  # the name this module has always exported
@@ -114,16 +114,30 @@ def _tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
+def _check_image_size(a: RawData, image_size: int) -> None:
+    """Raise DataError unless ``a`` holds (C, H, W) images that ``image_size`` enlarges (or keeps)."""
+    shape = tuple(a.sample_shape)
+    if not a.is_image or len(shape) != 3 or a.standardise:
+        raise DataError(f"image_size={image_size} applies to image data sets only; {a.name!r} holds samples of shape {shape}")
+    if image_size < max(shape[1:]):
+        raise DataError(f"image_size={image_size} is smaller than {a.name!r}'s {shape[1]}x{shape[2]} images; "
+                        f"images are only enlarged")
+
+
 def make_splits(a: RawData, protocol: str, holdout: int | None, *, b: RawData | None = None,
                 split_seed: int = 0, val_fraction: float = 0.1, val_anomaly_fraction: float = 0.05,
-                max_train: int | None = None) -> DataSplits:
+                max_train: int | None = None, image_size: int | None = None) -> DataSplits:
     """Apply ``protocol`` to data set ``a`` (and, for ``ood``, anomaly set ``b``) and cut the splits.
 
     The validation normals are ``validation_count`` of the training normals; the validation
     anomalies are ``round(val_anomaly_fraction * n)`` (at least 1) of the ``n`` anomaly samples of
     the training split (of ``b`` for ``ood``); ``max_train`` then subsamples the remaining training
     normals. When ``a.standardise`` is set, every split is standardised with the final training
-    split's per-feature mean and std (a std of 0 counts as 1). Raises DataError when the training
+    split's per-feature mean and std (a std of 0 counts as 1).  ``image_size`` = S enlarges every
+    image of every split to (C, S, S) after scaling (:func:`omasgan.transform.resize_images`; the
+    splits' ``sample_shape`` is then (C, S, S) and their ``input_transform`` resizes too); it is
+    for image data sets of at most S x S pixels (checked by
+    :func:`omasgan.data.registry.validate_data_request`). Raises DataError when the training
     split has no normal sample, when validation or test lacks normals or anomalies, and when ``b``'s
     sample shape differs from ``a``'s.
     """
@@ -133,6 +147,8 @@ def make_splits(a: RawData, protocol: str, holdout: int | None, *, b: RawData | 
         if tuple(b.sample_shape) != tuple(a.sample_shape):
             raise DataError(f"ood needs data sets with the same sample shape: {a.name!r} has "
                             f"{tuple(a.sample_shape)} but {b.name!r} has {tuple(b.sample_shape)}")
+    if image_size is not None:
+        _check_image_size(a, image_size)
     normal, anomaly = protocol_classes(protocol, a.classes, holdout, b.classes if b is not None else ())
     what = f"{a.name} ood vs {b.name}" if protocol == "ood" else f"{a.name} {protocol} holdout={holdout}"
 
@@ -179,14 +195,20 @@ def make_splits(a: RawData, protocol: str, holdout: int | None, *, b: RawData | 
         train_x, val_x, test_x = ((x - mean) / std for x in (train_x, val_x, test_x))
     else:
         shift, scale = RAW_AFFINE.get(a.name, (0.0, 1.0))
-        transform = InputTransform(sample_shape, shift, scale)
+        transform = InputTransform(sample_shape, shift, scale, image_size)
+
+    train_t, val_t, test_t = _tensor(train_x), _tensor(val_x), _tensor(test_x)
+    if image_size is not None:
+        train_t, val_t, test_t = (resize_images(t, image_size) for t in (train_t, val_t, test_t))
+        sample_shape = transform.model_shape
 
     n_va, n_ta = int(val_y.sum()), int(test_y.sum())
+    size = "" if image_size is None else f", images enlarged to {image_size}x{image_size}"
     description = (f"{what}: {len(train_x)} train, {len(val_x)} val ({n_va} anomalies), "
-                   f"{len(test_x)} test ({n_ta} anomalies)")
+                   f"{len(test_x)} test ({n_ta} anomalies){size}")
     return DataSplits(
-        train_x=_tensor(train_x), val_x=_tensor(val_x), val_y=_tensor(val_y),
-        test_x=_tensor(test_x), test_y=_tensor(test_y),
+        train_x=train_t, val_x=val_t, val_y=_tensor(val_y),
+        test_x=test_t, test_y=_tensor(test_y),
         sample_shape=sample_shape, is_image=bool(a.is_image),
         classes=tuple(int(c) for c in a.classes), normal_classes=tuple(int(c) for c in normal),
         anomaly_classes=tuple(int(c) for c in anomaly), description=description,
