@@ -42,6 +42,7 @@ J_INITS = ("scratch", "task3", "task1")
 FEATURE_SPACES = ("pixel", "critic", "autoencoder")
 J_SCORES = ("j", "critic", "fusion")
 FUSION_SCALINGS = ("standard", "robust")
+NETWORK_INITS = ("default", "n02")
 MAX_IMAGE_SIZE = 256
 """The largest ``data.image_size`` (54k MNIST images at 256 x 256 are 14 GB of float32)."""
 
@@ -95,8 +96,8 @@ class DataConfig:
     tabular_path: str | None = None
     label_column: str | int = "label"
     synthetic_n_per_class: int = 1000
-
     image_size: int | None = None
+
     def __post_init__(self) -> None:
         _choice("data", "dataset", self.dataset, DATASET_NAMES)
         _choice("data", "protocol", self.protocol, PROTOCOL_NAMES)
@@ -119,7 +120,6 @@ class DataConfig:
             raise ConfigError(f"data.max_train={self.max_train!r} is out of range; it must be >= 1 or null")
         if self.synthetic_n_per_class < 2:
             raise ConfigError(f"data.synthetic_n_per_class={self.synthetic_n_per_class!r} must be >= 2")
-
         if self.image_size is not None:
             if not 1 <= self.image_size <= MAX_IMAGE_SIZE:
                 raise ConfigError(f"data.image_size={self.image_size!r} is out of range; it must be an integer in "
@@ -130,9 +130,18 @@ class DataConfig:
                 raise ConfigError(f"data.image_size={self.image_size} applies to image data sets only; "
                                   f"{vectors[0]!r} is not one: leave data.image_size null")
 
+
 @dataclass
 class NetworkConfig:
-    """Architectures of G/B (generator family) and D/C/J (discriminator family), docs/design.md 3.7."""
+    """Architectures of G/B (generator family) and D/C/J (discriminator family), docs/design.md 3.7.
+
+    Two switches bring ``kind = resnet`` to the BigGAN network of the paper's public code (both off
+    by default, which keeps the SN-GAN ResNet as it was; ``resnet`` only):
+    ``g_spectral_norm`` spectrally normalises every layer of G, B and G' (BigGAN's ``G_param = SN``);
+    ``init = n02`` draws every convolution and linear weight of G and D from N(0, 0.02) and leaves
+    the biases at PyTorch's default (BigGAN's ``--G_init N02 --D_init N02``); ``default`` is each
+    family's own initialisation.
+    """
 
     kind: str = "mlp"
     latent_dim: int = 16
@@ -142,11 +151,20 @@ class NetworkConfig:
     g_batchnorm: bool = True
     d_batchnorm: bool = False
     spectral_norm: bool = False
+    g_spectral_norm: bool = False
+    init: str = "default"
 
     def __post_init__(self) -> None:
         _choice("network", "kind", self.kind, NETWORK_KINDS)
         for name in ("latent_dim", "g_width", "d_width", "depth"):
             _at_least("network", name, getattr(self, name), 1)
+        _choice("network", "init", self.init, NETWORK_INITS)
+        if self.kind != "resnet":
+            for name, value, off in (("g_spectral_norm", self.g_spectral_norm, False), ("init", self.init, "default")):
+                if value != off:
+                    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                    raise ConfigError(f"network.{name}={shown} applies to network.kind=resnet only; "
+                                      f"network.kind is {self.kind!r}")
 
 
 @dataclass

@@ -24,6 +24,8 @@ resnet    channels     ignored       G: honoured; D: ignored (never BN)    ignor
 ========  ===========  ============  ====================================  ==============================
 
 Ignored arguments are still validated, so a bad configuration fails the same way for every kind.
+Two arguments are for ``resnet`` only (any other kind refuses a non-default value): the generator's
+``spectral_norm`` and ``init`` (``default`` or ``n02``, :mod:`omasgan.networks.resnet`).
 Arguments are checked when a network is built and a bad one raises :class:`~omasgan.errors.ConfigError`
 with one line naming the value and what is allowed.
 """
@@ -40,7 +42,7 @@ from ..vocabulary import NETWORK_KINDS
 from ._layers import OUTPUTS
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
-from .resnet import ResNetDiscriminator, ResNetGenerator
+from .resnet import INITS, ResNetDiscriminator, ResNetGenerator
 
 NETWORKS = NETWORK_KINDS  # the name this package has always exported
 
@@ -131,12 +133,24 @@ def _check_flag(name: str, value: object) -> bool:
     raise ConfigError(f"{name} must be true or false; got {value!r}")
 
 
+def _check_resnet_only(kind: str, spectral_norm: bool, init: object) -> str:
+    """Validate ``init`` and refuse the resnet-only arguments for the other kinds."""
+    if not isinstance(init, str) or init not in INITS:
+        raise ConfigError(f"init must be one of: {', '.join(INITS)}; got {init!r}")
+    if kind != "resnet" and (spectral_norm or init != "default"):
+        what = "a spectrally normalised generator" if spectral_norm else f"init {init!r}"
+        raise ConfigError(f"network {kind!r} has no option for {what}; only 'resnet' has")
+    return init
+
+
 def build_generator(kind: str, sample_shape: tuple[int, ...], latent_dim: int, *, width: int = 64,
-                    depth: int = 3, output: str = "tanh", batchnorm: bool = True) -> nn.Module:
+                    depth: int = 3, output: str = "tanh", batchnorm: bool = True, spectral_norm: bool = False,
+                    init: str = "default") -> nn.Module:
     """Build a generator z (B, latent_dim) -> (B, *sample_shape).
 
     ``output`` is the final activation: ``"tanh"`` for images scaled to [-1, 1], ``"linear"`` for raw
-    2-D / tabular data. ``width``/``depth``/``batchnorm`` apply as in the module docstring's table.
+    2-D / tabular data. ``width``/``depth``/``batchnorm`` apply as in the module docstring's table;
+    ``spectral_norm`` and ``init`` are for ``resnet`` only.
     """
     kind = _check_kind(kind)
     shape = _normalise_shape(kind, sample_shape)
@@ -146,15 +160,18 @@ def build_generator(kind: str, sample_shape: tuple[int, ...], latent_dim: int, *
     if not isinstance(output, str) or output not in OUTPUTS:
         raise ConfigError(f"output must be one of: {', '.join(OUTPUTS)}; got {output!r}")
     batchnorm = _check_flag("batchnorm", batchnorm)
+    spectral_norm = _check_flag("spectral_norm", spectral_norm)
+    init = _check_resnet_only(kind, spectral_norm, init)
     if kind == "mlp":
         return MLPGenerator(shape, latent_dim, width=width, depth=depth, output=output, batchnorm=batchnorm)
     if kind == "dcgan":
         return DCGANGenerator(shape, latent_dim, width=width, output=output, batchnorm=batchnorm)
-    return ResNetGenerator(shape, latent_dim, width=width, output=output, batchnorm=batchnorm)
+    return ResNetGenerator(shape, latent_dim, width=width, output=output, batchnorm=batchnorm,
+                           spectral_norm=spectral_norm, init=init)
 
 
 def build_discriminator(kind: str, sample_shape: tuple[int, ...], *, width: int = 64, depth: int = 3,
-                        spectral_norm: bool = False, batchnorm: bool = True) -> nn.Module:
+                        spectral_norm: bool = False, batchnorm: bool = True, init: str = "default") -> nn.Module:
     """Build a discriminator (B, *sample_shape) -> raw logits (B,).
 
     ``spectral_norm=True`` wraps every linear/conv layer with
@@ -167,8 +184,9 @@ def build_discriminator(kind: str, sample_shape: tuple[int, ...], *, width: int 
     depth = _check_int("depth", depth)
     spectral_norm = _check_flag("spectral_norm", spectral_norm)
     batchnorm = _check_flag("batchnorm", batchnorm)
+    init = _check_resnet_only(kind, False, init)
     if kind == "mlp":
         return MLPDiscriminator(shape, width=width, depth=depth, spectral_norm=spectral_norm)
     if kind == "dcgan":
         return DCGANDiscriminator(shape, width=width, spectral_norm=spectral_norm, batchnorm=batchnorm)
-    return ResNetDiscriminator(shape, width=width)
+    return ResNetDiscriminator(shape, width=width, init=init)

@@ -4,9 +4,17 @@ The CIFAR-10 ResNet of Miyato et al. (2018, Table 4), also the architecture of S
 KL-WGAN CIFAR experiments, with ``width`` channels in every block (their G uses 256, their D 128).
 ``depth`` does not apply (the block plan is fixed).
 
-Initialisation (as in the SN-GAN reference code): Xavier-uniform weights with gain sqrt(2) for the 3x3
-convolutions inside residual branches and gain 1 for shortcuts, the input linear layer, the output
-convolution and the final linear layer; biases 0.
+Initialisation ``init = "default"`` (as in the SN-GAN reference code): Xavier-uniform weights with
+gain sqrt(2) for the 3x3 convolutions inside residual branches and gain 1 for shortcuts, the input
+linear layer, the output convolution and the final linear layer; biases 0.  ``init = "n02"`` (BigGAN's
+``N02``): every convolution and linear weight ~ N(0, 0.02), biases left at PyTorch's default
+(uniform in +-1/sqrt(fan_in)), BatchNorm at weight 1, bias 0.
+
+The BigGAN of the paper's public code (BigGAN-PyTorch's 32x32 plan at channel multiplier ch = 64,
+no attention) has this block plan with 4 ch = 256 channels in every block of G and D, so ``width =
+256`` gives its layer shapes.  ``spectral_norm=True`` in the generator is BigGAN's spectrally
+normalised G (``G_param = SN``); the discriminator is always spectrally normalised.  What still
+differs from it is listed in bench/configs/mnist_paper.yaml.
 """
 
 from __future__ import annotations
@@ -19,12 +27,29 @@ from torch import nn
 
 from ._layers import apply_spectral_norm, output_activation
 
+INITS = ("default", "n02")
+
 
 def _init(module: nn.Module, gain: float = 1.0) -> nn.Module:
     nn.init.xavier_uniform_(module.weight, gain)
     if module.bias is not None:
         nn.init.zeros_(module.bias)
     return module
+
+
+def _init_n02(network: nn.Module) -> None:
+    """BigGAN's ``N02``: every Linear/Conv2d weight ~ N(0, 0.02), in module order; the biases get
+    PyTorch's default initialisation again (BigGAN never sets them)."""
+    for module in network.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            module.reset_parameters()  # PyTorch's default weight and bias
+            nn.init.normal_(module.weight, 0.0, 0.02)
+
+
+def _reinitialise(network: nn.Module, init: str) -> None:
+    """Apply ``init`` to a freshly built network (``default`` keeps the constructor's weights)."""
+    if init == "n02":
+        _init_n02(network)
 
 
 def _bn(channels: int, on: bool) -> nn.Module:
@@ -102,13 +127,16 @@ class ResNetGenerator(nn.Module):
         GeneratorBlock x 3: (w, 8, 8) -> (w, 16, 16) -> (w, 32, 32)
         BN -> ReLU -> conv3x3(w, C) -> output activation (tanh | identity)
 
-    ``batchnorm=False`` replaces every BatchNorm by the identity.
+    ``batchnorm=False`` replaces every BatchNorm by the identity; ``spectral_norm=True`` wraps the
+    linear layer and every convolution in spectral norm (BigGAN's G); ``init`` as in the module
+    docstring.
     """
 
     kind = "resnet"
 
     def __init__(self, sample_shape: tuple[int, ...], latent_dim: int, width: int = 64,
-                 output: str = "tanh", batchnorm: bool = True) -> None:
+                 output: str = "tanh", batchnorm: bool = True, spectral_norm: bool = False,
+                 init: str = "default") -> None:
         super().__init__()
         self.sample_shape = tuple(sample_shape)
         self.latent_dim = latent_dim
@@ -118,6 +146,9 @@ class ResNetGenerator(nn.Module):
         self.bn = _bn(width, batchnorm)
         self.conv = _init(nn.Conv2d(width, self.sample_shape[0], 3, 1, 1))
         self.out = output_activation(output)
+        _reinitialise(self, init)
+        if spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.linear(z).view(z.shape[0], self.width, 4, 4)
@@ -134,12 +165,12 @@ class ResNetDiscriminator(nn.Module):
         ReLU -> sum over H, W -> Linear(w, 1) -> squeeze
 
     Every convolution and the linear layer are always spectrally normalised (that is what makes it
-    the SN-ResNet); there is no BatchNorm.
+    the SN-ResNet); there is no BatchNorm.  ``init`` as in the module docstring.
     """
 
     kind = "resnet"
 
-    def __init__(self, sample_shape: tuple[int, ...], width: int = 64) -> None:
+    def __init__(self, sample_shape: tuple[int, ...], width: int = 64, init: str = "default") -> None:
         super().__init__()
         self.sample_shape = tuple(sample_shape)
         self.blocks = nn.Sequential(
@@ -149,6 +180,7 @@ class ResNetDiscriminator(nn.Module):
             DiscriminatorBlock(width, width, downsample=False),
         )
         self.linear = _init(nn.Linear(width, 1))
+        _reinitialise(self, init)
         apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -124,6 +124,8 @@ def new_generator(network: NetworkConfig, sample_shape: tuple[int, ...], is_imag
         depth=network.depth,
         output="tanh" if is_image else "linear",
         batchnorm=network.g_batchnorm,
+        spectral_norm=network.g_spectral_norm,
+        init=network.init,
     )
 
 
@@ -135,6 +137,7 @@ def new_critic(network: NetworkConfig, sample_shape: tuple[int, ...]) -> nn.Modu
         depth=network.depth,
         spectral_norm=network.spectral_norm,
         batchnorm=network.d_batchnorm,
+        init=network.init,
     )
 
 
