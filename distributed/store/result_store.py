@@ -17,7 +17,9 @@ Version 2 added the shortcut alarm's columns (``ALARM_COLUMNS``, :mod:`omasgan.a
 ``alarm_ink_auroc``, ``alarm_contrast_auroc`` and ``alarm_nn_auroc`` on the task2 rows (and on the j
 rows when J refined B), ``alarm_ink_spearman`` on the j rows; and the config columns of the issue-12
 variants.  Files written before (version 1) lack those columns: the store's reader gives them as
-nulls, so old and new files read together.
+nulls, so old and new files read together.  Config keys added since (``data.image_size``,
+``network.g_spectral_norm``, ``network.init``) are typed columns the same way, without a new
+version: a file written before them reads them as null.
 
 **Compacted parts.**  :mod:`.compaction` merges a table's small files into a few large *parts* per
 partition, ``part-g<generation>-<token>-<index>.parquet`` next to them, and commits each generation
