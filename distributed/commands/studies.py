@@ -212,10 +212,10 @@ def final_table(outcome: StudyOutcome) -> str:
     elif kind == "sensitivity":
         title = ("sensitivity: the final J's AUROC per swept value (the mean over seeds of each seed's mean "
                  "over classes, and its SD over seeds)")
-        table = sensitivity_table(rows)
+        table = sensitivity_table(rows, outcome.spec)
     else:
         title = "test AUROC per held-out class: mean and SD over seeds, per detector"
-        table = seeds_table(rows)
+        table = seeds_table(rows, outcome.spec)
     return f"{title}\n{render(table)}"
 
 
