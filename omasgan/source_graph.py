@@ -23,6 +23,7 @@ import ast
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ class PackageSources:
         if name in self._imports:
             return self._imports[name]
         found: set[str] = set()
-        for node in ast.walk(self.tree(name)):
+        for node in _import_statements(self.tree(name).body):
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names if in_package(alias.name))
             elif isinstance(node, ast.ImportFrom):
@@ -196,29 +197,57 @@ class PackageSources:
         return found
 
     def all_modules(self) -> frozenset[str]:
-        """Every module of the namespace: the files under ``omasgan``'s folders, the modules the
-        distribution's entry points name, and, for every sub-package those import that lives in a
-        folder of its own (``omasgan.trainables`` in an editable install), every file of it."""
-        walked = set(self.source(PACKAGE).locations)
-        modules = self._walk(PACKAGE)
+        """Every module file of the namespace: the files under ``omasgan``'s folders, and under the
+        folder of every sub-package installed in a folder of its own (``omasgan.trainables`` in an
+        editable install) that the distribution's entry points or the source of a module found so far
+        names (``omasgan.<name>`` anywhere in its text: found by a text search, no parsing)."""
+        walked: set[str] = set()
+        modules: set[str] = set()
+        named = [PACKAGE]
         try:
-            modules.update(point.module for point in metadata.distribution(PACKAGE).entry_points
-                           if in_package(point.module) and self.get(point.module) is not None)
+            named += [prefix for point in metadata.distribution(PACKAGE).entry_points if in_package(point.module)
+                      for prefix in _prefixes(point.module)]
         except metadata.PackageNotFoundError:
             pass
-        while True:
-            reached = self.closure(modules)
-            ancestors = {".".join(name.split(".")[:depth]) for name in reached
-                         for depth in range(2, name.count(".") + 2)}
-            packages = {name for name in ancestors if self.get(name) is not None and self.source(name).is_package
-                        and not any(_inside(location, walked) for location in self.source(name).locations)}
-            if not packages:
-                return frozenset(reached)
-            for package in sorted(packages):
-                if not any(_inside(location, walked) for location in self.source(package).locations):
-                    walked.update(self.source(package).locations)
-                    modules |= self._walk(package)
-            modules |= reached
+        seen: set[str] = set()
+        while named:
+            name = named.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            module = self.get(name)
+            if module is None or not module.locations or any(_inside(folder, walked) for folder in module.locations):
+                continue
+            walked.update(module.locations)
+            found = self._walk(name)
+            modules |= found
+            for member in sorted(found):
+                for text in NAMED_MODULE.findall(self.source(member).text):
+                    named.extend(prefix for prefix in _prefixes(text.decode()) if prefix not in seen)
+        return frozenset(modules)
+
+
+NAMED_MODULE = re.compile(rb"\b" + PACKAGE.encode() + rb"(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+"""A dotted name under the package, as it appears in source text (imports, strings, docstrings)."""
+
+
+def _prefixes(name: str) -> list[str]:
+    """``omasgan.a.b`` -> ``["omasgan", "omasgan.a", "omasgan.a.b"]``: the module and the packages it is in."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _import_statements(body: list[ast.stmt]) -> Iterable[ast.Import | ast.ImportFrom]:
+    """Every import statement in ``body`` and the statement blocks nested in it (functions, classes,
+    ``if``/``try``/``with``/loops/``match``); expressions, where no import can be, are not visited."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+            continue
+        for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+            nested = getattr(node, block, None)
+            if isinstance(nested, list) and nested:
+                yield from _import_statements(nested)
 
 
 def _inside(folder: str, roots: set[str]) -> bool:

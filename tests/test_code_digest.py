@@ -24,8 +24,17 @@ def keys(sources: PackageSources | None = None, **options) -> dict[str, str]:
     return {stage: stage_cache_key(config, stage, code=code, **options) for stage in STAGES}
 
 
+ON_DISK = PackageSources()
+"""The sources as they are (parsed once for the module)."""
+
+
 def edited(module: str, extra: str = "\n# an edit\n") -> PackageSources:
-    return PackageSources(replaced={module: PackageSources().source(module).text + extra.encode()})
+    return PackageSources(replaced={module: ON_DISK.source(module).text + extra.encode()})
+
+
+@pytest.fixture(scope="module")
+def base() -> dict[str, str]:
+    return keys(ON_DISK)
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -40,20 +49,19 @@ def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
     ("omasgan.stages.final_j", ["j"]),
     ("omasgan.stages.refine", ["j"]),  # imported by final_j only
 ])
-def test_an_edit_to_a_stage_changes_its_key_and_the_downstream_keys_only(module, expected):
-    base = keys(PackageSources())
+def test_an_edit_to_a_stage_changes_its_key_and_the_downstream_keys_only(base, module, expected):
     assert base == keys()  # the process's own digests are those of the files on disk
     assert changed(base, keys(edited(module))) == expected
 
 
 @pytest.mark.parametrize("module", ["omasgan.networks.mlp", "omasgan.stages.common", "omasgan.divergences",
                                     "omasgan.data.splits", "omasgan.checkpoint", "omasgan.stage_runner"])
-def test_an_edit_to_a_module_every_stage_runs_changes_every_key(module):
-    assert changed(keys(PackageSources()), keys(edited(module))) == list(STAGES)
+def test_an_edit_to_a_module_every_stage_runs_changes_every_key(base, module):
+    assert changed(base, keys(edited(module))) == list(STAGES)
 
 
-def test_an_edit_outside_the_training_code_changes_no_key_but_the_package_digest():
-    base, whole = keys(PackageSources()), code_digest()
+def test_an_edit_outside_the_training_code_changes_no_key_but_the_package_digest(base):
+    whole = code_digest(ON_DISK)
     for module in ("omasgan.evaluation", "omasgan.distributed.commands.doctor"):
         sources = edited(module)
         assert changed(base, keys(sources)) == [], module
@@ -62,7 +70,7 @@ def test_an_edit_outside_the_training_code_changes_no_key_but_the_package_digest
 
 def test_a_new_helper_module_enters_the_key_of_the_stage_that_imports_it():
     """No list names the modules: a helper Task 3 starts importing is part of Task 3's (and J's) code."""
-    task3 = PackageSources().source("omasgan.stages.task3").text + b"\nfrom .new_helper import NEW_CONSTANT\n"
+    task3 = ON_DISK.source("omasgan.stages.task3").text + b"\nfrom .new_helper import NEW_CONSTANT\n"
     helper = "omasgan.stages.new_helper"
     first = PackageSources(replaced={"omasgan.stages.task3": task3, helper: "NEW_CONSTANT = 1\n"})
     second = PackageSources(replaced={"omasgan.stages.task3": task3, helper: "NEW_CONSTANT = 2\n"})
@@ -73,13 +81,13 @@ def test_a_new_helper_module_enters_the_key_of_the_stage_that_imports_it():
 def test_the_entry_points_are_read_from_run_stage():
     """The modules each stage's branch of ``run_stage`` calls into, through the re-exports of
     ``omasgan.stages``: Task 3 and J also draw boundary samples through ``stages.union``."""
-    assert stage_entry_modules(PackageSources()) == {
+    assert stage_entry_modules(ON_DISK) == {
         "task1": ["omasgan.stages.task1"], "task2": ["omasgan.stages.task2"],
         "task3": ["omasgan.stages.task3", "omasgan.stages.union"],
         "j": ["omasgan.stages.final_j", "omasgan.stages.union"],
     }
     # a runner whose Task 1 branch also calls a function of stages.refine: Task 1's code includes refine
-    runner = PackageSources().source("omasgan.stage_runner").text.decode()
+    runner = ON_DISK.source("omasgan.stage_runner").text.decode()
     runner = runner.replace("from .stages.union import boundary_sampler",
                             "from .stages.union import boundary_sampler\nfrom .stages.refine import holdout_split")
     runner = runner.replace("return train_task1(", "holdout_split\n        return train_task1(")
@@ -89,14 +97,14 @@ def test_the_entry_points_are_read_from_run_stage():
 
 
 def test_a_runner_without_a_branch_for_a_stage_is_refused():
-    runner = PackageSources().source("omasgan.stage_runner").text.decode().replace('stage == "task2"', 'stage == "x"')
+    runner = ON_DISK.source("omasgan.stage_runner").text.decode().replace('stage == "task2"', 'stage == "x"')
     with pytest.raises(LookupError, match="task2"):
         stage_entry_modules(PackageSources(replaced={"omasgan.stage_runner": runner}))
 
 
 def test_line_endings_do_not_change_a_digest_but_any_other_byte_does():
-    text = PackageSources().source("omasgan.stages.task3").text
-    base = stage_code_digests(PackageSources())
+    text = ON_DISK.source("omasgan.stages.task3").text
+    base = stage_code_digests(ON_DISK)
     assert stage_code_digests(PackageSources(replaced={"omasgan.stages.task3": text.replace(b"\n", b"\r\n")})) == base
     assert stage_code_digests(PackageSources(replaced={"omasgan.stages.task3": text + b" "}))["task3"] != base["task3"]
 
@@ -115,7 +123,7 @@ def test_another_torch_or_numpy_version_or_device_type_changes_every_key(monkeyp
 
 
 def test_the_package_digest_covers_every_installed_folder_of_the_namespace():
-    modules = PackageSources().all_modules()
+    modules = ON_DISK.all_modules()
     for name in ("omasgan.stages.task1", "omasgan.trainables.cache", "omasgan.search_spaces",
                  "omasgan.distributed.commands.doctor", "omasgan.distributed.moved_modules"):
         assert name in modules, name
