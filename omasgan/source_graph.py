@@ -13,6 +13,9 @@ it runs when the function does):
 A parent package's ``__init__`` that Python runs on the way to a submodule is not counted as a
 dependency of the importer: it is one only when it is named (``from omasgan.stages import x``).
 
+:meth:`PackageSources.all_modules` lists every module file of the namespace (for the whole
+package's digest) by walking package folders, without parsing.
+
 The source text of a module can be replaced (``PackageSources(replaced={name: text})``), to ask what
 a digest would be had the module been edited (or added: a name with no file becomes a plain module).
 """
@@ -54,6 +57,7 @@ class ModuleSource:
 
 
 def in_package(name: str) -> bool:
+    """Whether ``name`` is ``omasgan`` or a module under it."""
     return name == PACKAGE or name.startswith(PACKAGE + ".")
 
 
@@ -116,6 +120,7 @@ class PackageSources:
         return module
 
     def tree(self, name: str) -> ast.Module:
+        """The parsed source of module ``name``."""
         if name not in self._trees:
             self._trees[name] = ast.parse(self.source(name).text, filename=name)
         return self._trees[name]
