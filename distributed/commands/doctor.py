@@ -377,26 +377,21 @@ def _head(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((n for n in nodes if "node:__internal_head__" in n.get("Resources", {})), None)
 
 
-def autoscaler_lines(line: Lines, head: dict[str, Any] | None, wait_workers_s: float, timeout_s: float) -> bool:
+def autoscaler_lines(line: Lines, head: dict[str, Any] | None, wait_workers_s: float, timeout_s: float,
+                     request: Any = None) -> None:
     """The AMI and worker-type checks on the autoscaler config the head holds (the GCS's cluster
-    config when there is none); returns whether the autoscaler was asked for nodes (the caller
-    withdraws the request at the end)."""
+    config when there is none).  ``request``: the :class:`~.doctor_workers.NodeRequest` through which
+    ``--wait-workers`` asks for nodes (the caller withdraws it at the end)."""
     import ray
     import yaml
 
     from ..studies.autoscaler_state import read_autoscaler_state
     from ..studies.capacity import AUTOSCALER_CONFIG_ENV, BOOTSTRAP_CONFIG
-    from .doctor_workers import (
-        check_worker_types,
-        read_autoscaler_config_text,
-        request_bundles,
-        worker_types,
-        worker_types_from_gcs,
-    )
+    from .doctor_workers import check_worker_types, read_autoscaler_config_text, worker_types, worker_types_from_gcs
 
     if head is None:
         line("skip", "autoscaler: no head node among the nodes alive")
-        return False
+        return
     head_id = head["NodeID"]
     path = os.environ.get(AUTOSCALER_CONFIG_ENV) or BOOTSTRAP_CONFIG
     text = ray.get(_pinned(read_autoscaler_config_text, head_id).remote(path), timeout=timeout_s)
@@ -433,13 +428,14 @@ def autoscaler_lines(line: Lines, head: dict[str, Any] | None, wait_workers_s: f
     if not types:
         line("skip", "worker types: no autoscaler config with worker types (machines joined with ray start: every "
                      "node alive is checked below)")
-        return False
-    return check_worker_types(
-        line, types,
-        read_state=lambda: ray.get(_pinned(read_autoscaler_state, head_id).remote(), timeout=timeout_s),
-        alive_nodes=_alive_nodes,
-        request=lambda bundles: ray.get(_pinned(request_bundles, head_id).remote(bundles), timeout=timeout_s),
-        wait_s=wait_workers_s)
+        return
+    check_worker_types(line, types,
+                       read_state=lambda: ray.get(_pinned(read_autoscaler_state, head_id).remote(), timeout=timeout_s),
+                       alive_nodes=_alive_nodes, request=request or _refuse_request, wait_s=wait_workers_s)
+
+
+def _refuse_request(bundles: list[dict[str, float]]) -> None:
+    raise RuntimeError("no way to ask the autoscaler for nodes was given")
 
 
 def _differences(reports: dict[str, dict[str, Any]], nodes: list[dict[str, Any]], what: str) -> str:
@@ -498,7 +494,7 @@ def run_doctor(address: str | None, storage: str | None, data_root: str | None, 
     from ..studies.capacity import joined_cluster_shape
     from ..studies.preparation import RunOptions
     from ..studies.runner import start_ray
-    from .doctor_workers import request_bundles
+    from .doctor_workers import NodeRequest, request_bundles
 
     line = Lines()
     start_ray(RunOptions(address=address))
@@ -513,18 +509,18 @@ def run_doctor(address: str | None, storage: str | None, data_root: str | None, 
     except Exception as exc:  # noqa: BLE001
         line("warn", f"cluster maximum: not readable ({type(exc).__name__}: {exc})")
     head = _head(nodes)
-    requested = False
+    request = NodeRequest(lambda bundles: ray.get(_pinned(request_bundles, head["NodeID"]).remote(bundles),
+                                                  timeout=timeout_s))
     try:
         try:
-            requested = autoscaler_lines(line, head, wait_workers_s, timeout_s)
+            autoscaler_lines(line, head, wait_workers_s, timeout_s, request)
         except Exception as exc:  # noqa: BLE001
             line("warn", f"autoscaler: not readable ({_first_line(exc)})")
-        if requested:
+        if request.made:
             nodes = _alive_nodes()
         _node_lines(line, nodes, storage, data_root, dataset, timeout_s)
     finally:
-        if requested and head is not None:
-            ray.get(_pinned(request_bundles, head["NodeID"]).remote([]), timeout=timeout_s)
+        if request.withdraw():
             line("ok", "withdrew the request for worker nodes (the autoscaler removes idle ones after "
                        "idle_timeout_minutes)")
     print(f"{'1 check' if line.failed == 1 else f'{line.failed} checks'} failed" if line.failed else "all checks passed")

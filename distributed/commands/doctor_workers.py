@@ -85,6 +85,27 @@ def request_bundles(bundles: list[dict[str, float]]) -> None:
 # ---------------------------------------------------------------- the driver side
 
 
+class NodeRequest:
+    """The doctor's request to the autoscaler for worker nodes: ``send(bundles)`` (a task on the
+    head), remembered so that :meth:`withdraw` can take it back at the end, after an error too."""
+
+    def __init__(self, send: Callable[[list[dict[str, float]]], None]) -> None:
+        self.send = send
+        self.made = False
+
+    def __call__(self, bundles: list[dict[str, float]]) -> None:
+        self.made = True
+        self.send(bundles)
+
+    def withdraw(self) -> bool:
+        """Withdraw the request if one was made; whether one was."""
+        if self.made:
+            self.send([])
+            self.made = False
+            return True
+        return False
+
+
 def joined_counts(types: list[WorkerType], state: AutoscalerState | None, nodes: list[dict[str, Any]]) -> dict[str, int]:
     """Nodes up per worker type: the autoscaler's count when it reports one, else the alive worker
     nodes whose CPUs and GPUs are those of the type."""
@@ -117,10 +138,10 @@ def _format(resources: dict[str, float]) -> str:
 
 def check_worker_types(line: Callable[[str, str], None], types: list[WorkerType],
                        read_state: Callable[[], AutoscalerState | None], alive_nodes: Callable[[], list[dict[str, Any]]],
-                       request: Callable[[list[dict[str, float]]], None], wait_s: float) -> bool:
+                       request: Callable[[list[dict[str, float]]], None], wait_s: float) -> None:
     """One line per worker type: nodes up, or why none is (the autoscaler's reason).  With
-    ``wait_s`` > 0, first ask (``request``) for one node of each type that has none and wait for them
-    up to ``wait_s``; returns whether a request was made (the caller withdraws it at the end).
+    ``wait_s`` > 0, first ask (``request``, a :class:`NodeRequest` the caller withdraws at the end)
+    for one node of each type that has none and wait for them up to ``wait_s``.
 
     A type with no node is FAIL when the autoscaler reports a failed launch of it, or when it was
     waited for; else warn (with ``min_workers: 0`` no node is started until a study asks)."""
@@ -163,4 +184,3 @@ def check_worker_types(line: Callable[[str, str], None], types: list[WorkerType]
         else:
             line("warn", f"worker type {t.name}: no node up yet (min_workers {t.min_workers}: the autoscaler starts one "
                          f"when a study asks; --wait-workers SECONDS asks for one now and checks it); {about}")
-    return requested
