@@ -158,6 +158,16 @@ def test_ami_problems_name_each_gpu_worker_type_without_a_real_ami():
     assert len(shipped) == 1 and shipped[0].startswith("GPU worker type worker.gpu:"), shipped
 
 
+def test_a_negative_wait_is_one_error_line_before_ray_starts(capsys, monkeypatch):
+    from omasgan.cli import main
+    from omasgan.distributed.commands import doctor
+
+    monkeypatch.setattr(doctor, "run_doctor", lambda *a, **k: pytest.fail("the doctor ran"))
+    assert main(["doctor", "--wait-workers", "-5"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["omasgan: error: --wait-workers -5: give 0 (report only) or a number of seconds"]
+
+
 # ---------------------------------------------------------------- worker types and the autoscaler
 
 
