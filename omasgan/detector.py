@@ -1,4 +1,4 @@
-"""``OMASGANDetector``: OMASGAN on your own data, with scikit-learn conventions.
+"""``OMASGANDetector``: OMASGAN on your own data, as a scikit-learn estimator.
 
     detector = OMASGANDetector().fit(X_normal)          # only normal samples
     scores = detector.decision_function(X_new)          # higher = more anomalous (j(x), eq. 6, or j.score)
@@ -9,15 +9,21 @@ Vectors (N, D) are standardised per feature with the statistics of the fitted no
 (N, C, H, W) (or (N, H, W)) are mapped linearly from the fitted data's [min, max] to [-1, 1].
 The threshold is chosen on a validation set: the max-F1 threshold when labelled anomalies are given
 (``X_val``, ``y_val``), else the (1 - contamination) quantile of held-out normal scores.
+
+The constructor stores its arguments as given and ``fit`` checks them, so ``get_params`` /
+``set_params`` and ``sklearn.base.clone`` work as for the baselines (:mod:`omasgan.baselines`).
+Labels follow PyOD's convention (1 = anomaly), not scikit-learn's outlier detectors' (-1 = outlier).
 """
 
 from __future__ import annotations
 
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
 from .checkpoint import save_stage, stage_payload
 from .config import OMASGANConfig, default_config
@@ -57,8 +63,65 @@ def _as_array(X: Any, name: str) -> np.ndarray:
     return array
 
 
-class OMASGANDetector:
-    """An OMASGAN anomaly detector fitted on normal samples only."""
+class OMASGANDetector(BaseEstimator):
+    """An OMASGAN anomaly detector fitted on normal samples only (a scikit-learn estimator).
+
+    ``fit`` trains Task 1 -> 2 -> 3 -> J on the normal samples, then chooses the threshold on a
+    validation set (see the module docstring).  The constructor only stores its arguments; ``fit``
+    checks them (a :class:`~omasgan.errors.ConfigError` naming the bad value).
+
+    Parameters
+    ----------
+    config : OMASGANConfig or None, default=None
+        Networks and stages.  ``None`` picks a data set's defaults from the sample shape at ``fit``:
+        ``synthetic`` for up to 4 features, ``digits`` for more, ``mnist`` for 28 x 28 images,
+        ``cifar10`` for 32 x 32 images, ``digits`` (an MLP on the flattened image) otherwise.
+        ``config.seed`` seeds the training: the same config and data give the same scores.
+    device : str, default="cpu"
+        The torch device that trains and scores, e.g. ``"cuda"``.
+    val_fraction : float, default=0.1
+        The share of ``X`` held out (by ``config.data.split_seed``) to choose the threshold when
+        ``fit`` gets no ``X_val``; in (0, 1).
+    contamination : float, default=0.05
+        Without labelled anomalies the threshold is the (1 - contamination) quantile of the held-out
+        normals' scores; in (0, 1).
+    verbose : bool, default=False
+        Print each stage's losses every 10 epochs.
+
+    Attributes
+    ----------
+    config_ : OMASGANConfig
+        The config that was trained (``config`` or the defaults chosen for the sample shape).
+    transform_ : InputTransform
+        The input scaling fitted on ``X``.
+    stages_ : dict of str to StageResult
+        Each stage's trained modules and history (absent after :meth:`load`).
+    history_ : dict of str to list
+        Each stage's per-epoch losses (absent after :meth:`load`).
+    detector_ : torch.nn.Module
+        The final detector network J.
+    scorer_ : FinalScore
+        The final score (``config.j.score``) with its fitted scaling.
+    threshold_ : float
+        Samples scored at or above it are anomalies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from omasgan.config import default_config
+    >>> from omasgan.detector import OMASGANDetector
+    >>> X_normal = np.random.default_rng(0).normal(size=(200, 2))
+    >>> config = default_config("synthetic").with_overrides(
+    ...     ["task1.epochs=2", "task2.epochs=1", "task3.epochs=1", "j.epochs=2"])
+    >>> detector = OMASGANDetector(config, contamination=0.1).fit(X_normal)
+    >>> detector.decision_function(X_normal[:3]).shape
+    (3,)
+    >>> set(detector.predict(X_normal).tolist()) <= {0, 1}
+    True
+    >>> from sklearn.base import clone
+    >>> clone(detector).get_params()["contamination"]
+    0.1
+    """
 
     def __init__(
         self,
@@ -69,24 +132,59 @@ class OMASGANDetector:
         contamination: float = 0.05,
         verbose: bool = False,
     ) -> None:
-        if config is not None and not isinstance(config, OMASGANConfig):
-            raise ConfigError(f"config must be an OMASGANConfig or None, got {type(config).__name__}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"val_fraction={val_fraction!r} is out of range; it must lie in (0, 1)")
-        if not 0.0 < contamination < 1.0:
-            raise ConfigError(f"contamination={contamination!r} is out of range; it must lie in (0, 1)")
         self.config = config
         self.device = device
         self.val_fraction = val_fraction
         self.contamination = contamination
         self.verbose = verbose
 
+    def _check_params(self) -> None:
+        """Raise a ConfigError naming the first constructor argument that is out of its range."""
+        if self.config is not None and not isinstance(self.config, OMASGANConfig):
+            raise ConfigError(f"config must be an OMASGANConfig or None, got {type(self.config).__name__}")
+        for name in ("val_fraction", "contamination"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 < value < 1.0:
+                raise ConfigError(f"{name}={value!r} is out of range; it must lie in (0, 1)")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as error:
+            raise ConfigError(f"device={self.device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1'): "
+                              f"{error}") from None
+
     # ---- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None) -> "OMASGANDetector":
-        """Train Task 1 -> 2 -> 3 -> J on the normal samples X (``y`` is ignored, as in scikit-learn)."""
+        """Train Task 1 -> 2 -> 3 -> J on the normal samples ``X`` and choose the threshold.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (N, D), (N, H, W) or (N, C, H, W)
+            Normal samples only; numeric, finite.
+        y : None
+            Ignored (scikit-learn's unsupervised convention).
+        X_val : array-like of the same sample shape, optional
+            A labelled validation set: the threshold is then the max-F1 threshold on it, and all of
+            ``X`` trains.  Without it ``val_fraction`` of ``X`` is held out and the threshold is the
+            (1 - ``contamination``) quantile of its scores.
+        y_val : array-like of shape (len(X_val),), optional
+            0 = normal, 1 = anomaly; required with ``X_val``.
+
+        Returns
+        -------
+        OMASGANDetector
+            ``self``, fitted.
+
+        Raises
+        ------
+        ConfigError
+            A constructor argument or the config does not fit the data.
+        DataError
+            ``X`` is empty, non-numeric or holds NaN/inf, or has fewer than 2 training samples.
+        """
+        self._check_params()
         data = _as_array(X, "X")
         shape = tuple(data.shape[1:])
-        config = self.config or _default_for_shape(shape)
+        config = self.config if self.config is not None else _default_for_shape(shape)
         check_network_shape(config.network.kind, shape)
         is_image = len(shape) == 3
         check_feature_space(config, shape, is_image)
@@ -145,25 +243,62 @@ class OMASGANDetector:
         return self
 
     # ---- inference ------------------------------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` (or :meth:`load`) has set the detector (``sklearn.utils.validation.check_is_fitted``)."""
+        return hasattr(self, "detector_")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "detector_"):
+        if not self.__sklearn_is_fitted__():
             raise ConfigError("this OMASGANDetector is not fitted yet; call fit(X_normal) first")
 
     def _scores_of(self, x: torch.Tensor) -> np.ndarray:
         return self.scorer_(x).cpu().numpy()
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Anomaly score per sample (j(x), or the config's ``j.score``): higher = more anomalous."""
+        """Anomaly score per sample (j(x), or the config's ``j.score``): higher = more anomalous.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of the fitted sample shape
+            Samples in the raw units of the data ``fit`` saw.
+
+        Returns
+        -------
+        numpy.ndarray of shape (N,)
+            The scores (float32).
+        """
         self._check_fitted()
         return self._scores_of(self.transform_.apply(_as_array(X, "X")).to(self.device))
 
     def predict(self, X: Any) -> np.ndarray:
-        """1 for samples scored at or above the threshold (anomalies), else 0."""
+        """Label each sample: 1 (anomaly) when its score is at or above ``threshold_``, else 0.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of the fitted sample shape
+            Samples in the raw units of the data ``fit`` saw.
+
+        Returns
+        -------
+        numpy.ndarray of shape (N,)
+            int64 labels, 1 = anomaly.
+        """
         return (self.decision_function(X) >= self.threshold_).astype(np.int64)
 
     # ---- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the model folder (model.json + j.pt) atomically; ``omasgan score --model`` reads it."""
+        """Write the model folder (model.json + j.pt) atomically; ``omasgan score --model`` reads it.
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder to create; it must not exist or be empty.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         self._check_fitted()
         with atomic_folder(path) as staging:
             shape = self.transform_.sample_shape
@@ -174,7 +309,20 @@ class OMASGANDetector:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "OMASGANDetector":
-        """A fitted detector read back from a model folder (scoring only; no training state)."""
+        """A fitted detector read back from a model folder (scoring only: no ``stages_`` or ``history_``).
+
+        Parameters
+        ----------
+        path : str or Path
+            A folder written by :meth:`save` or by ``omasgan run``.
+        device : str, default="cpu"
+            The torch device that scores.
+
+        Returns
+        -------
+        OMASGANDetector
+            Fitted, with ``config`` and ``config_`` the saved config.
+        """
         saved = SavedModel(path, device)
         detector = cls(saved.config, device=device)
         detector.config_ = saved.config
