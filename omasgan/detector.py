@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import sparse
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 
 from .checkpoint import save_stage, stage_payload
 from .config import OMASGANConfig, default_config
@@ -48,13 +50,31 @@ def _default_for_shape(shape: tuple[int, ...]) -> OMASGANConfig:
     return default_config("digits")  # an mlp on the flattened image
 
 
+class DetectorNotFittedError(ConfigError, NotFittedError):
+    """Scoring, predicting or saving before ``fit``: a :class:`ConfigError` that is also
+    scikit-learn's ``NotFittedError``."""
+
+
 def _as_array(X: Any, name: str) -> np.ndarray:
+    """Samples as a float64 array (N, D) or (N, C, H, W) ((N, H, W) gains C = 1); refuses sparse,
+    complex, non-numeric, non-finite and empty input with a DataError."""
+    if sparse.issparse(X):
+        raise DataError(f"{name} is a sparse {type(X).__name__}; sparse input is not supported: "
+                        f"pass {name}.toarray()")
     array = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    if array.dtype.kind == "c":
+        raise DataError(f"Complex data not supported: {name} has dtype {array.dtype}; pass real features")
     if array.dtype.kind not in "biuf":
         raise DataError(f"{name} must be numeric; got dtype {array.dtype}")
     array = array.astype(np.float64)
-    if array.ndim < 2 or array.shape[0] == 0:
-        raise DataError(f"{name} must hold at least one sample as rows (N, D) or (N, C, H, W); got shape {array.shape}")
+    if array.ndim < 2:
+        raise DataError(f"{name} must hold samples as rows (N, D) or (N, C, H, W); got shape {array.shape}. "
+                        "Reshape your data: X.reshape(1, -1) for one sample, X.reshape(-1, 1) for one feature")
+    if array.shape[0] == 0:
+        raise DataError(f"{name} must hold at least one sample as rows (N, D) or (N, C, H, W); "
+                        f"got shape {array.shape}")
+    if 0 in array.shape[1:]:
+        raise DataError(f"{name} has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
     if array.ndim == 3:
         array = array[:, None]
     bad = ~np.isfinite(array)
@@ -92,6 +112,9 @@ class OMASGANDetector(BaseEstimator):
     ----------
     config_ : OMASGANConfig
         The config that was trained (``config`` or the defaults chosen for the sample shape).
+    n_features_in_ : int
+        Values per sample seen by ``fit``: D for vectors, C * H * W for images (which
+        ``decision_function`` also takes flattened to that many columns).
     transform_ : InputTransform
         The input scaling fitted on ``X``.
     stages_ : dict of str to StageResult
@@ -211,7 +234,9 @@ class OMASGANDetector(BaseEstimator):
             val_x, train_x = x_all[order[:n_val]], x_all[order[n_val:]]
             val_y = torch.zeros(val_x.shape[0])
         if train_x.shape[0] < 2:
-            raise DataError(f"fit needs at least 2 normal training samples; got {train_x.shape[0]}")
+            count = train_x.shape[0]
+            raise DataError(f"fit needs at least 2 normal training samples; "
+                            f"got {count} sample{'' if count == 1 else 's'}")
 
         device = torch.device(self.device)
         splits = DataSplits(
@@ -224,6 +249,7 @@ class OMASGANDetector(BaseEstimator):
         results = run_stages(config, splits, scored=(), on_epoch=on_epoch).results
 
         self.config_ = config
+        self.n_features_in_ = int(np.prod(shape))
         self.transform_ = transform
         self.stages_ = results
         self.history_ = {name: r.history for name, r in results.items()}
@@ -249,7 +275,7 @@ class OMASGANDetector(BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
-            raise ConfigError("this OMASGANDetector is not fitted yet; call fit(X_normal) first")
+            raise DetectorNotFittedError("this OMASGANDetector is not fitted yet; call fit(X_normal) first")
 
     def _scores_of(self, x: torch.Tensor) -> np.ndarray:
         return self.scorer_(x).cpu().numpy()
@@ -268,7 +294,12 @@ class OMASGANDetector(BaseEstimator):
             The scores (float32).
         """
         self._check_fitted()
-        return self._scores_of(self.transform_.apply(_as_array(X, "X")).to(self.device))
+        data = _as_array(X, "X")
+        n_features = int(np.prod(data.shape[1:]))
+        if n_features != self.n_features_in_:
+            raise DataError(f"X has {n_features} features, but OMASGANDetector is expecting {self.n_features_in_} "
+                            f"features as input: the model takes shape {self.transform_.sample_shape}")
+        return self._scores_of(self.transform_.apply(data).to(self.device))
 
     def predict(self, X: Any) -> np.ndarray:
         """Label each sample: 1 (anomaly) when its score is at or above ``threshold_``, else 0.
@@ -326,6 +357,7 @@ class OMASGANDetector(BaseEstimator):
         saved = SavedModel(path, device)
         detector = cls(saved.config, device=device)
         detector.config_ = saved.config
+        detector.n_features_in_ = int(np.prod(saved.transform.sample_shape))
         detector.transform_ = saved.transform
         detector.detector_ = saved.detector
         detector.scorer_ = saved.scorer
