@@ -259,7 +259,8 @@ def test_wait_workers_asks_for_the_missing_types_waits_and_withdraws_the_request
     lines = printed(capsys)
     # one bundle of each missing type beyond what the nodes up hold (the 2-CPU head holds one worker.cpu bundle)
     assert len(seen) == 1 and sorted(seen[0], key=json.dumps) == [{"CPU": 2.0}, {"CPU": 2.0}, {"CPU": 4.0, "GPU": 1.0}]
-    assert any(line.startswith("ok   worker type worker.cpu: 1 node(s) up after") for line in lines), lines
+    assert any(line.startswith("ok   worker type worker.cpu: 1 node(s) up") and "s after the request" in line
+               for line in lines), lines
     gpu = [line for line in lines if line.startswith("FAIL worker type worker.gpu:")]
     assert len(gpu) == 1 and "no node joined within 3 s of asking the autoscaler for one" in gpu[0]
     assert QUOTA[0] in gpu[0]

@@ -151,6 +151,7 @@ def check_worker_types(line: Callable[[str, str], None], types: list[WorkerType]
     asked = [t for t in missing if t.resources]
     requested = False
     started = time.monotonic()
+    joined_after: dict[str, float] = {}
     if wait_s > 0 and asked:
         bundles = bundles_for(asked, nodes)
         request(bundles)
@@ -162,13 +163,15 @@ def check_worker_types(line: Callable[[str, str], None], types: list[WorkerType]
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
             state, nodes = read_state(), alive_nodes()
             counts = joined_counts(types, state, nodes)
+            for t in asked:
+                if counts[t.name]:
+                    joined_after.setdefault(t.name, time.monotonic() - started)
             if all(counts[t.name] for t in asked):
                 break
-    waited = time.monotonic() - started
     where = f" ({state.source})" if state is not None else " (no autoscaler status: counted by resources)"
     for t in types:
         if counts[t.name]:
-            after = f" after {waited:.0f} s" if requested and t in missing else ""
+            after = f" {joined_after[t.name]:.0f} s after the request" if t.name in joined_after else ""
             line("ok", f"worker type {t.name}: {counts[t.name]} node(s) up{after} ({_format(t.resources)} each, at most "
                        f"{t.max_workers}){where}")
             continue
