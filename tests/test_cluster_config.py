@@ -376,8 +376,12 @@ def test_broken_dockerfile_fails_project_checks(config, case):
 
 def test_iam_set_up_against_an_iam_server(tmp_path, config):
     """deploy/iam.py against moto's server: two profiles as cluster.yaml names them; the head's role may
-    pass the worker role and no other; both reach only the bucket prefix of metadata.omasgan_storage."""
+    pass the worker role and no other; both reach only the bucket and the keys under the prefix of
+    metadata.omasgan_storage, with the documents deploy/iam.py renders (tests/test_iam_stand_in.py
+    evaluates them against every S3 request of a study); a run with --spot, then one without, leaves
+    the head without the Spot service-linked role permission (the rerun replaces the policies)."""
     pytest.importorskip("moto")
+    import importlib.util
     import json
     import os
     import subprocess
@@ -388,8 +392,8 @@ def test_iam_set_up_against_an_iam_server(tmp_path, config):
     storage = config["metadata"]["omasgan_storage"]
     bucket, prefix = storage[len("s3://"):].split("/", 1)
     with moto_server(tmp_path / "moto.log") as env:
-        out = subprocess.run([sys.executable, str(REPO / "deploy" / "iam.py"), "--bucket", bucket, "--prefix", prefix],
-                             env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+        out = subprocess.run([sys.executable, str(REPO / "deploy" / "iam.py"), "--bucket", bucket, "--prefix", prefix,
+                              "--spot"], env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         rerun = subprocess.run([sys.executable, str(REPO / "deploy" / "iam.py"), "--bucket", bucket, "--prefix", prefix],
                                env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
@@ -408,20 +412,31 @@ def test_iam_set_up_against_an_iam_server(tmp_path, config):
     head = profile_name(config["available_node_types"][config["head_node_type"]])
     worker = profile_name(_worker(config))
     assert profiles == {head: [head], worker: [worker]}
+    spec = importlib.util.spec_from_file_location("deploy_iam_rendered", REPO / "deploy" / "iam.py")
+    deploy_iam = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deploy_iam)
+    stored = {role: {name: d if isinstance(d, dict) else json.loads(d) for name, d in documents.items()}
+              for role, documents in policies.items()}
+    assert stored == deploy_iam.role_policies(bucket, prefix, "us-west-2", account, "omasgan")
 
     def statements(role):
-        docs = [d if isinstance(d, dict) else json.loads(d) for d in policies[role].values()]
-        return [s for d in docs for s in d["Statement"]]
+        return [s for d in stored[role].values() for s in d["Statement"]]
+
+    def listed(value):
+        return [value] if isinstance(value, str) else value
 
     def actions(role):
-        return {a for s in statements(role) for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+        return {a for s in statements(role) for a in listed(s["Action"])}
 
     passes = [s for s in statements(head) if s["Action"] == "iam:PassRole"]
     assert [s["Resource"] for s in passes] == [f"arn:aws:iam::{account}:role/{worker}"]
     assert "ec2:RunInstances" in actions(head) and not any(a.startswith(("ec2:", "iam:")) for a in actions(worker))
+    assert "iam:CreateServiceLinkedRole" not in actions(head)  # the rerun without --spot removed it
     for role in (head, worker):
-        s3_resources = {r for s in statements(role) if any(a.startswith("s3:") for a in
-                        ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
-                        for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
-        assert s3_resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}",
-                                f"arn:aws:s3:::{bucket}/{prefix}/*"}, s3_resources
+        s3 = [s for s in statements(role) if all(a.startswith("s3:") for a in listed(s["Action"]))]
+        resources = {r for s in s3 for r in listed(s["Resource"])}
+        assert all(r == f"arn:aws:s3:::{bucket}" or r.startswith(f"arn:aws:s3:::{bucket}/{prefix}/")
+                   for r in resources), resources
+        assert f"arn:aws:s3:::{bucket}/{prefix}/*" in resources
+    assert [s["Sid"] for s in statements(worker) if s["Effect"] == "Deny"] == ["NeverWhatTheHeadUnpickles",
+                                                                                 "NeverTheDriversState"]
