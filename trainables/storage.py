@@ -10,7 +10,10 @@ target (:func:`omasgan.atomic_write.replace_via_temporary`, through the file sys
 ``open_output_stream``/``move``/``delete_file``).  A writer killed mid-write leaves only the hidden
 temporary behind.  On object stores (S3,
 GCS) a single upload is already all-or-nothing (an object appears only when its upload completes),
-so the bytes go straight to the target there: a "move" would be a second full copy.
+so the bytes go straight to the target there: a "move" would be a second full copy.  Nor does a write
+there create the parent "directories": an object store has none (a key's prefix lists as a folder as
+soon as one key is under it), and pyarrow's ``create_dir`` on S3 costs a ``HeadBucket`` and one
+marker upload per level on every call.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ def is_object_store(fs: pafs.FileSystem) -> bool:
 def write_atomic(fs: pafs.FileSystem, path: str, blob: bytes) -> None:
     """Replace ``path`` with ``blob`` so that a reader sees the old bytes or the new ones: on object
     stores one upload; elsewhere a hidden temporary next to it, then moved over."""
-    fs.create_dir(path.rpartition("/")[0], recursive=True)
     if is_object_store(fs):
         data = memoryview(blob)  # a TypeError here, before the upload starts: closing a stream completes it
         with fs.open_output_stream(path) as handle:
@@ -48,4 +50,5 @@ def write_atomic(fs: pafs.FileSystem, path: str, blob: bytes) -> None:
         with fs.open_output_stream(temporary) as handle:
             handle.write(blob)
 
+    fs.create_dir(path.rpartition("/")[0], recursive=True)
     replace_via_temporary(path, write_temporary, fs.move, fs.delete_file)
