@@ -61,3 +61,32 @@ def write_file_atomic(path: str | os.PathLike, write: Writer) -> None:
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     replace_via_temporary(path, lambda temporary: write_synced(temporary, write), os.replace, os.unlink)
+
+
+def write_folder_atomic(folder: str | os.PathLike, build: Callable[[str], None]) -> None:
+    """Replace the local folder ``folder`` with the one ``build(path)`` fills in, atomically: it is built
+    under a hidden temporary name beside ``folder`` and renamed into place (the old folder, if any, is
+    moved aside first and deleted after), so a failed build leaves the previous folder as it was."""
+    import shutil
+
+    folder = os.fspath(folder).rstrip(os.sep)
+    os.makedirs(os.path.dirname(folder) or ".", exist_ok=True)
+    building = hidden_temporary(folder)
+    try:
+        os.makedirs(building)
+        build(building)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    old = hidden_temporary(folder) if os.path.exists(folder) else None
+    if old is not None:
+        os.replace(folder, old)
+    try:
+        os.replace(building, folder)
+    except BaseException:
+        if old is not None:
+            os.replace(old, folder)
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -144,7 +144,7 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
     finished = set(done)
     before = _rows(folder).query("trial_id in @finished").set_index(KEY).created_at
 
-    monkeypatch.setenv("OMASGAN_DRIVER_LEASE_STALE_S", "2")  # the killed driver's lease: taken over after 2 s
+    monkeypatch.setenv("OMASGAN_DRIVER_LEASE_STALE_S", "6")  # the killed driver's lease: taken over after 6 s
     spec = spec_from_args("search", _resume_args("killed"))
     outcome = run_study("search", spec, RunOptions(storage=str(storage), resume=True, max_concurrent=1))
     rows = _rows(folder)
@@ -335,3 +335,27 @@ def test_data_missing_on_a_node_is_the_systems_failure_not_the_configs(tmp_path)
     with pytest.raises(DataMissingOnNode, match=r"on node .*table.npy is missing .*same --data-root"):
         run_unit(task)
     assert not (tmp_path / "store" / "results").exists()  # no error row
+
+
+def test_reproduce_runs_its_parts_as_seeds_studies_resumes_and_writes_the_claims(local_ray, tmp_path, capsys):
+    storage = str(tmp_path / "studies")
+    short = ["--set", "task1.epochs=2", "--set", "task2.epochs=1", "--set", "task3.epochs=1", "--set", "j.epochs=2"]
+    assert main(["reproduce", "--budget", "quick", "--digits", "0", "--seeds", "0,1", "--parts", "knn,omasgan",
+                 "--storage", storage, *short]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "studies" / "reproduce-quick"
+    assert {p.name for p in folder.iterdir()} >= {"reproduce.json", "knn", "omasgan", "cache", "claims"}
+    assert "below" in out or "consistent" in out or "above" in out
+    assert "on digits (stand-in for mnist)" in out
+    rows = _rows(folder / "omasgan")
+    assert set(rows.stage) == {"task1", "task2", "task3", "j"} and rows.seed.nunique() == 2
+    ledger = TrialRecords(str(folder / "omasgan")).training_counts()
+    document = json.loads((folder / "claims" / "claims.json").read_text())
+    assert document["budget"] == "quick" and document["parts"] == ["knn", "omasgan"]
+    # a second run of the same name is refused; --resume continues (nothing is left: nothing is retrained)
+    assert main(["reproduce", "--budget", "quick", "--storage", storage]) == 2
+    assert "already holds a reproduction; pass --resume" in capsys.readouterr().err
+    assert main(["reproduce", "--resume", "--name", "reproduce-quick", "--storage", storage]) == 0
+    assert TrialRecords(str(folder / "omasgan")).training_counts() == ledger
+    assert main(["reproduce", "--table-only", "--name", "reproduce-quick", "--storage", storage]) == 0
+    assert json.loads((folder / "claims" / "claims.json").read_text())["claims"] == document["claims"]

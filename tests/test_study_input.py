@@ -172,3 +172,20 @@ def test_report_links_only_to_safe_targets(target):
     assert shown.count("<") == shown.count("\\<")
     assert Page._inline("see [best-config.json](best-config.json) and [docs](https://example.org/x)") == (
         'see <a href="best-config.json">best-config.json</a> and <a href="https://example.org/x">docs</a>')
+
+
+def test_the_training_budget_is_a_sensitivity_parameter_like_any_other():
+    """`omasgan sensitivity --param data.max_train,task1.epochs --values ...`: one trial per (parameter,
+    value), each laid over the base config as an integer."""
+    from omasgan.config import default_config
+    from omasgan.distributed.commands.studies import sensitivity_sweeps
+    from omasgan.distributed.studies.trainable import trial_overrides
+
+    base = default_config("digits")
+    sweeps = sensitivity_sweeps(base, ["data.max_train", "task1.epochs"], [400.0, 800.0], None)
+    assert [(s["param"], s["value"]) for s in sweeps] == [("data.max_train", 400.0), ("data.max_train", 800.0),
+                                                         ("task1.epochs", 400.0), ("task1.epochs", 800.0)]
+    config = base.with_overrides(trial_overrides({"_sweep": sweeps[1]}))
+    assert config.data.max_train == 800 and isinstance(config.data.max_train, int)
+    with pytest.raises(ConfigError, match="task1.epochs=2.5 has the wrong type; expected an integer"):
+        sensitivity_sweeps(base, ["task1.epochs"], [2.5], None)

@@ -21,6 +21,7 @@ module only chooses and combines them.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
@@ -57,6 +58,8 @@ def stratified_bootstrap_interval(values: np.ndarray, strata: np.ndarray, confid
     strata = np.asarray(strata)
     groups = [values[strata == s] for s in np.unique(strata)]
     stratified = all(len(g) >= 2 for g in groups)
+    if stratified and all(np.allclose(g, g[0]) for g in groups):  # no spread within any stratum: nothing varies
+        return float(values.mean()), float(values.mean()), True
     samples = groups if stratified else [values]
     total = len(values)
 
@@ -67,8 +70,10 @@ def stratified_bootstrap_interval(values: np.ndarray, strata: np.ndarray, confid
         method = "percentile"
     else:
         method = "BCa"
-    result = stats.bootstrap(samples, mean_of_all, n_resamples=n_resamples, vectorized=True, paired=False,
-                             confidence_level=confidence, method=method, rng=np.random.default_rng(seed))
+    with warnings.catch_warnings():  # BCa on nearly degenerate data: scipy warns and returns NaN, which is said
+        warnings.simplefilter("ignore", getattr(stats, "DegenerateDataWarning", RuntimeWarning))
+        result = stats.bootstrap(samples, mean_of_all, n_resamples=n_resamples, vectorized=True, paired=False,
+                                 confidence_level=confidence, method=method, rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return float(low), float(high), stratified
 

@@ -129,6 +129,9 @@ class StudyGuard:
     lease: Any = None
     say: Callable[[str], None] = print
     reasons: Callable[[list[dict[str, float]]], str] = placement_reasons
+    groups_waiting: Callable[[], list[str]] = field(default=lambda: _pending_group_states())
+    """Ray's scheduling state of the placement groups not placed yet; none means a PENDING trial's group
+    is placed and its actor is starting (seconds on a busy machine), which is not a wait for placement."""
     halted: str | None = None
     waiting_since: float | None = None
     last_notice: float | None = None
@@ -174,7 +177,7 @@ class StudyGuard:
 
     def _watch_placement(self, trials: list[Any]) -> None:
         waiting = [t for t in trials if t.status == "PENDING"]
-        if not waiting or any(t.status == "RUNNING" for t in trials):
+        if not waiting or any(t.status == "RUNNING" for t in trials) or not self.groups_waiting():
             self.waiting_since = self.last_notice = None
             return
         now = self.clock()
