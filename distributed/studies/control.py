@@ -5,19 +5,31 @@ With ``--storage`` a URI (``s3://bucket/omasgan``), everything a study needs liv
 
     study.json           the StudySpec, created once with a conditional write (a second driver starting
                          the same name loses the race and is refused), never rewritten
-    optuna-journal.log   a copy of the search's Optuna journal, uploaded after every append
-    driver.lease         the driver lease: which driver runs the study now (a heartbeated Lease)
+    optuna-journal/      the search's Optuna journal as an append-only log of objects
+                         (:mod:`.journal_mirror`): every append adds one object with only the new records,
+                         created only while this driver holds the lease and only if no other driver
+                         has used its sequence number; snapshots keep what a resume reads small
+    optuna-journal.log   studies from before that log: the whole journal (read, and copied into the log)
+    driver.lease         the driver lease: which driver runs the study now (a heartbeated, fenced Lease)
 
 The driver works on local copies in ``--study-dir/<name>/`` (Optuna's journal backend needs a local
 file); ``--resume`` on another machine, or after ``ray down``, downloads them from the URI first.  With
-a local ``--storage`` the study folder is the control folder and holds all three itself.
+a local ``--storage`` the study folder is the control folder and holds all of them itself (the journal
+as the one file ``optuna-journal.log``).
 
 The driver lease keeps a second driver out: a driver creates ``driver.lease`` before it writes
 anything and refreshes it every few seconds.  Another driver finding it watches it on its own clock:
 if it changes, a live driver holds the study and this one is refused; if it does not change for
 ``OMASGAN_DRIVER_LEASE_STALE_S`` seconds (default 30), its driver is dead (killed, its machine gone)
-and the lease is taken over, with a write conditional on the stale version.  A driver that finds its
-own lease taken over stops deleting anything (see :mod:`.runner`).
+and the lease is taken over, with a write conditional on the stale version.
+
+The lease is fenced at half that window: the driver holds it only while its last successful renewal
+was sent less than ``stale / 2`` seconds ago, on a clock that also counts a suspended machine's sleep
+(:func:`~omasgan.trainables.conditional.suspend_aware_clock`).  A driver whose renewals fail (expired
+credentials, throttling) or that was paused (SIGSTOP, a laptop asleep) past the fence has lost the
+lease for good: its journal writes are refused (:class:`DriverLease`), its searcher asks for no more
+trials (:mod:`.journal_search`), its Tune experiment is halted (:mod:`.guards`) and it deletes
+nothing (:mod:`.runner`) -- all before another driver can find the lease stale.
 
 The Optuna journal's backend re-binds on unpickling: Tune pickles the searcher (with its journal
 backend) into the experiment state, and a study resumed elsewhere must append to *this* driver's
@@ -29,8 +41,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omasgan.atomic_write import write_file_atomic
 from omasgan.errors import ConfigError
@@ -40,6 +54,10 @@ from ..store.study_folder import JOURNAL_FILE, STUDY_FILE, StudySpec
 LEASE_FILE = "driver.lease"
 LEASE_STALE_ENV = "OMASGAN_DRIVER_LEASE_STALE_S"
 DEFAULT_LEASE_STALE_S = 30.0
+LEASE_FENCE_FRACTION = 0.5
+"""A driver holds its lease for this fraction of the stale window after its last successful renewal."""
+LEASE_BEATS_PER_FENCE = 3
+"""Renewals tried within one fence (so two in a row may fail before the lease is lost)."""
 PLACEMENT_GRACE_ENV = "OMASGAN_PLACEMENT_GRACE_S"
 DEFAULT_PLACEMENT_GRACE_S = 60.0
 
@@ -75,6 +93,61 @@ def say(study: str, text: str) -> None:
 
 def warn(text: str) -> None:
     print(f"omasgan: warning: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class DriverLease:
+    """A study's driver lease in this process, with what its refusals say.
+
+    ``lease`` is the :class:`~omasgan.trainables.conditional.Lease` on ``driver.lease``; ``where``
+    names that file as the user wrote the root; ``stale_after_s`` is the window after which another
+    driver takes a silent lease over."""
+
+    lease: Any
+    study: str
+    where: str
+    stale_after_s: float
+
+    def held(self) -> bool:
+        return self.lease.held()
+
+    def mark_lost(self, reason: str) -> None:
+        self.lease.mark_lost(reason)
+
+    def line(self) -> str:
+        """The one line a driver that lost its lease stops with."""
+        reason = self.lease.lost_reason or "released"
+        return (f"study {self.study!r}: lost the study's lease {self.where} ({reason}): stopping; no more trials, "
+                f"no journal writes; another driver may take the study over (--resume does, once the lease has "
+                f"not changed for {self.stale_after_s:g} s)")
+
+    def check(self) -> None:
+        """Raise LeaseLost with :meth:`line` unless the lease is held."""
+        from omasgan.trainables.conditional import LeaseLost
+
+        if not self.lease.held():
+            raise LeaseLost(self.line())
+
+
+_DRIVER_LEASES: dict[str, DriverLease] = {}
+
+
+def lease_lost(study: str, lease: Any) -> Exception:
+    """The LeaseLost a driver of ``study`` that no longer holds ``lease`` stops with (its one line)."""
+    from omasgan.trainables.conditional import LeaseLost
+
+    found = _DRIVER_LEASES.get(study)
+    if found is not None and found.lease is lease:
+        return LeaseLost(found.line())
+    return LeaseLost(f"study {study!r}: lost the study's lease ({lease.lost_reason or 'released'}): stopping; "
+                     "no more trials, no journal writes; another driver may take the study over")
+
+
+def driver_lease(study: str) -> DriverLease | None:
+    """This process's driver lease of ``study`` (None when this process took none, or released it):
+    every write of the study's driver state checks it first."""
+    found = _DRIVER_LEASES.get(study)
+    return None if found is None or found.lease.released else found
 
 
 class StudyControl:
@@ -131,37 +204,59 @@ class StudyControl:
         return found
 
     # ---- the journal copy ---------------------------------------------------------------------
-    def push_journal(self, local: Path) -> None:
-        """Upload the local journal as the study's copy (atomically)."""
-        from omasgan.trainables.storage import write_atomic
+    @property
+    def mirror_folder(self) -> str:
+        from .journal_mirror import MIRROR_FOLDER
 
+        return f"{self.base}/{MIRROR_FOLDER}"
+
+    def new_mirror(self):
+        """A :class:`~.journal_mirror.JournalMirror` of this study's journal log (unfenced)."""
+        from .journal_mirror import JournalMirror
+
+        return JournalMirror(self.store, self.fs, self.mirror_folder, legacy=self.journal_path)
+
+    def mirror(self):
+        """This process's mirror of the study's journal, fenced by its driver lease (:func:`study_mirror`)."""
+        return study_mirror(self.name, self.data_root)
+
+    def push_journal(self, local: Path) -> None:
+        """Upload the local journal's records that the study's log does not hold yet (one new object),
+        while this process holds the study's driver lease (LeaseLost otherwise)."""
         if local.is_file():
-            write_atomic(self.fs, self.journal_path, local.read_bytes())
+            self.mirror().push(local)
 
     def pull_journal(self, local: Path) -> str:
         """Make ``local`` the newest journal of the two (the journal is append-only, so the longer one
-        that starts with the other is newer); returns what was done, in words."""
-        current = self.store.read(self.journal_path)
-        remote = current.data if current is not None else None
+        that starts with the other is newer), uploading what only ``local`` holds; returns what was
+        done, in words.  A study's old whole-file copy is read and copied into the log."""
+        mirror = self.mirror()
+        remote, legacy = mirror.read()
+        where = self.where(self.journal_path if legacy else mirror.folder)
         mine = local.read_bytes() if local.is_file() else None
         if remote is None:
             if mine:
-                self.push_journal(local)
+                mirror.push(local)
                 return "uploaded this machine's journal (the storage had no copy)"
             return "no journal yet"
         if mine is not None and mine.startswith(remote):
             if len(mine) > len(remote):
-                self.push_journal(local)
+                mirror.push(local)
                 return "this machine's journal was ahead of the storage's copy; uploaded it"
+            if legacy:
+                mirror.push(local)
+                return f"journal up to date; copied {where} into {self.where(mirror.folder)}/"
             return "journal up to date"
         if mine is not None and not remote.startswith(mine):
             backup = local.with_name(f"{local.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
             local.replace(backup)
-            warn(f"the local journal {local} differs from the study's copy {self.where(self.journal_path)}; "
+            warn(f"the local journal {local} differs from the study's copy {where}; "
                  f"kept it as {backup} and took the study's copy")
         local.parent.mkdir(parents=True, exist_ok=True)
         write_file_atomic(local, lambda handle: handle.write(remote))
-        return f"restored the journal from {self.where(self.journal_path)}"
+        if legacy:
+            mirror.push(local)
+        return f"restored the journal from {where}"
 
     # ---- the driver lease ---------------------------------------------------------------------
     def acquire_lease(self, *, stale_after_s: float | None = None, poll_s: float = 0.5):
@@ -173,13 +268,14 @@ class StudyControl:
         from omasgan.trainables.conditional import Lease, StaleWatch, read_lease
 
         stale_after_s = lease_stale_after_s() if stale_after_s is None else stale_after_s
+        fence_s = stale_after_s * LEASE_FENCE_FRACTION
         watch = StaleWatch(stale_after_s)
         first: tuple[dict[str, Any], str] | None = None
         while True:
-            lease = Lease(self.store, self.lease_path, heartbeat_s=min(5.0, stale_after_s / 4),
-                          info={"study": self.name})
+            lease = Lease(self.store, self.lease_path, heartbeat_s=min(5.0, fence_s / LEASE_BEATS_PER_FENCE),
+                          fence_s=fence_s, info={"study": self.name})
             if lease.acquire():
-                return lease
+                return self._register(lease, stale_after_s)
             current = read_lease(self.store, self.lease_path)
             if current is None:
                 continue  # released between the two calls
@@ -200,26 +296,44 @@ class StudyControl:
                 if lease.take_over(version):
                     say(self.name, f"took over the lease of {holder}: unchanged for {silent:.0f} s, so its driver "
                                    "is gone")
-                    return lease
+                    return self._register(lease, stale_after_s)
                 first = None
                 continue
             time.sleep(poll_s)
+
+    def _register(self, lease: Any, stale_after_s: float) -> Any:
+        """Make ``lease`` this process's driver lease of the study (:func:`driver_lease`); returns it."""
+        _DRIVER_LEASES[self.name] = DriverLease(lease, self.name, self.where(self.lease_path), stale_after_s)
+        return lease
 
 
 # ---------------------------------------------------------------- the Optuna journal, mirrored
 
 _BOUND: dict[str, tuple[str, str | None]] = {}
+_MIRRORS: dict[tuple[str, str], Any] = {}
 
 
 def bind_journal(study: str, local: Path, mirror_root: str | None) -> None:
     """Make every journal backend of ``study`` unpickled in this process use ``local`` (and upload
-    to ``mirror_root``'s journal copy), wherever the pickling process kept its file."""
+    to ``mirror_root``'s journal log), wherever the pickling process kept its file."""
     _BOUND[study] = (str(local), mirror_root)
 
 
+def study_mirror(study: str, data_root: str):
+    """This process's :class:`~.journal_mirror.JournalMirror` of ``study`` under ``data_root`` (one per
+    study and root, so it keeps its place in the log), fenced by the study's :func:`driver_lease`."""
+    key = (study, data_root)
+    mirror = _MIRRORS.get(key)
+    if mirror is None:
+        mirror = _MIRRORS[key] = StudyControl(study, data_root).new_mirror()
+    mirror.lease = driver_lease(study)
+    return mirror
+
+
 def journal_storage(study: str, local: Path, mirror_root: str | None):
-    """An Optuna JournalStorage on ``local`` whose every append is also uploaded to the copy under
-    ``mirror_root`` (None: a local study, no copy)."""
+    """An Optuna JournalStorage on ``local`` whose appends are refused unless this process holds the
+    study's driver lease (when it took one), and are also uploaded to the log under ``mirror_root``
+    (None: a local study, no copy)."""
     import optuna
 
     bind_journal(study, local, mirror_root)
@@ -227,24 +341,59 @@ def journal_storage(study: str, local: Path, mirror_root: str | None):
     return optuna.storages.JournalStorage(__getattr__("MirroredJournalBackend")(str(local), study, mirror_root))
 
 
+@contextmanager
+def mirrored_once(storage: Any) -> Iterator[None]:
+    """Within the block, the journal appends of ``storage`` (a :func:`journal_storage`) are uploaded
+    as one object when the block ends, not one each; any other storage is left as it is."""
+    backend = getattr(storage, "_backend", None)
+    if not hasattr(backend, "batched"):
+        yield
+        return
+    with backend.batched():
+        yield
+
+
 def _mirrored_backend_class():
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     class _MirroredJournalBackend(JournalFileBackend):
-        """JournalFileBackend that uploads the whole file to the study's copy after each append, and
-        re-binds to this process's copy when unpickled (:func:`bind_journal`)."""
+        """JournalFileBackend whose appends are fenced by the study's driver lease and uploaded to the
+        study's journal log (one object per append, or per :meth:`batched` block), and which re-binds
+        to this process's copy when unpickled (:func:`bind_journal`)."""
 
         def __init__(self, file_path: str, study: str, mirror_root: str | None) -> None:
             super().__init__(file_path)
             self._study, self._mirror_root = study, mirror_root
+            self._batch_depth, self._unmirrored = 0, False
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            guard = driver_lease(self._study)
+            if guard is not None:
+                guard.check()
             super().append_logs(logs)
-            if self._mirror_root:
-                StudyControl(self._study, self._mirror_root).push_journal(Path(self._file_path))
+            self._unmirrored = True
+            if not getattr(self, "_batch_depth", 0):
+                self._mirror()
+
+        def _mirror(self) -> None:
+            if self._mirror_root and self._unmirrored:
+                self._unmirrored = False
+                study_mirror(self._study, self._mirror_root).push(Path(self._file_path))
+
+        @contextmanager
+        def batched(self) -> Iterator[None]:
+            """Upload the appends made within the block as one object when it ends."""
+            self._batch_depth = getattr(self, "_batch_depth", 0) + 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+                if not self._batch_depth:
+                    self._mirror()
 
         def __setstate__(self, state: dict[str, Any]) -> None:
             self.__dict__.update(state)
+            self._batch_depth, self._unmirrored = 0, False
             bound = _BOUND.get(self._study)
             if bound is not None and bound != (self._file_path, self._mirror_root):
                 self._file_path, self._mirror_root = bound
@@ -265,4 +414,3 @@ def __getattr__(name: str):
             globals()[name] = _mirrored_backend_class()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

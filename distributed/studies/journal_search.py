@@ -16,6 +16,12 @@ killed driver asked for (the RUNNING one in the journal whose parameters equal t
 config), or, when the journal holds none, records the config as a new Optuna trial, so the trial's
 value still reaches the study.
 
+A driver that lost the study's lease writes nothing more to the journal (its appends are refused,
+see :mod:`.control`): a result or completion the journal refuses is dropped with a warning (the
+driver is stopping; the driver that takes over runs that trial on), and the concurrency limiter
+asks for no trial.  The appends of one searcher call (a trial's ask and its parameters, one report,
+one tell) are uploaded to the study's journal log as one object.
+
 It also tells Optuna what a trial's end means (plain OptunaSearch tells COMPLETE with the last
 reported value whatever happened):
 
@@ -31,7 +37,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter
@@ -47,6 +54,26 @@ CONFIG_PREFIX = "config/"
 
 class JournalOptunaSearch(OptunaSearch):
     """OptunaSearch that leaves trials finished in its Optuna storage as they are."""
+
+    @contextmanager
+    def _one_upload(self, what: str, trial_id: str) -> Iterator[None]:
+        """Mirror the journal appends of the block as one object.  A LeaseLost inside the block (the
+        journal refused them: this driver lost the study's lease and is being stopped) is logged and
+        dropped: Tune would turn it into a traceback."""
+        from omasgan.trainables.conditional import LeaseLost
+
+        from .control import mirrored_once
+
+        try:
+            with mirrored_once(self._storage):
+                yield
+        except LeaseLost as exc:
+            logger.warning("trial %s: its %s is not recorded in the Optuna study: %s", trial_id, what, exc)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        with self._one_upload("suggestion", trial_id):
+            return super().suggest(trial_id)
+        return None  # the journal refused the new trial: none is suggested
 
     def _stored(self, trial_id: str):
         """The Optuna trial of ``trial_id`` as the storage holds it now (None when it has none).
@@ -101,6 +128,10 @@ class JournalOptunaSearch(OptunaSearch):
         return ot_trial
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        with self._one_upload("result", trial_id):
+            self._record_result(trial_id, result)
+
+    def _record_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if not self._adopted(trial_id, result):
             return
         stored = self._stored(trial_id)
@@ -113,6 +144,12 @@ class JournalOptunaSearch(OptunaSearch):
         super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        with self._one_upload("completion", trial_id):
+            self._record_completion(trial_id, result, error)
+
+    def _record_completion(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
+        from omasgan.trainables.conditional import LeaseLost
+
         stored = self._stored(trial_id)
         if stored is not None and stored.state.is_finished():
             self._completed_trials.add(trial_id)
@@ -130,6 +167,8 @@ class JournalOptunaSearch(OptunaSearch):
                                 state={"complete": optuna.trial.TrialState.COMPLETE,
                                        "pruned": optuna.trial.TrialState.PRUNED,
                                        "fail": optuna.trial.TrialState.FAIL}[state])
+        except LeaseLost:
+            raise  # not told: the driver that takes the study over tells it
         except Exception as exc:  # noqa: BLE001 - as OptunaSearch: a failed tell must not stop the search
             logger.warning(exc)
         self._completed_trials.add(trial_id)
@@ -139,11 +178,30 @@ class JournalOptunaSearch(OptunaSearch):
         return trial_id in self._completed_trials
 
 
+UNGUARDED_AFTER_S = 5.0
+"""Seconds after its lease was lost that a driver's searcher, still being asked for trials, ends the run."""
+
+
 class AdoptingConcurrencyLimiter(ConcurrencyLimiter):
     """ConcurrencyLimiter over a :class:`JournalOptunaSearch` that counts a trial the restored
     searcher never suggested (see the module docstring) as live from its first result.  The plain
     limiter passes such a trial's results on but drops its completion (it completes only trials it
     suggested), so its value would never reach the Optuna study."""
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """As ConcurrencyLimiter's, but no trial (None) once this process no longer holds the study's
+        driver lease: a driver that lost it asks Optuna for nothing more, and the study's guards
+        (:mod:`.guards`) halt its run.  A run still asking ``UNGUARDED_AFTER_S`` seconds after the loss
+        has no guard (an experiment whose saved callbacks predate them): LeaseLost then ends its loop."""
+        from .control import driver_lease
+
+        lease = driver_lease(getattr(self.searcher, "_study_name", None) or "")
+        if lease is not None and not lease.held():
+            lost_at = lease.lease.lost_at
+            if lost_at is not None and lease.lease.clock() - lost_at > UNGUARDED_AFTER_S:
+                lease.check()
+            return None
+        return super().suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if self._limit_concurrency and trial_id not in self.live_trials and not self.searcher.has_finished(trial_id):
@@ -174,6 +232,11 @@ def fail_orphaned_optuna_trials(journal: str, study_name: str) -> int:
     the restored search, and its first one would otherwise stay RUNNING in the journal for ever."""
     import optuna
 
+    from .control import driver_lease
+
+    lease = driver_lease(study_name)
+    if lease is not None:
+        lease.check()  # the journal is the study's: a driver that lost its lease leaves it alone
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
     study = optuna.load_study(study_name=study_name, storage=storage)
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))

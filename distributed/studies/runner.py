@@ -67,7 +67,7 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
     here when not given).  Files are deleted (orphan rows, records) only while this driver holds
     ``lease`` (when one is given).  Raises :class:`.guards.StudyHalted` when a guard halted the study
     (it can be resumed)."""
-    from .control import bind_journal, placement_grace_s, warn
+    from .control import bind_journal, placement_grace_s
 
     grace_s = placement_grace_s()
     if shape is None:
@@ -125,10 +125,10 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         trial_configs={t.trial_id: dict(t.config) for t in trials},
         trial_errors={t.trial_id: trial_error_line(t) for t in trials if t.status == "ERROR"},
     )
-    if lease is not None and lease.lost.is_set():
-        warn("this driver lost the study's lease to another driver while it ran; it deletes nothing and leaves "
-             "the study to that driver")
-        return outcome
+    if lease is not None and not lease.held():  # taken over, or not renewed within its fence: delete nothing
+        from .control import lease_lost
+
+        raise lease_lost(spec.name, lease)
     outcome.removed_files = remove_orphan_files(ResultStore(paths.data_root), spec.name,
                                                 set(outcome.trial_ids) | experiment.row_trial_ids, seeds)
     records = TrialRecords(plan.records_root or paths.data_root)
