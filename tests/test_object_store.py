@@ -189,8 +189,8 @@ def test_a_second_driver_is_kept_out_by_the_lease(s3, tmp_path, monkeypatch):
                      base_config=tiny_config().to_dict())
     control = StudyControl("busy", f"{storage}/busy")
     assert control.create_spec(spec)
-    running = control.acquire_lease(stale_after_s=2.0)  # the first driver, alive: it refreshes every 0.5 s
-    monkeypatch.setenv("OMASGAN_DRIVER_LEASE_STALE_S", "2")
+    running = control.acquire_lease(stale_after_s=6.0)  # the first driver, alive: it refreshes every second
+    monkeypatch.setenv("OMASGAN_DRIVER_LEASE_STALE_S", "6")
     try:
         resume = StudySpec(name="busy", kind="seeds", dataset="-", classes=[0], seeds=[0], base_config={})
         with pytest.raises(ConfigError, match=r"being run by another driver.*one driver per study"):
