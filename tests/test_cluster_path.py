@@ -163,4 +163,7 @@ def test_a_joined_cluster_is_sized_by_its_autoscaler_config_on_the_head(s3_ray, 
     monkeypatch.setenv("OMASGAN_AUTOSCALER_CONFIG", str(Path(__file__).resolve().parents[1] / "cluster.yaml"))
     shape = joined_cluster_shape()
     assert "cluster.yaml on the head" in shape.source
-    assert check_fit(shape, 4, 1, units=20, parallel_units=None) == 10  # ten g5.xlarge the autoscaler can add
+    assert check_fit(shape, 2, 1, units=20, parallel_units=None) == 10  # ten g5.xlarge the autoscaler can add
+    # the head offers no CPU (only drivers run there), so the trial's coordinator (0.01 CPU) sits on a worker:
+    # a unit asking for all 4 of a g5.xlarge's CPUs leaves that worker without a unit
+    assert check_fit(shape, 4, 1, units=20, parallel_units=None) == 9

@@ -134,3 +134,19 @@ def error_summary(message: str) -> str | None:
     if not lines:
         return None
     return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
+
+
+def autoscaler_summary() -> str:
+    """What the autoscaler says now about node types with launches pending or failed (and its own
+    crash), in one phrase; '' when it says nothing of them or no autoscaler reports (see
+    :func:`read_autoscaler_state`)."""
+    try:
+        state = read_autoscaler_state()
+    except Exception:  # noqa: BLE001 - a progress line must not fail on a private API
+        return ""
+    if state is None:
+        return ""
+    said = [f"{node_type}: {state.about(node_type)}" for node_type in sorted(set(state.pending) | set(state.failures))]
+    if state.error and not said:
+        said.append(f"the autoscaler reports an error: {state.error}")
+    return "; ".join(said)

@@ -106,7 +106,7 @@ def placement_reasons(bundles: list[dict[str, float]]) -> str:
     if states:
         counts = {s: states.count(s) for s in sorted(set(states))}
         parts.append("Ray: " + ", ".join(f"{n} group(s) {s}" for s, n in counts.items()))
-    from .capacity import autoscaler_summary
+    from .autoscaler_state import autoscaler_summary
 
     autoscaler = autoscaler_summary()
     if autoscaler:
