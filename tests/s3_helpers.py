@@ -107,10 +107,11 @@ class RecordingProxy:
     method, raw path and query, the headers AWS authorises on (:data:`RECORDED_HEADERS`, ``x-amz-*``),
     the SigV4 access key, the role that key stands for (``roles``; ``unknown`` otherwise), the
     response's status, and the body of a multi-object delete (its key list).  The log's first line
-    describes it (``{"recording": ..., "roles": {...}}``).  Threaded: one thread per client connection,
-    each with its own persistent connection to the server."""
+    describes it (``{"recording": "S3 requests", "roles": {...}, **about}``: deploy/policy_check.py
+    reads such a log).  Threaded: one thread per client connection, each with its own persistent
+    connection to the server."""
 
-    def __init__(self, upstream: str, log: Path, roles: dict[str, str]):
+    def __init__(self, upstream: str, log: Path, roles: dict[str, str], **about):
         import http.client
         import http.server
         import json
@@ -120,7 +121,7 @@ class RecordingProxy:
         self.records: list[dict] = []
         self._lock = threading.Lock()
         self._log = open(log, "w")
-        self._log.write(json.dumps({"recording": "S3 requests", "roles": roles}) + "\n")
+        self._log.write(json.dumps({"recording": "S3 requests", "roles": roles, **about}) + "\n")
         target = urlsplit(upstream)
         proxy = self
 
@@ -216,10 +217,10 @@ class RecordingProxy:
 
 
 @contextmanager
-def recording_proxy(upstream_env: dict[str, str], log: Path, roles: dict[str, str]):
+def recording_proxy(upstream_env: dict[str, str], log: Path, roles: dict[str, str], **about):
     """A :class:`RecordingProxy` in front of the server of ``upstream_env`` (from :func:`moto_server`)
     for the duration; yields the proxy (its ``url`` is the endpoint to give clients)."""
-    proxy = RecordingProxy(upstream_env["AWS_ENDPOINT_URL"], log, roles)
+    proxy = RecordingProxy(upstream_env["AWS_ENDPOINT_URL"], log, roles, **about)
     try:
         yield proxy
     finally:
