@@ -414,8 +414,7 @@ def test_a_driver_whose_renewals_fail_stops_before_another_driver_can_take_over(
 
     monkeypatch.setattr(conditional, "conditional_store", real_store)
     resume = build_parser().parse_args(["search", "--resume", "--name", name])
-    outcome = run_study("search", spec_from_args("search", resume), RunOptions(storage=str(storage), resume=True,
-                                                                                fault=pause))
+    outcome = run_study("search", spec_from_args("search", resume), RunOptions(storage=str(storage), resume=True))
     assert "took over the lease" in capsys.readouterr().out
     rows = ResultStore(str(folder)).read().to_pandas()
     study = optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
