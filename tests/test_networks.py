@@ -484,3 +484,26 @@ def test_resnet_at_32_px_runs_end_to_end_and_scores_raw_28_px_input(tmp_path):
     stored = np.load(tmp_path / "run" / "scores.npz")["final_test"]
     assert np.allclose(saved.scores(raw_test[:, None]), stored, rtol=1e-5, atol=1e-5)
     assert np.allclose(saved.scores(raw_test.reshape(len(raw_test), -1)), stored, rtol=1e-5, atol=1e-5)
+
+
+def test_paper_config_loads_and_takes_mnist_at_32_px(tmp_path):
+    """bench/configs/mnist_paper.yaml (the reproduce command's paper budget) loads, has the paper's
+    settings, and passes the run's checks on MNIST-shaped data (images enlarged to the resnet's 32)."""
+    from pathlib import Path
+
+    from omasgan.config import OMASGANConfig
+    from omasgan.run import validate_run
+
+    _write_stroke_mnist(tmp_path)
+    config = OMASGANConfig.load(Path(__file__).resolve().parent.parent / "bench/configs/mnist_paper.yaml")
+    assert (config.data.dataset, config.data.max_train, config.data.image_size) == ("mnist", None, 32)
+    net = config.network
+    assert (net.kind, net.g_width, net.d_width, net.latent_dim, net.g_spectral_norm, net.init) == \
+        ("resnet", 256, 256, 128, True, "n02")
+    assert (config.divergence.name, config.divergence.klwgan_tau) == ("klwgan", 5.0)
+    assert {config.task1.epochs, config.task2.epochs, config.task3.epochs, config.j.epochs} == {500}
+    assert (config.task1.batch_size, config.task1.d_steps, config.task1.beta1, config.task1.lr_g) == (64, 4, 0.0, 2e-4)
+    assert (config.task2.bank_size, config.task2.batch_size, config.task2.mu, config.task2.nu) == (1024, 256, 0.2, 0.3)
+    t3 = config.task3
+    assert (t3.alpha + t3.delta, t3.beta, t3.gamma, config.j.zeta, config.seed) == (pytest.approx(0.7), 1.0, 0.7, 0.5, 2)
+    validate_run(config.with_overrides({"data.data_root": str(tmp_path)}))
