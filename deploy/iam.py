@@ -10,9 +10,10 @@ tests/test_iam_stand_in.py with deploy/policy_check.py):
   list the bucket under ``PREFIX/`` (and ``HeadBucket``, which AWS authorises as ``s3:ListBucket``
   with no ``s3:prefix``: pyarrow and Ray send it before writing); read anything under ``PREFIX/``;
   write only what trials produce: result, score and sample files, trial records, stage-cache entries
-  and locks (any ``cache/`` folder below ``PREFIX/``: a study's own, or a shared ``--cache`` such as
-  ``s3://BUCKET/PREFIX/shared/cache``), Tune's trial checkpoints (``tune/*/<trial>/checkpoint_*``), doctor's
-  probes (``PREFIX/.omasgan-doctor/``) and pyarrow's directory markers (keys ending in "/"); delete only
+  and locks (in any folder below ``PREFIX/`` whose name ends in ``cache``: a study's own ``cache/``,
+  or a shared ``--cache`` such as ``s3://BUCKET/PREFIX/cache``), Tune's trial checkpoints
+  (``tune/*/<trial>/checkpoint_*``), doctor's probes (``PREFIX/.omasgan-doctor/``) and pyarrow's
+  directory markers (keys ending in "/"); delete only
   stage-cache locks, doctor's probes and, for a compaction that runs as Ray tasks, result and score
   files.  Explicitly denied, so no wildcard can reach them: every ``*.pkl`` and Tune's cloudpickled
   ``experiment_state-*``, ``search_gen_state-*`` and ``basic-variant-state-*`` files

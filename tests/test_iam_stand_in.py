@@ -170,7 +170,7 @@ def _scenario(work: Path, admin, head_env: dict, address: str, cluster: subproce
     omasgan = [sys.executable, "-m", "omasgan.cli"]
     search = [*omasgan, "search", "--config", str(config), "--classes", "0", "--seeds", "0", "--space", "j",
               "--trials", "2", "--max-concurrent", "1", "--max-failures", "1", "--storage", storage,
-              "--cache", f"{storage}/shared/cache", "--study-dir", str(first / "studies"), "--name", STUDY,
+              "--cache", f"{storage}/cache", "--study-dir", str(first / "studies"), "--name", STUDY,
               "--address", address]
     with open(work / "driver-a.log", "w") as out:
         driver = subprocess.Popen(search, cwd=first, env=dict(head_env, TUNE_GLOBAL_CHECKPOINT_S="1"),
@@ -276,13 +276,13 @@ def test_trials_sign_with_the_worker_role_and_drivers_with_the_head_role(recordi
         if r["method"] in ("PUT", "POST") and r["status"] < 300 and r["path"].count("/") >= 2 \
                 and not r["path"].endswith("/"):  # a directory marker (pyarrow writes them on either side)
             key = r["path"].split("/", 2)[2]
-            for folder in ("/results/", "/trials/", "/checkpoint_", "/shared/cache/", "/tuner.pkl", "/study.json",
+            for folder in ("/results/", "/trials/", "/checkpoint_", "/cache/", "/tuner.pkl", "/study.json",
                            "/experiment_state-", "/driver.lease", "/optuna-journal"):
                 if folder in key:
                     writers[folder].add(r["role"])
     worker, head = {iam.WORKER_ROLE}, {iam.HEAD_ROLE}
-    assert {f: writers[f] for f in ("/trials/", "/checkpoint_", "/shared/cache/")} == dict.fromkeys(
-        ("/trials/", "/checkpoint_", "/shared/cache/"), worker)
+    assert {f: writers[f] for f in ("/trials/", "/checkpoint_", "/cache/")} == dict.fromkeys(
+        ("/trials/", "/checkpoint_", "/cache/"), worker)
     assert {f: writers[f] for f in ("/tuner.pkl", "/study.json", "/experiment_state-", "/driver.lease",
                                     "/optuna-journal")} == dict.fromkeys(
         ("/tuner.pkl", "/study.json", "/experiment_state-", "/driver.lease", "/optuna-journal"), head)
@@ -342,6 +342,46 @@ def test_the_unpickled_tune_files_are_the_ones_ray_names_and_the_worker_may_not_
             for action in ("s3:PutObject", "s3:DeleteObject"):
                 decision = check.evaluate(worker, check.Authorization(action, f"arn:aws:s3:::{BUCKET}/{key}"))
                 assert decision.effect == "ExplicitDeny", (key, action)
+
+
+WORKER_WRITES = {  # key under the bucket: (PutObject, DeleteObject) decisions for the worker role
+    "omasgan/s/results/dataset=d/holdout_class=0/seed=0/s.t.omasgan.j.parquet": ("Allow", "Allow"),
+    "omasgan/s/scores/dataset=d/holdout_class=0/seed=0/.part-g1-x.parquet.y.tmp": ("Allow", "Allow"),
+    "omasgan/s/samples/dataset=d/holdout_class=0/seed=0/s.t.npz": ("Allow", "ImplicitDeny"),
+    "omasgan/s/trials/t.json": ("Allow", "ImplicitDeny"),
+    "omasgan/s/trials/t.training/0-0.u.json": ("Allow", "ImplicitDeny"),
+    "omasgan/s/cache/task1/k.entry": ("Allow", "Allow"),  # a study's own stage cache
+    "omasgan/cache/task1/k.lock": ("Allow", "Allow"),  # a shared --cache
+    "omasgan/s/tune/s/trial_1/checkpoint_000001/study_trial.json": ("Allow", "ImplicitDeny"),
+    "omasgan/.omasgan-doctor/x/node.lock": ("Allow", "Allow"),
+    "omasgan/": ("Allow", "ImplicitDeny"),  # directory markers
+    "omasgan/s/tune/s/trial_1/": ("Allow", "ImplicitDeny"),
+    "omasgan/s/tune/s/trial_1/result.json": ("ImplicitDeny", "ImplicitDeny"),  # the driver's (Tune's loggers)
+    "omasgan/s/tune/s/.validate_storage_marker": ("ImplicitDeny", "ImplicitDeny"),
+    "omasgan/s/tune/s/tuner.pkl": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/tune/s/experiment_state-2026-01-01_00-00-00.json": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/tune/s/trial_1/checkpoint_000001/evil.pkl": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/results/tune/s/tuner.pkl": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/cache/tune/cache/tuner.pkl": ("ExplicitDeny", "ExplicitDeny"),  # a study named "cache"
+    "omasgan/cache/study.json": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/study.json": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/driver.lease": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/optuna-journal.log": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/optuna-journal/c.chunk": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/confirmation.json": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/results/_manifest.json": ("ExplicitDeny", "ExplicitDeny"),
+    "omasgan/s/_compaction.lock": ("ExplicitDeny", "ExplicitDeny"),
+    "other/s/results/x.parquet": ("ImplicitDeny", "ImplicitDeny"),
+    "omasganx/s/results/x.parquet": ("ImplicitDeny", "ImplicitDeny"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(WORKER_WRITES))
+def test_what_the_worker_role_may_write_and_delete(key):
+    worker = iam.role_policies("b", "omasgan", "us-west-2", "1", "omasgan")[iam.WORKER_ROLE]
+    found = tuple(check.evaluate(worker, check.Authorization(action, f"arn:aws:s3:::b/{key}")).effect
+                  for action in ("s3:PutObject", "s3:DeleteObject"))
+    assert found == WORKER_WRITES[key]
 
 
 # ------------------------------------------------------------------ the mapper and the evaluator, by hand
