@@ -573,3 +573,24 @@ def test_spot_adds_the_service_linked_role_to_the_head_only_when_asked():
                              capture_output=True, text=True, timeout=60)
     assert printed.returncode == 0 and json.loads(printed.stdout)[iam.HEAD_ROLE]["omasgan-autoscaler"]["Statement"][-1] \
         == statement
+
+
+def test_the_offline_check_of_a_request_log(tmp_path, capsys):
+    """``python deploy/policy_check.py LOG``: per role the actions used, each denial, exit status 1."""
+    log = tmp_path / "requests.jsonl"
+    lines = [{"recording": "S3 requests", "bucket": "b", "prefix": "omasgan", "roles": ROLES},
+             dict(_request("HEAD", "/b"), role=iam.WORKER_ROLE),
+             dict(_request("HEAD", "/%24extremelyunlikelytoexist%24"), role=iam.WORKER_ROLE),
+             dict(_request("PUT", "/b/omasgan/s/tune/s/tuner.pkl"), role=iam.WORKER_ROLE),
+             dict(_request("PUT", "/b/omasgan/s/tune/s/tuner.pkl"), role=iam.HEAD_ROLE)]
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert check.main([str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "omasgan-head: 1 requests; S3 actions used: s3:PutObject" in out
+    [denied] = [line for line in out.splitlines() if "DENIED" in line]
+    assert "PUT /b/omasgan/s/tune/s/tuner.pkl (PutObject) -> s3:PutObject" in denied and "ExplicitDeny" in denied
+    assert "NeverWhatTheHeadUnpickles" in denied and "1 denied as their sender expects" in out
+    lines.pop()
+    lines.pop()
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert check.main([str(log)]) == 0
