@@ -478,6 +478,8 @@ class RoleReport:
     operations: Counter = field(default_factory=Counter)
     """``{(IAM action, S3 operation): requests}``."""
     denials: list[Denial] = field(default_factory=list)
+    expected_denials: int = 0
+    """Requests denied whose sender expects a failure (``expected_denials`` of :func:`check_role`)."""
     used: set[tuple[str, int, str]] = field(default_factory=set)
     """``(policy, statement index, "Action:<pattern>" or "Resource:<pattern>")`` an allowed request used."""
     unused: list[str] = field(default_factory=list)
@@ -500,7 +502,9 @@ def check_role(role: str, policies: Mapping[str, Mapping], requests: Iterable[Ma
             report.operations[(authorization.action, authorization.operation)] += 1
             decision = evaluate(policies, authorization)
             if not decision.allowed:
-                if not any(test(request) for test in expected):
+                if any(test(request) for test in expected):
+                    report.expected_denials += 1
+                else:
                     report.denials.append(Denial(role, request, authorization, decision))
                 continue
             for m in decision.by:
@@ -561,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{role}: {len(role_requests)} requests; S3 actions used: {', '.join(report.actions)}")
         for (action, operation), count in sorted(report.operations.items()):
             print(f"  {action:32} {operation:24} {count}")
+        if report.expected_denials:
+            print(f"  {report.expected_denials} denied as their sender expects ({', '.join(t.__name__ for t in EXPECTED_DENIALS)})")
         for denial in report.denials:
             print(f"  DENIED {denial}")
         for grant in report.unused:
