@@ -143,6 +143,43 @@ def test_a_driver_lease_is_fenced_at_half_its_stale_window(tmp_path):
     assert not lease.held()
 
 
+def test_the_searcher_asks_no_trial_once_the_lease_is_lost_and_ends_a_run_no_guard_stops(tmp_path):
+    from ray.tune.search import Searcher
+
+    from omasgan.distributed.studies.journal_search import UNGUARDED_AFTER_S, AdoptingConcurrencyLimiter
+
+    class Asking(Searcher):
+        _study_name = "asking"
+
+        def __init__(self) -> None:
+            super().__init__(metric="objective", mode="max")
+            self.asked = 0
+
+        def suggest(self, trial_id):
+            self.asked += 1
+            return {"x": self.asked}
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            pass
+
+    clock = Clock()
+    lease = Lease(LocalConditionalStore(), str(tmp_path / "driver.lease"), heartbeat_s=9, fence_s=10, clock=clock)
+    assert lease.acquire()
+    StudyControl("asking", str(tmp_path))._register(lease, stale_after_s=20)
+    searcher = Asking()
+    limiter = AdoptingConcurrencyLimiter(searcher, max_concurrent=3)
+    try:
+        assert limiter.suggest("a") == {"x": 1}
+        clock.now += 10  # the fence passes
+        assert limiter.suggest("b") is None and searcher.asked == 1
+        clock.now += UNGUARDED_AFTER_S + 0.1  # still asked: no guard halted the run
+        with pytest.raises(LeaseLost, match="lost the study's lease"):
+            limiter.suggest("c")
+        assert searcher.asked == 1
+    finally:
+        lease.release()
+
+
 STOPPED_DRIVER = """
 import importlib.util, sys, types
 from pathlib import Path
