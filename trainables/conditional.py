@@ -60,7 +60,7 @@ import pyarrow.fs as pafs
 from omasgan.atomic_write import hidden_temporary, write_file_atomic, write_synced
 from omasgan.errors import OMASGANError
 
-from .storage import open_filesystem
+from .storage import ensure_folder, open_filesystem
 
 
 @dataclass(frozen=True)
@@ -326,7 +326,7 @@ class BestEffortStore(ConditionalStore):
         return Versioned(data, _digest(data))
 
     def _write(self, path: str, data: bytes) -> str | None:
-        self.fs.create_dir(path.rpartition("/")[0], recursive=True)
+        ensure_folder(self.fs, path.rpartition("/")[0])
         with self.fs.open_output_stream(path) as handle:
             handle.write(data)
         time.sleep(self.settle_s)

@@ -37,6 +37,14 @@ def is_object_store(fs: pafs.FileSystem) -> bool:
     return fs.type_name in ("s3", "gcs")
 
 
+def ensure_folder(fs: pafs.FileSystem, path: str) -> None:
+    """Make the folder ``path`` exist where folders exist: on an object store nothing is needed (a key's
+    prefix lists as a folder once a key is under it) and ``create_dir`` would cost a HeadBucket and a
+    marker upload per level."""
+    if not is_object_store(fs):
+        fs.create_dir(path, recursive=True)
+
+
 def write_atomic(fs: pafs.FileSystem, path: str, blob: bytes) -> None:
     """Replace ``path`` with ``blob`` so that a reader sees the old bytes or the new ones: on object
     stores one upload; elsewhere a hidden temporary next to it, then moved over."""
@@ -50,5 +58,5 @@ def write_atomic(fs: pafs.FileSystem, path: str, blob: bytes) -> None:
         with fs.open_output_stream(temporary) as handle:
             handle.write(blob)
 
-    fs.create_dir(path.rpartition("/")[0], recursive=True)
+    ensure_folder(fs, path.rpartition("/")[0])
     replace_via_temporary(path, write_temporary, fs.move, fs.delete_file)

@@ -56,6 +56,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from omasgan.errors import ConfigError
+from omasgan.trainables.storage import ensure_folder
 
 from .result_store import ROW_SET_FIELD, TABLES, ResultStore, TableSnapshot, row_set_expression, table_schema
 
@@ -160,7 +161,7 @@ class StoreLock:
 
     def acquire(self) -> None:
         """Take the lock or raise CompactionBusy naming its owner."""
-        self.store.fs.create_dir(self.store.base, recursive=True)
+        ensure_folder(self.store.fs, self.store.base)
         if self.lease.acquire():
             return
         current = self._read()
@@ -275,7 +276,7 @@ class _PartWriter:
         return f"part-g{self.generation:06d}-{self.token}-{len(self.written):04d}.parquet"
 
     def _open(self) -> None:
-        self.store.fs.create_dir(self.directory, recursive=True)
+        ensure_folder(self.store.fs, self.directory)
         self._temporary = f"{self.directory}/.{self._name()}.{uuid.uuid4().hex}.tmp"
         self._stream = self.store.fs.open_output_stream(self._temporary)
         self._writer = pq.ParquetWriter(self._stream, self.schema)

@@ -226,8 +226,10 @@ def check_writable(storage: str) -> None:
         if "://" in storage:
             import pyarrow.fs as pafs
 
+            from omasgan.trainables.storage import ensure_folder
+
             fs, base = pafs.FileSystem.from_uri(storage)
-            fs.create_dir(base, recursive=True)
+            ensure_folder(fs, base)
             with fs.open_output_stream(f"{base}/{probe}") as stream:
                 stream.write(b"ok")
             fs.delete_file(f"{base}/{probe}")
@@ -351,6 +353,19 @@ def prepare_study(spec: StudySpec, options: RunOptions) -> PreparedStudy:
     return PreparedStudy(spec, options, paths, lease, shape)
 
 
+def warn_driver_credentials(options: RunOptions) -> None:
+    """A driver that joins a cluster with AWS keys in its environment makes every trial act with them:
+    Ray Tune copies AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN into each trial's
+    environment, so the workers' instance profile (deploy/iam.py's worker role) is bypassed."""
+    from .control import warn
+    from .session import joins_cluster
+
+    if joins_cluster(options) and options.storage.startswith("s3://") and os.environ.get("AWS_ACCESS_KEY_ID"):
+        warn("AWS_ACCESS_KEY_ID is set in this driver's environment: Ray Tune copies it into every trial, so the "
+             "trials write with these keys, not with the workers' instance profile; on the cluster's head, unset it "
+             "and let the head's profile sign the driver's requests")
+
+
 def check_placement(spec: StudySpec, options: RunOptions):
     """The cluster's maximum (this machine before an embedded Ray starts; else the joined cluster's),
     after checking that a trial's placement group of ``spec``'s units can ever fit it: a ConfigError with
@@ -358,6 +373,7 @@ def check_placement(spec: StudySpec, options: RunOptions):
     from .capacity import check_fit
     from .session import cluster_shape
 
+    warn_driver_credentials(options)
     shape = cluster_shape(options)
     check_fit(shape, options.cpus_per_unit, options.gpus_per_unit, len(spec.units), options.parallel_units)
     return shape
