@@ -192,7 +192,7 @@ def _scenario(work: Path, admin, head_env: dict, address: str, cluster: subproce
     # "another machine": a second working folder; only the bucket is shared
     resumed = _run("resume", [sys.executable, "-c", RESUME_WITH_COMPACTION_TASKS, "search", "--resume", "--name", STUDY,
                     "--storage", storage, "--study-dir", str(second / "studies"), "--address", address],
-                   dict(head_env, OMASGAN_DRIVER_LEASE_STALE_S="2"), second)
+                   dict(head_env, OMASGAN_DRIVER_LEASE_STALE_S="6"), second)
     assert "resuming the Tune experiment" in resumed.stdout, resumed.stdout[-3000:]
     phases["resumed"] = time.time() - started
     folder = second / "studies" / STUDY
