@@ -141,3 +141,13 @@ def test_sklearn_digits_stand_in_for_mnist_and_say_so():
     assert claim.verdict == "below" and claim.data == "digits (stand-in for mnist)"
     cifar = next(c for c in PAPER_CLAIMS if c.key == "cifar10-mean")
     assert evaluate_claim(cifar, {("omasgan", "final"): units}, "digits").verdict == "untested"
+
+
+def test_the_paper_budget_is_bench_configs_mnist_paper_yaml():
+    from omasgan.budgets import budget
+    from omasgan.config import default_config, read_config_file
+
+    document = read_config_file(str(REPO / "bench" / "configs" / "mnist_paper.yaml"))
+    document.pop("seed", None)  # a reproduction sets each unit's seed
+    from_file = default_config("mnist").merged(document)
+    assert budget("paper").config().to_dict() == from_file.to_dict()

@@ -67,7 +67,7 @@ def test_cpu_units_reuse_their_worker_processes(logical_gpus, tmp_path):
 
     units = [(0, s) for s in range(2)]
     plan = _plan(tmp_path, 0.0, units)
-    plan.cpus_per_unit = 4.0  # one at a time
+    plan.cpus_per_unit = 2.0  # one at a time on the 3 CPUs
     outcomes = _run_round(plan, "t1", {}, "task1", units)
     assert [o.status for o in outcomes] == ["ok"] * len(units)
     assert all(o.gpu_ids == [] for o in outcomes)
