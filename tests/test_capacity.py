@@ -28,13 +28,14 @@ def aws():
 
 
 def test_an_autoscaling_cluster_counts_the_workers_it_can_add(aws):
-    # cluster.yaml: a CPU head (min_workers 0 everywhere) and up to 10 one-GPU workers
-    assert check_fit(aws, 4, 1, units=20, parallel_units=None) == 10
+    # cluster.yaml: a head that offers no CPU (only drivers run there) and up to 10 one-GPU workers
+    assert check_fit(aws, 2, 1, units=20, parallel_units=None) == 10
+    assert check_fit(aws, 4, 1, units=20, parallel_units=None) == 9  # the trial's 0.01-CPU bundle dents a worker
     assert check_fit(aws, 1, 0.25, units=20, parallel_units=None) == 20  # 40 fit, the trial has 20
-    assert check_fit(aws, 1, 0.25, units=60, parallel_units=None) == 40
-    assert check_fit(aws, 4, 1, units=3, parallel_units=None) == 3
-    # CPU-only units also fit on the head (8 CPUs, one of which the trial's own bundle dents)
-    assert max_units(aws, unit_bundle(1, 0))[0] == 10 * 4 + 7
+    assert check_fit(aws, 0.75, 0.25, units=60, parallel_units=None) == 40
+    assert check_fit(aws, 2, 1, units=3, parallel_units=None) == 3
+    # CPU-only units fit on the workers alone (4 CPUs each, one of which the trial's own bundle dents)
+    assert max_units(aws, unit_bundle(1, 0))[0] == 9 * 4 + 3
 
 
 def test_the_live_nodes_of_an_autoscaling_cluster_would_have_serialised_the_units():
@@ -47,7 +48,7 @@ def test_the_live_nodes_of_an_autoscaling_cluster_would_have_serialised_the_unit
 
 def test_a_placement_group_that_can_never_fit_is_refused_with_the_numbers(aws):
     with pytest.raises(ConfigError) as info:
-        check_fit(aws, 4, 1, units=20, parallel_units=12)
+        check_fit(aws, 2, 1, units=20, parallel_units=12)
     message = str(info.value)
     assert "--parallel-units 12" in message and "at most 10" in message and "worker.gpu: 10 node(s) x 1 unit(s)" in message
     assert "cluster.yaml" in message and "\n" not in message
@@ -55,7 +56,7 @@ def test_a_placement_group_that_can_never_fit_is_refused_with_the_numbers(aws):
         check_fit(aws, 4, 2, units=2, parallel_units=None)
     with pytest.raises(ConfigError, match=r"\{CPU: 16\}"):
         check_fit(aws, 16, 0, units=2, parallel_units=1)
-    assert check_fit(aws, 4, 1, units=20, parallel_units=10) == 10
+    assert check_fit(aws, 2, 1, units=20, parallel_units=10) == 10
 
 
 def test_the_global_max_workers_caps_the_worker_types_best_first():

@@ -115,7 +115,7 @@ def test_a_search_confirmed_on_fresh_seeds_pairs_its_winner_with_the_base(local_
     assert val[0]["mean_diff"] == pytest.approx(diff)
     best = json.loads((folder / "report" / "best-config.json").read_text())
     assert best["chosen_by"]["confirmed"] is True and best["chosen_by"]["trial"] == summary["winner"]
-    assert "Confirmation on fresh seeds [100, 101]" in (folder / "report" / "report.md").read_text()
+    assert "Confirmation on fresh seeds \\[100, 101\\]" in (folder / "report" / "report.md").read_text()
 
     # rerunning the confirmation reads it again (nothing retrained); another --top is refused
     before = {p: p.stat().st_mtime_ns for p in (folder / "results").rglob("seed=10*/*.parquet")}

@@ -168,7 +168,11 @@ def _split(path: str) -> tuple[str, str]:
 
 def s3_client_for(root: str):
     """A boto3 S3 client for an ``s3://`` root: the endpoint from the URI's ``endpoint_override``
-    (and ``scheme``) query parameters, else boto3's own (``AWS_ENDPOINT_URL``, the config file)."""
+    (and ``scheme``) query parameters, else boto3's own (``AWS_ENDPOINT_URL``, the config file).
+
+    The client comes from a new boto3 session, which resolves the credentials now (environment,
+    credentials file, instance profile), as pyarrow does for the same root: boto3's default session
+    keeps the credentials it first found for the life of the process."""
     try:
         import boto3
     except ImportError:
@@ -182,7 +186,7 @@ def s3_client_for(root: str):
         kwargs["endpoint_url"] = endpoint if "://" in endpoint else f"{scheme}://{endpoint}"
     if "region" in query:
         kwargs["region_name"] = query["region"][0]
-    return boto3.client("s3", **kwargs)
+    return boto3.session.Session().client("s3", **kwargs)
 
 
 class S3ConditionalStore(ConditionalStore):
