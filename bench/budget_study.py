@@ -149,6 +149,15 @@ def log_fit(points: list[dict], detector: str, target: float, resamples: int = 4
             "at_target_high": float(np.percentile(draws[:, 1], 97.5)), "units": int(len(table))}
 
 
+def _compute_axis(ax, points: list[dict]) -> None:
+    """A log axis of relative compute, ticked at the points themselves."""
+    ax.set_xscale("log")
+    ticks = sorted({p["compute"] for p in points})
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("compute: normals x Task 1 epochs, relative to the quality budget (4k x 8)")
+
+
 def figure(points: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -166,13 +175,40 @@ def figure(points: list[dict], path: Path) -> None:
                     marker="o", capsize=3, label=labels[detector])
     ax.axhline(0.85, color="tab:red", linestyle="--", linewidth=1, label="paper's J (0.85, at 844x)")
     ax.axhline(0.5, color="gray", linestyle=":", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("compute: normals x Task 1 epochs, relative to the quality budget (4k x 8)")
+    _compute_axis(ax, points)
     ax.set_ylabel("test AUROC (mean, 95% interval)")
     ax.set_ylim(0.2, 1.0)
     ax.set_title("OMASGAN on MNIST held-out digits against the training budget")
     ax.legend(fontsize=8, loc="lower right")
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.13, top=0.92)
+    fig.savefig(path, format="png")
+
+
+def alarm_figure(points: list[dict], path: Path) -> None:
+    """The shortcut alarm along the budget: AUROC of ink, contrast and nearest-neighbour distance alone
+    separating B(z) from the training normals (0.5: no shortcut), and Spearman's rho of J's score with ink."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.subplots()
+    names = {"alarm_ink_auroc": "ink AUROC (B vs x)", "alarm_contrast_auroc": "contrast AUROC (B vs x)",
+             "alarm_nn_auroc": "NN-distance AUROC (B vs x)", "alarm_ink_spearman": "rho(J score, ink)"}
+    for name, label in names.items():
+        stats = [p["alarm"][name] for p in points if name in p["alarm"]]
+        xs = [p["compute"] for p in points if name in p["alarm"]]
+        if not stats:
+            continue
+        means = [s["mean"] for s in stats]
+        ax.errorbar(xs, means, yerr=[[m - s["low"] for m, s in zip(means, stats)],
+                                     [s["high"] - m for m, s in zip(means, stats)]], marker="o", capsize=3, label=label)
+    ax.axhline(0.5, color="gray", linestyle=":", linewidth=1)
+    ax.axhline(0.0, color="gray", linestyle="-", linewidth=0.5)
+    _compute_axis(ax, points)
+    ax.set_ylabel("mean over units, 95% interval")
+    ax.set_ylim(-1.0, 1.0)
+    ax.set_title("the ink shortcut along the budget (AUROC far from 0.5: a shortcut)")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.13, top=0.92)
     fig.savefig(path, format="png")
 
 
@@ -244,8 +280,9 @@ def cmd_table(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     figure(points, out / "budget.png")
+    alarm_figure(points, out / "budget-alarm.png")
     (out / "budget.json").write_text(json.dumps(document, indent=2))
-    print(f"wrote {out / 'budget.json'} and {out / 'budget.png'}")
+    print(f"wrote {out / 'budget.json'}, {out / 'budget.png'} and {out / 'budget-alarm.png'}")
 
 
 def main(argv: list[str] | None = None) -> None:
