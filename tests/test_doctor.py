@@ -293,7 +293,7 @@ def test_a_task_given_a_logical_gpu_finds_cuda_visible_devices_right_and_no_cuda
 
 
 def test_the_conditional_writes_are_each_checked(tmp_path):
-    from omasgan.trainables.conditional import LocalConditionalStore
+    from omasgan.trainables.storage.conditional import LocalConditionalStore
 
     lines = conditional_probe(LocalConditionalStore(), str(tmp_path / "probe.lock"))
     assert [status for status, _ in lines] == ["ok", "ok", "ok"], lines

@@ -21,7 +21,8 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from omasgan.trainables.conditional import Lease, LeaseLost, LocalConditionalStore
+from omasgan.trainables.storage.conditional import LocalConditionalStore
+from omasgan.trainables.storage.leases import Lease, LeaseLost
 
 from omasgan.distributed.studies.control import DriverLease, StudyControl
 from omasgan.distributed.studies.journal_mirror import JournalMirror, cover, parse_name
@@ -188,7 +189,8 @@ spec = importlib.util.find_spec("omasgan.trainables")
 package = types.ModuleType("omasgan.trainables")
 package.__path__ = list(spec.submodule_search_locations)
 sys.modules["omasgan.trainables"] = package
-from omasgan.trainables.conditional import Lease, LocalConditionalStore
+from omasgan.trainables.storage.conditional import LocalConditionalStore
+from omasgan.trainables.storage.leases import Lease
 root = Path(sys.argv[1])
 lease = Lease(LocalConditionalStore(), str(root / "driver.lease"), heartbeat_s=0.1, fence_s=0.5)
 assert lease.acquire()
@@ -393,7 +395,8 @@ def test_a_driver_whose_renewals_fail_stops_before_another_driver_can_take_over(
     from omasgan.distributed.studies import control
     from omasgan.distributed.studies.preparation import RunOptions
     from omasgan.distributed.store.trial_record import TrialRecords
-    from omasgan.trainables import FaultInjection, conditional
+    from omasgan.trainables import FaultInjection
+    from omasgan.trainables.storage import conditional
 
     config = tmp_path / "base.json"
     config.write_text(json.dumps(tiny_config(n_per_class=150, task1__epochs=8, task2__epochs=3, task3__epochs=3,

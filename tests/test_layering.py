@@ -138,3 +138,19 @@ def test_old_module_paths_still_unpickle_as_the_modules_they_became():
     data = pickle.dumps(ending, protocol=0).replace(b"omasgan.distributed.studies.journal_search",
                                                     b"omasgan.distributed.journal_search")
     assert b"omasgan.distributed.journal_search\n" in data and pickle.loads(data) is ending
+
+
+def test_the_storage_primitives_import_nothing_else_of_the_card_folders():
+    """omasgan.trainables.storage is the lowest room of the card folders: the rest of trainables/ and all
+    of distributed/ build on it, so it imports neither (only the core and its own modules)."""
+    storage = "omasgan.trainables.storage"
+    offenders = []
+    for path, module, _ in _modules():
+        if module != storage and not module.startswith(storage + "."):
+            continue
+        for node, target, _, _ in _imports(path, module):
+            owner = _package_of(target or "")
+            if owner in ("omasgan.trainables", "omasgan.distributed") and not (
+                    target == storage or target.startswith(storage + ".")):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {target}")
+    assert offenders == []

@@ -35,7 +35,7 @@ def s3(tmp_path_factory):
 
 
 def test_s3_conditional_writes(s3):
-    from omasgan.trainables.conditional import conditional_store
+    from omasgan.trainables.storage.conditional import conditional_store
 
     store, base = conditional_store(f"s3://{BUCKET}/cond")
     assert type(store).__name__ == "S3ConditionalStore" and store.exclusive and base == f"{BUCKET}/cond"

@@ -148,7 +148,8 @@ def test_a_lock_that_keeps_changing_is_not_taken_over(tmp_path):
 
 
 def test_release_leaves_a_lock_that_another_owner_took_over(tmp_path):
-    from omasgan.trainables.conditional import Lease, LocalConditionalStore
+    from omasgan.trainables.storage.conditional import LocalConditionalStore
+    from omasgan.trainables.storage.leases import Lease
 
     store = LocalConditionalStore()
     path = str(tmp_path / "x.lock")
@@ -163,7 +164,8 @@ def test_release_leaves_a_lock_that_another_owner_took_over(tmp_path):
 
 
 def test_a_heartbeat_finds_its_lease_taken_over(tmp_path):
-    from omasgan.trainables.conditional import Lease, LocalConditionalStore
+    from omasgan.trainables.storage.conditional import LocalConditionalStore
+    from omasgan.trainables.storage.leases import Lease
 
     store = LocalConditionalStore()
     path = str(tmp_path / "x.lock")
@@ -178,7 +180,8 @@ def test_a_heartbeat_finds_its_lease_taken_over(tmp_path):
 
 
 def test_exactly_one_of_many_takes_over_a_stale_lock(tmp_path):
-    from omasgan.trainables.conditional import Lease, LocalConditionalStore
+    from omasgan.trainables.storage.conditional import LocalConditionalStore
+    from omasgan.trainables.storage.leases import Lease
 
     store = LocalConditionalStore()
     path = str(tmp_path / "x.lock")

@@ -5,7 +5,7 @@ import os
 import pyarrow.fs as pafs
 import pytest
 
-from omasgan.trainables.storage import open_filesystem, write_atomic
+from omasgan.trainables.storage.filesystems import open_filesystem, write_atomic
 
 
 def test_local_root_becomes_an_absolute_path_on_the_local_filesystem(tmp_path, monkeypatch):

@@ -3,8 +3,8 @@
 - :mod:`.function_trainables`  one Tune function trainable per stage and one for the pipeline
 - :mod:`.trial`                 the stage-by-stage trial logic, checkpoints and reports
 - :mod:`.cache`                 the content-addressed, single-flight stage cache
-- :mod:`.conditional`           conditional writes and heartbeated leases on local or object storage
-- :mod:`.storage`               one way to reach a study's files, and atomic replacement
+- :mod:`.storage`               the storage primitives: URI file systems and atomic replacement,
+                                conditional writes, heartbeated leases (below trainables/ and distributed/)
 """
 
 from .cache import StageCache, StageCacheError, StageCacheTimeout, stage_cache_key

@@ -14,13 +14,13 @@ Layout under ``<root>``::
     <stage>/<key>.entry   b"OMASGAN-STAGE-CACHE/1\\n" + sha256(body) hex + b"\\n" + body (a torch.save payload)
     <stage>/<key>.lock    JSON {"owner", "host", "pid", "beat", "since"}: who is training the entry now
 
-Entries are published atomically (see :func:`omasgan.trainables.storage.write_atomic`), so a reader
+Entries are published atomically (see :func:`omasgan.trainables.storage.filesystems.write_atomic`), so a reader
 never sees half an entry; a truncated or corrupted entry fails its checksum and is discarded and
 rebuilt, never loaded.  ``root`` is a local path or any URI ``pyarrow.fs`` understands
 (``s3://bucket/prefix``, ``gs://...``), so nodes sharing that storage share the cache.
 
 Single flight: a trial that misses takes the entry's lock and trains; a trial that finds the lock
-taken waits for the entry.  The lock is a :class:`~omasgan.trainables.conditional.Lease`: created
+taken waits for the entry.  The lock is a :class:`~omasgan.trainables.storage.leases.Lease`: created
 with the storage's own precondition (a hard link locally, ``If-None-Match: *`` on S3, generation 0 on
 GCS), refreshed by its owner every ``heartbeat_s`` with a write conditional on the owner's last
 version, and deleted at the end only if it is still the owner's.  A waiter judges the owner dead when
@@ -53,8 +53,9 @@ import torch
 from omasgan.config import STAGES, DataConfig, OMASGANConfig
 from omasgan.errors import OMASGANError
 from omasgan.provenance import stage_code_digests, stage_runtime
-from omasgan.trainables.conditional import Lease, StaleWatch, conditional_store, read_lease
-from omasgan.trainables.storage import open_filesystem, write_atomic
+from omasgan.trainables.storage.conditional import conditional_store
+from omasgan.trainables.storage.filesystems import open_filesystem, write_atomic
+from omasgan.trainables.storage.leases import Lease, StaleWatch, read_lease
 
 MAGIC = b"OMASGAN-STAGE-CACHE/1\n"
 NOT_IN_KEY = ("data_root", "download")

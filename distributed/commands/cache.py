@@ -28,7 +28,7 @@ def parse_age(text: str) -> float:
 def resolve_root(root: str) -> str:
     """The cache root ROOT stands for (see the module docstring); a ConfigError when it holds no cache."""
     from omasgan.trainables.cache import cache_root_of
-    from omasgan.trainables.storage import open_filesystem
+    from omasgan.trainables.storage.filesystems import open_filesystem
 
     from ..store.study_folder import STUDY_FILE, result_root
 

@@ -171,8 +171,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _probe_write(storage: str, probe_folder: str, host: str) -> dict[str, Any]:
-    from omasgan.trainables.conditional import conditional_store
-    from omasgan.trainables.storage import open_filesystem, write_atomic
+    from omasgan.trainables.storage.conditional import conditional_store
+    from omasgan.trainables.storage.filesystems import open_filesystem, write_atomic
 
     token = uuid.uuid4().hex
     try:
@@ -196,7 +196,7 @@ CONDITIONS = {
 
 def conditional_probe(store: Any, path: str) -> list[tuple[str, str]]:
     """The conditional writes a cache lock and the study lease make, on one probe file of ``store``
-    (a :class:`~omasgan.trainables.conditional.ConditionalStore`): (status, words) for the create
+    (a :class:`~omasgan.trainables.storage.conditional.ConditionalStore`): (status, words) for the create
     (a second create refused), the replace (accepted with the current version, refused with a stale
     one) and the delete (refused with a stale version, done with the current one).  Deletes the
     probe file."""
@@ -302,7 +302,7 @@ def _gpu_task(allow_cpu_env: str) -> tuple[str, str]:
 
 def probe_read(storage: str, path: str, token: str) -> str | None:
     """None when ``path`` under ``storage`` holds ``token``, else what went wrong (runs on a node)."""
-    from omasgan.trainables.storage import open_filesystem
+    from omasgan.trainables.storage.filesystems import open_filesystem
 
     try:
         fs, _ = open_filesystem(storage)
@@ -573,7 +573,7 @@ def _storage_lines(line: Lines, storage: str, nodes: list[dict[str, Any]], repor
                    probe_folder: str, timeout_s: float) -> None:
     import ray
 
-    from omasgan.trainables.storage import open_filesystem
+    from omasgan.trainables.storage.filesystems import open_filesystem
 
     written = [n for n in nodes if n["NodeID"] in reports and "token" in reports[n["NodeID"]].get("storage", {})]
     for node in nodes:

@@ -56,7 +56,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from omasgan.errors import ConfigError
-from omasgan.trainables.storage import ensure_folder
+from omasgan.trainables.storage.filesystems import ensure_folder
 
 from .result_store import ROW_SET_FIELD, TABLES, ResultStore, TableSnapshot, row_set_expression, table_schema
 
@@ -130,7 +130,8 @@ class StoreLock:
     version read, so two compactions that both find it stale cannot both take it."""
 
     def __init__(self, store: ResultStore) -> None:
-        from omasgan.trainables.conditional import Lease, conditional_store
+        from omasgan.trainables.storage.conditional import conditional_store
+        from omasgan.trainables.storage.leases import Lease
 
         self.store = store
         self.conditional, base = conditional_store(store.root)
@@ -139,7 +140,7 @@ class StoreLock:
         self.owner = self.lease.owner
 
     def _read(self) -> tuple[dict[str, Any], str] | None:
-        from omasgan.trainables.conditional import read_lease
+        from omasgan.trainables.storage.leases import read_lease
 
         return read_lease(self.conditional, self.path)
 
@@ -457,7 +458,7 @@ def compact_table(store: ResultStore, table: str, *, orphans: OrphanRule | None 
         live = [p for p in snap.parts if p not in retired] + [p for r in done.values() for p in r.parts]
         manifest = {"format": MANIFEST_FORMAT, "table": table, "generation": generation, "token": token,
                     "parts": sorted(snap.relative(p) for p in live), "committed_at": time.time()}
-        from omasgan.trainables.storage import write_atomic
+        from omasgan.trainables.storage.filesystems import write_atomic
 
         write_atomic(store.fs, store.manifest_path(table), json.dumps(manifest, indent=1).encode())
         if fault:

@@ -60,7 +60,7 @@ from omasgan.alarm import ALARM_KEYS
 from omasgan.config import OMASGANConfig
 from omasgan.metrics import METRIC_NAMES
 from omasgan.provenance import CODE_VERSION, library_versions
-from omasgan.trainables.storage import open_filesystem, write_atomic
+from omasgan.trainables.storage.filesystems import open_filesystem, write_atomic
 from omasgan.vocabulary import SCORE_CHOICES  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 2

@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 import pyarrow.fs as pafs
 
-from omasgan.trainables.storage import open_filesystem, write_atomic
+from omasgan.trainables.storage.filesystems import open_filesystem, write_atomic
 
 TRIALS_FOLDER = "trials"
 

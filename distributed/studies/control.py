@@ -25,7 +25,7 @@ and the lease is taken over, with a write conditional on the stale version.
 
 The lease is fenced at half that window: the driver holds it only while its last successful renewal
 was sent less than ``stale / 2`` seconds ago, on a clock that also counts a suspended machine's sleep
-(:func:`~omasgan.trainables.conditional.suspend_aware_clock`).  A driver whose renewals fail (expired
+(:func:`~omasgan.trainables.storage.leases.suspend_aware_clock`).  A driver whose renewals fail (expired
 credentials, throttling) or that was paused (SIGSTOP, a laptop asleep) past the fence has lost the
 lease for good: its journal writes are refused (:class:`DriverLease`), its searcher asks for no more
 trials (:mod:`.journal_search`), its Tune experiment is halted (:mod:`.guards`) and it deletes
@@ -99,7 +99,7 @@ def warn(text: str) -> None:
 class DriverLease:
     """A study's driver lease in this process, with what its refusals say.
 
-    ``lease`` is the :class:`~omasgan.trainables.conditional.Lease` on ``driver.lease``; ``where``
+    ``lease`` is the :class:`~omasgan.trainables.storage.leases.Lease` on ``driver.lease``; ``where``
     names that file as the user wrote the root; ``stale_after_s`` is the window after which another
     driver takes a silent lease over."""
 
@@ -123,7 +123,7 @@ class DriverLease:
 
     def check(self) -> None:
         """Raise LeaseLost with :meth:`line` unless the lease is held."""
-        from omasgan.trainables.conditional import LeaseLost
+        from omasgan.trainables.storage.leases import LeaseLost
 
         if not self.lease.held():
             raise LeaseLost(self.line())
@@ -134,7 +134,7 @@ _DRIVER_LEASES: dict[str, DriverLease] = {}
 
 def lease_lost(study: str, lease: Any) -> Exception:
     """The LeaseLost a driver of ``study`` that no longer holds ``lease`` stops with (its one line)."""
-    from omasgan.trainables.conditional import LeaseLost
+    from omasgan.trainables.storage.leases import LeaseLost
 
     found = _DRIVER_LEASES.get(study)
     if found is not None and found.lease is lease:
@@ -154,8 +154,8 @@ class StudyControl:
     """The control files of one study under its data root (a local folder or a URI)."""
 
     def __init__(self, name: str, data_root: str) -> None:
-        from omasgan.trainables.conditional import conditional_store
-        from omasgan.trainables.storage import open_filesystem
+        from omasgan.trainables.storage.conditional import conditional_store
+        from omasgan.trainables.storage.filesystems import open_filesystem
 
         self.name, self.data_root = name, data_root
         self.fs, self.base = open_filesystem(data_root)
@@ -265,41 +265,29 @@ class StudyControl:
         Raises ConfigError, naming the holder, when another driver's lease changes while this one
         watches it (a live driver).  A lease that does not change for ``stale_after_s`` seconds of this
         process's clock is taken over."""
-        from omasgan.trainables.conditional import Lease, StaleWatch, read_lease
+        from omasgan.trainables.storage.leases import Lease, claim_lease
 
         stale_after_s = lease_stale_after_s() if stale_after_s is None else stale_after_s
         fence_s = stale_after_s * LEASE_FENCE_FRACTION
-        watch = StaleWatch(stale_after_s)
-        first: tuple[dict[str, Any], str] | None = None
-        while True:
-            lease = Lease(self.store, self.lease_path, heartbeat_s=min(5.0, fence_s / LEASE_BEATS_PER_FENCE),
-                          fence_s=fence_s, info={"study": self.name})
-            if lease.acquire():
-                return self._register(lease, stale_after_s)
-            current = read_lease(self.store, self.lease_path)
-            if current is None:
-                continue  # released between the two calls
-            document, version = current
-            holder = (f"{document.get('owner', '?')} (host {document.get('host', '?')}, "
-                      f"pid {document.get('pid', '?')})")
-            if first is None:
-                first = current
-                say(self.name, f"another driver's lease is on the study: {holder}; watching its heartbeat for "
-                               f"up to {stale_after_s:.0f} s to see whether it is alive")
-            elif version != first[1]:
-                raise ConfigError(
-                    f"study {self.name!r} is being run by another driver, {holder}: its lease "
-                    f"{self.where(self.lease_path)} is being refreshed; stop that driver or wait until it ends "
-                    f"(one driver per study)")
-            silent = watch.unchanged_for(version)
-            if silent > stale_after_s:
-                if lease.take_over(version):
-                    say(self.name, f"took over the lease of {holder}: unchanged for {silent:.0f} s, so its driver "
-                                   "is gone")
-                    return self._register(lease, stale_after_s)
-                first = None
-                continue
-            time.sleep(poll_s)
+
+        def new_lease() -> Lease:
+            return Lease(self.store, self.lease_path, heartbeat_s=min(5.0, fence_s / LEASE_BEATS_PER_FENCE),
+                         fence_s=fence_s, info={"study": self.name})
+
+        def alive(holder) -> ConfigError:
+            return ConfigError(
+                f"study {self.name!r} is being run by another driver, {holder.names()}: its lease "
+                f"{self.where(self.lease_path)} is being refreshed; stop that driver or wait until it ends "
+                f"(one driver per study)")
+
+        lease = claim_lease(
+            new_lease, stale_after_s, alive=alive, poll_s=poll_s,
+            watching=lambda holder: say(self.name, f"another driver's lease is on the study: {holder.names()}; "
+                                                   f"watching its heartbeat for up to {stale_after_s:.0f} s to "
+                                                   "see whether it is alive"),
+            taken_over=lambda holder: say(self.name, f"took over the lease of {holder.names()}: unchanged for "
+                                                     f"{holder.silent_s:.0f} s, so its driver is gone"))
+        return self._register(lease, stale_after_s)
 
     def _register(self, lease: Any, stale_after_s: float) -> Any:
         """Make ``lease`` this process's driver lease of the study (:func:`driver_lease`); returns it."""

@@ -11,7 +11,7 @@ Every object is created with the storage's exclusive create (:meth:`ConditionalS
 commit: a writer creates chunk ``n`` only while its lease is held and only after its own chunk
 ``n - 1`` was created (or it read the log through ``n - 1``), so the chunks form one linear history.
 A stale writer's create of a number another writer has used fails; the stale writer then stops
-(:class:`~omasgan.trainables.conditional.LeaseLost`) and its lease is marked lost.  Segments are
+(:class:`~omasgan.trainables.storage.leases.LeaseLost`) and its lease is marked lost.  Segments are
 copies of chunks their writer committed, so a reader may use any of them.
 
 Reading lists the folder and covers the chunk numbers 0..last greedily with the object that starts
@@ -230,7 +230,7 @@ class JournalMirror:
             try:
                 written = self._create_chunk(state, pending)
             except Exception as exc:  # noqa: BLE001 - throttling, a dropped connection: the next push retries
-                from omasgan.trainables.conditional import LeaseLost
+                from omasgan.trainables.storage.leases import LeaseLost
 
                 if isinstance(exc, LeaseLost):
                     raise
@@ -243,7 +243,7 @@ class JournalMirror:
             return written
 
     def _create_chunk(self, state: MirrorState, pending: bytes) -> int:
-        from omasgan.trainables.conditional import LeaseLost
+        from omasgan.trainables.storage.leases import LeaseLost
 
         done = 0
         while done < len(pending):

@@ -60,7 +60,7 @@ class JournalOptunaSearch(OptunaSearch):
         """Mirror the journal appends of the block as one object.  A LeaseLost inside the block (the
         journal refused them: this driver lost the study's lease and is being stopped) is logged and
         dropped: Tune would turn it into a traceback."""
-        from omasgan.trainables.conditional import LeaseLost
+        from omasgan.trainables.storage.leases import LeaseLost
 
         from .control import mirrored_once
 
@@ -148,7 +148,7 @@ class JournalOptunaSearch(OptunaSearch):
             self._record_completion(trial_id, result, error)
 
     def _record_completion(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
-        from omasgan.trainables.conditional import LeaseLost
+        from omasgan.trainables.storage.leases import LeaseLost
 
         stored = self._stored(trial_id)
         if stored is not None and stored.state.is_finished():

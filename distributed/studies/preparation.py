@@ -226,7 +226,7 @@ def check_writable(storage: str) -> None:
         if "://" in storage:
             import pyarrow.fs as pafs
 
-            from omasgan.trainables.storage import ensure_folder
+            from omasgan.trainables.storage.filesystems import ensure_folder
 
             fs, base = pafs.FileSystem.from_uri(storage)
             ensure_folder(fs, base)
