@@ -1,6 +1,8 @@
 """Typed, validated configuration for one OMASGAN run.
 
-Every section is a dataclass that validates itself at construction (``__post_init__``), so an
+Every section is a dataclass whose fields declare their default and the values they admit together
+(``lr_g: float = learning_rate_field()``, ``mu: float = setting(0.2, at_least(0.0))``: see
+:mod:`omasgan.config_fields`); it checks them, and then its cross-field rules, when it is built, so an
 invalid value is rejected with one line naming it and what is allowed, before any data is read or
 any network is built.  A whole config is loaded from a nested dict, a JSON or a YAML file, and
 overridden with dotted keys (``task2.mu=0.2``), whose values are parsed as YAML scalars.
@@ -13,14 +15,16 @@ alpha = 0.3, beta = 1, gamma = 0.7, delta = 0.4 (alpha + delta = 0.7); zeta = 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from .config_fields import (OneOf, Range, at_least, batch_size_field, beta1_field, beta2_field, between, check_fields,
+                            check_value, d_steps_field, epochs_field, learning_rate_field, out_of_range, setting)
 from .errors import ConfigError
 from .vocabulary import DATASET_NAMES, NETWORK_KINDS, PROTOCOL_NAMES, STAGES  # noqa: F401 (re-exported)
 
@@ -47,32 +51,26 @@ MAX_IMAGE_SIZE = 256
 """The largest ``data.image_size`` (54k MNIST images at 256 x 256 are 14 GB of float32)."""
 
 
-def _choice(section: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{section}.{name}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
+class Section:
+    """A config section: a dataclass whose fields are checked against their declared rules when it
+    is built (:func:`~omasgan.config_fields.check_fields`), then against its own cross-field rules."""
+
+    SECTION: ClassVar[str]
+    """The section's key in a config (``task2``): the first part of every dotted key and error line."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, f"{self.SECTION}.")
+        self.check_rules()
+
+    def check_rules(self) -> None:
+        """Rules that tie several fields together; a section with some overrides this."""
 
 
-def _at_least(section: str, name: str, value: float, low: float, *, strict: bool = False) -> None:
-    bad = not math.isfinite(value) or (value <= low if strict else value < low)
-    if bad:
-        relation = ">" if strict else ">="
-        raise ConfigError(f"{section}.{name}={value!r} is out of range; it must be a finite number {relation} {low}")
-
-
-def _in_unit_interval(section: str, name: str, value: float) -> None:
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ConfigError(f"{section}.{name}={value!r} is out of range; it must lie in [0, 1]")
-
-
-def _check_optimizer(section: str, lr: float, beta1: float, beta2: float) -> None:
-    _at_least(section, "lr", lr, 0.0, strict=True)
-    for name, beta in (("beta1", beta1), ("beta2", beta2)):
-        if not (0.0 <= beta < 1.0):
-            raise ConfigError(f"{section}.{name}={beta!r} is out of range; it must lie in [0, 1)")
+DATASET = OneOf(DATASET_NAMES)
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """Which data, which protocol (docs/design.md section 4) and how the splits are cut.
 
     ``image_size`` = S enlarges every image (training, validation and test splits, and what
@@ -83,47 +81,36 @@ class DataConfig:
     :func:`omasgan.data.registry.validate_data_request`).
     """
 
-    dataset: str = "digits"
-    protocol: str = "loo"
+    SECTION: ClassVar[str] = "data"
+    dataset: str = setting("digits", DATASET)
+    protocol: str = setting("loo", OneOf(PROTOCOL_NAMES))
     holdout: int | None = 0
     data_root: str | None = None
-    split_seed: int = 0
-    val_fraction: float = 0.1
-    val_anomaly_fraction: float = 0.05
+    split_seed: int = setting(0, Range(out_of_range("be >= 0"), low=0))
+    val_fraction: float = setting(0.1, between(0.0, 1.0, low_open=True, high_open=True))
+    val_anomaly_fraction: float = setting(0.05, between(
+        0.0, 1.0, low_open=True,
+        note=" (the validation split needs anomalies: its AUROC chooses configs and thresholds)"))
     ood_dataset: str | None = None
     download: bool = False
-    max_train: int | None = None
+    max_train: int | None = setting(None, Range(out_of_range("be >= 1 or null"), low=1, nullable=True))
     tabular_path: str | None = None
     label_column: str | int = "label"
-    synthetic_n_per_class: int = 1000
-    image_size: int | None = None
+    synthetic_n_per_class: int = setting(1000, Range("must be >= 2", low=2))
+    image_size: int | None = setting(None, Range(
+        out_of_range(f"be an integer in 1..{MAX_IMAGE_SIZE} or null (the native size)"),
+        low=1, high=MAX_IMAGE_SIZE, finite=True, nullable=True))
 
-    def __post_init__(self) -> None:
-        _choice("data", "dataset", self.dataset, DATASET_NAMES)
-        _choice("data", "protocol", self.protocol, PROTOCOL_NAMES)
+    def check_rules(self) -> None:
+        """The anomaly data set of protocol ``ood``, the holdout class of the others, and
+        ``image_size`` on image data sets only."""
         if self.protocol == "ood":
             if self.ood_dataset is None:
                 raise ConfigError("data.protocol='ood' needs data.ood_dataset (the anomaly data set)")
-            _choice("data", "ood_dataset", self.ood_dataset, DATASET_NAMES)
+            check_value("data.ood_dataset", self.ood_dataset, DATASET)
         elif self.holdout is None:
             raise ConfigError(f"data.holdout is required for protocol {self.protocol!r}; give a class label")
-        if not (0.0 < self.val_fraction < 1.0):
-            raise ConfigError(f"data.val_fraction={self.val_fraction!r} is out of range; it must lie in (0, 1)")
-        if self.split_seed < 0:
-            raise ConfigError(f"data.split_seed={self.split_seed!r} is out of range; it must be >= 0")
-        if not (0.0 < self.val_anomaly_fraction <= 1.0):
-            raise ConfigError(
-                f"data.val_anomaly_fraction={self.val_anomaly_fraction!r} is out of range; it must lie in (0, 1] "
-                "(the validation split needs anomalies: its AUROC chooses configs and thresholds)"
-            )
-        if self.max_train is not None and self.max_train < 1:
-            raise ConfigError(f"data.max_train={self.max_train!r} is out of range; it must be >= 1 or null")
-        if self.synthetic_n_per_class < 2:
-            raise ConfigError(f"data.synthetic_n_per_class={self.synthetic_n_per_class!r} must be >= 2")
         if self.image_size is not None:
-            if not 1 <= self.image_size <= MAX_IMAGE_SIZE:
-                raise ConfigError(f"data.image_size={self.image_size!r} is out of range; it must be an integer in "
-                                  f"1..{MAX_IMAGE_SIZE} or null (the native size)")
             vectors = [d for d in (self.dataset, self.ood_dataset if self.protocol == "ood" else None)
                        if d in ("synthetic", "tabular")]
             if vectors:
@@ -132,7 +119,7 @@ class DataConfig:
 
 
 @dataclass
-class NetworkConfig:
+class NetworkConfig(Section):
     """Architectures of G/B (generator family) and D/C/J (discriminator family), docs/design.md 3.7.
 
     Two switches bring ``kind = resnet`` to the BigGAN network of the paper's public code (both off
@@ -143,22 +130,20 @@ class NetworkConfig:
     family's own initialisation.
     """
 
-    kind: str = "mlp"
-    latent_dim: int = 16
-    g_width: int = 256
-    d_width: int = 256
-    depth: int = 3
+    SECTION: ClassVar[str] = "network"
+    kind: str = setting("mlp", OneOf(NETWORK_KINDS))
+    latent_dim: int = setting(16, at_least(1))
+    g_width: int = setting(256, at_least(1))
+    d_width: int = setting(256, at_least(1))
+    depth: int = setting(3, at_least(1))
     g_batchnorm: bool = True
     d_batchnorm: bool = False
     spectral_norm: bool = False
     g_spectral_norm: bool = False
-    init: str = "default"
+    init: str = setting("default", OneOf(NETWORK_INITS))
 
-    def __post_init__(self) -> None:
-        _choice("network", "kind", self.kind, NETWORK_KINDS)
-        for name in ("latent_dim", "g_width", "d_width", "depth"):
-            _at_least("network", name, getattr(self, name), 1)
-        _choice("network", "init", self.init, NETWORK_INITS)
+    def check_rules(self) -> None:
+        """``g_spectral_norm`` and ``init`` apply to ``kind = resnet`` only."""
         if self.kind != "resnet":
             for name, value, off in (("g_spectral_norm", self.g_spectral_norm, False), ("init", self.init, "default")):
                 if value != off:
@@ -168,49 +153,37 @@ class NetworkConfig:
 
 
 @dataclass
-class DivergenceConfig:
+class DivergenceConfig(Section):
     """The distribution metric shared by Tasks 1-3 and J (docs/design.md 3.1).
 
     ``klwgan_tau`` is the KL-WGAN temperature, ``gp_weight`` the WGAN-GP lambda, ``r1_gamma`` the
     weight of the optional R1 penalty (gamma/2 * E||grad_x v(x)||^2 on P-side samples).
     """
 
-    name: str = "gan"
-    klwgan_tau: float = 5.0
-    gp_weight: float = 10.0
-    r1_gamma: float = 0.0
-    generator_loss: str = "non_saturating"
-
-    def __post_init__(self) -> None:
-        _choice("divergence", "name", self.name, DIVERGENCES)
-        _choice("divergence", "generator_loss", self.generator_loss, GENERATOR_LOSSES)
-        _at_least("divergence", "klwgan_tau", self.klwgan_tau, 0.0, strict=True)
-        _at_least("divergence", "gp_weight", self.gp_weight, 0.0)
-        _at_least("divergence", "r1_gamma", self.r1_gamma, 0.0)
+    SECTION: ClassVar[str] = "divergence"
+    name: str = setting("gan", OneOf(DIVERGENCES))
+    klwgan_tau: float = setting(5.0, at_least(0.0, strict=True))
+    gp_weight: float = setting(10.0, at_least(0.0))
+    r1_gamma: float = setting(0.0, at_least(0.0))
+    generator_loss: str = setting("non_saturating", OneOf(GENERATOR_LOSSES))
 
 
 @dataclass
-class Task1Config:
+class Task1Config(Section):
     """Task 1: the base f-GAN (G, D) on the normal data."""
 
-    epochs: int = 60
-    batch_size: int = 128
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    d_steps: int = 1
-
-    def __post_init__(self) -> None:
-        _at_least("task1", "epochs", self.epochs, 1)
-        _at_least("task1", "batch_size", self.batch_size, 2)
-        _at_least("task1", "d_steps", self.d_steps, 1)
-        _check_optimizer("task1", self.lr_g, self.beta1, self.beta2)
-        _check_optimizer("task1", self.lr_d, self.beta1, self.beta2)
+    SECTION: ClassVar[str] = "task1"
+    epochs: int = epochs_field(60)
+    batch_size: int = batch_size_field(128)
+    lr_g: float = learning_rate_field()
+    lr_d: float = learning_rate_field()
+    beta1: float = beta1_field()
+    beta2: float = beta2_field()
+    d_steps: int = d_steps_field()
 
 
 @dataclass
-class Task2Config:
+class Task2Config(Section):
     """Task 2: the boundary model B, L_B = -m(B, G) + mu d(B, G) + nu s(B, z).
 
     ``batch_size`` is N of eq. (4), ``bank_size`` is Q of eq. (3), ``p`` the norm of d.
@@ -226,78 +199,53 @@ class Task2Config:
       units, ``ae_latent_dim`` = 0 picks the code size: :func:`omasgan.autoencoders.default_latent_dim`).
     """
 
-    epochs: int = 20
-    batch_size: int = 256
-    bank_size: int = 1024
-    mu: float = 0.2
-    nu: float = 0.3
-    p: float = 2.0
-    bank_refresh: int = 1
-    eps: float = 1e-6
-    lr_b: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    d_steps: int = 1
-    reference: str = "generator"
-    boundaries: int = 1
-    diversity: float = 1.0
-    feature_space: str = "pixel"
-    ae_epochs: int = 20
-    ae_latent_dim: int = 0
-    ae_width: int = 32
-    ae_lr: float = 1e-3
-
-    def __post_init__(self) -> None:
-        _at_least("task2", "epochs", self.epochs, 1)
-        _at_least("task2", "batch_size", self.batch_size, 2)
-        _at_least("task2", "bank_size", self.bank_size, 1)
-        _at_least("task2", "mu", self.mu, 0.0)
-        _at_least("task2", "nu", self.nu, 0.0)
-        _at_least("task2", "p", self.p, 1.0)
-        _at_least("task2", "bank_refresh", self.bank_refresh, 1)
-        _at_least("task2", "eps", self.eps, 0.0, strict=True)
-        _at_least("task2", "d_steps", self.d_steps, 0)
-        _check_optimizer("task2", self.lr_b, self.beta1, self.beta2)
-        _check_optimizer("task2", self.lr_d, self.beta1, self.beta2)
-        _choice("task2", "reference", self.reference, TASK2_REFERENCES)
-        _at_least("task2", "boundaries", self.boundaries, 1)
-        _at_least("task2", "diversity", self.diversity, 0.0)
-        _choice("task2", "feature_space", self.feature_space, FEATURE_SPACES)
-        _at_least("task2", "ae_epochs", self.ae_epochs, 1)
-        _at_least("task2", "ae_latent_dim", self.ae_latent_dim, 0)
-        _at_least("task2", "ae_width", self.ae_width, 1)
-        _at_least("task2", "ae_lr", self.ae_lr, 0.0, strict=True)
+    SECTION: ClassVar[str] = "task2"
+    epochs: int = epochs_field(20)
+    batch_size: int = batch_size_field(256)
+    bank_size: int = setting(1024, at_least(1))
+    mu: float = setting(0.2, at_least(0.0))
+    nu: float = setting(0.3, at_least(0.0))
+    p: float = setting(2.0, at_least(1.0))
+    bank_refresh: int = setting(1, at_least(1))
+    eps: float = setting(1e-6, at_least(0.0, strict=True))
+    lr_b: float = learning_rate_field()
+    lr_d: float = learning_rate_field()
+    beta1: float = beta1_field()
+    beta2: float = beta2_field()
+    d_steps: int = d_steps_field(low=0)
+    reference: str = setting("generator", OneOf(TASK2_REFERENCES))
+    boundaries: int = setting(1, at_least(1))
+    diversity: float = setting(1.0, at_least(0.0))
+    feature_space: str = setting("pixel", OneOf(FEATURE_SPACES))
+    ae_epochs: int = epochs_field(20)
+    ae_latent_dim: int = setting(0, at_least(0))
+    ae_width: int = setting(32, at_least(1))
+    ae_lr: float = learning_rate_field(1e-3)
 
 
 @dataclass
-class Task3Config:
+class Task3Config(Section):
     """Task 3 (eq. 5): G' and C retrained with the boundary samples.
 
     Admissible region (paper section 3.4): alpha + delta in [0, 1] and gamma >= alpha + delta - 1
     (so gamma may be negative when alpha + delta < 1); alpha, beta, delta >= 0.
     """
 
-    epochs: int = 20
-    batch_size: int = 128
-    alpha: float = 0.3
-    beta: float = 1.0
-    gamma: float = 0.7
-    delta: float = 0.4
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    d_steps: int = 1
+    SECTION: ClassVar[str] = "task3"
+    epochs: int = epochs_field(20)
+    batch_size: int = batch_size_field(128)
+    alpha: float = setting(0.3, at_least(0.0))
+    beta: float = setting(1.0, at_least(0.0))
+    gamma: float = setting(0.7, Range("must be a finite number", finite=True))
+    delta: float = setting(0.4, at_least(0.0))
+    lr_g: float = learning_rate_field()
+    lr_d: float = learning_rate_field()
+    beta1: float = beta1_field()
+    beta2: float = beta2_field()
+    d_steps: int = d_steps_field()
 
-    def __post_init__(self) -> None:
-        _at_least("task3", "epochs", self.epochs, 1)
-        _at_least("task3", "batch_size", self.batch_size, 2)
-        _at_least("task3", "d_steps", self.d_steps, 1)
-        for name in ("alpha", "beta", "delta"):
-            _at_least("task3", name, getattr(self, name), 0.0)
-        if not math.isfinite(self.gamma):
-            raise ConfigError(f"task3.gamma={self.gamma!r} must be a finite number")
+    def check_rules(self) -> None:
+        """The admissible region of (alpha, gamma, delta)."""
         total = self.alpha + self.delta
         if not (0.0 <= total <= 1.0 + 1e-9):
             raise ConfigError(
@@ -309,12 +257,10 @@ class Task3Config:
                 f"task3.gamma={self.gamma:g} is below alpha + delta - 1 = {total - 1.0:g}; "
                 "the admissible region needs gamma >= alpha + delta - 1"
             )
-        _check_optimizer("task3", self.lr_g, self.beta1, self.beta2)
-        _check_optimizer("task3", self.lr_d, self.beta1, self.beta2)
 
 
 @dataclass
-class JConfig:
+class JConfig(Section):
     """The final discriminator J (eq. 6); ``init`` picks its starting weights.
 
     Variants (issue 12; the defaults are the paper's):
@@ -331,39 +277,23 @@ class JConfig:
       ``fusion_scaling`` = ``standard`` (mean, SD) or ``robust`` (median, IQR)).
     """
 
-    epochs: int = 20
-    batch_size: int = 128
-    zeta: float = 0.5
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init: str = "scratch"
-    refine_steps: int = 0
-    refine_weight: float = 1.0
-    refine_margin: float = 1.0
-    refine_lr: float = 2e-4
-    refine_bank: int = 1024
-    refine_patience: int = 0
-    refine_holdout: float = 0.1
-    score: str = "j"
-    fusion_scaling: str = "standard"
-
-    def __post_init__(self) -> None:
-        _at_least("j", "epochs", self.epochs, 1)
-        _at_least("j", "batch_size", self.batch_size, 2)
-        _in_unit_interval("j", "zeta", self.zeta)
-        _check_optimizer("j", self.lr, self.beta1, self.beta2)
-        _choice("j", "init", self.init, J_INITS)
-        _at_least("j", "refine_steps", self.refine_steps, 0)
-        _at_least("j", "refine_weight", self.refine_weight, 0.0)
-        _at_least("j", "refine_margin", self.refine_margin, 0.0)
-        _at_least("j", "refine_lr", self.refine_lr, 0.0, strict=True)
-        _at_least("j", "refine_bank", self.refine_bank, 1)
-        _at_least("j", "refine_patience", self.refine_patience, 0)
-        if not (math.isfinite(self.refine_holdout) and 0.0 < self.refine_holdout < 1.0):
-            raise ConfigError(f"j.refine_holdout={self.refine_holdout!r} is out of range; it must lie in (0, 1)")
-        _choice("j", "score", self.score, J_SCORES)
-        _choice("j", "fusion_scaling", self.fusion_scaling, FUSION_SCALINGS)
+    SECTION: ClassVar[str] = "j"
+    epochs: int = epochs_field(20)
+    batch_size: int = batch_size_field(128)
+    zeta: float = setting(0.5, between(0.0, 1.0))
+    lr: float = learning_rate_field()
+    beta1: float = beta1_field()
+    beta2: float = beta2_field()
+    init: str = setting("scratch", OneOf(J_INITS))
+    refine_steps: int = setting(0, at_least(0))
+    refine_weight: float = setting(1.0, at_least(0.0))
+    refine_margin: float = setting(1.0, at_least(0.0))
+    refine_lr: float = learning_rate_field()
+    refine_bank: int = setting(1024, at_least(1))
+    refine_patience: int = setting(0, at_least(0))
+    refine_holdout: float = setting(0.1, between(0.0, 1.0, low_open=True, high_open=True))
+    score: str = setting("j", OneOf(J_SCORES))
+    fusion_scaling: str = setting("standard", OneOf(FUSION_SCALINGS))
 
 
 @dataclass
@@ -377,8 +307,8 @@ class OMASGANConfig:
     task2: Task2Config = field(default_factory=Task2Config)
     task3: Task3Config = field(default_factory=Task3Config)
     j: JConfig = field(default_factory=JConfig)
-    seed: int = 0
-    threads: int = 1
+    seed: int = setting(0, Range(out_of_range("be >= 0"), low=0))
+    threads: int = setting(1, Range(out_of_range("be an integer >= 1"), low=1, integer=True))
     """torch CPU threads of every stage and of scoring.  Part of a run's identity: on the CPU the
     thread count changes the order of floating-point reductions, and GAN training amplifies that
     (the same seed at 1 and at 2 threads can end far apart), so it is in the stage-cache key and in
@@ -388,10 +318,7 @@ class OMASGANConfig:
         for name, kind in _section_types().items():
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(f"config section {name!r} must be a {kind.__name__}")
-        if self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} is out of range; it must be >= 0")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ConfigError(f"threads={self.threads!r} is out of range; it must be an integer >= 1")
+        check_fields(self, "")
 
     # ---- conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -400,13 +327,7 @@ class OMASGANConfig:
 
     def flat(self) -> dict[str, Any]:
         """``{"task2.mu": 0.2, ...}``: every leaf under its dotted key."""
-        out: dict[str, Any] = {}
-        for key, value in self.to_dict().items():
-            if isinstance(value, dict):
-                out.update({f"{key}.{k}": v for k, v in value.items()})
-            else:
-                out[key] = value
-        return out
+        return _flatten(self.to_dict())
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "OMASGANConfig":
@@ -433,19 +354,15 @@ class OMASGANConfig:
         return OMASGANConfig.from_dict(raw)
 
 
+@functools.cache
 def _section_types() -> dict[str, type]:
-    return {
-        "data": DataConfig,
-        "network": NetworkConfig,
-        "divergence": DivergenceConfig,
-        "task1": Task1Config,
-        "task2": Task2Config,
-        "task3": Task3Config,
-        "j": JConfig,
-    }
+    """``{"data": DataConfig, ...}``: the sections of :class:`OMASGANConfig`, in its order."""
+    hints = typing.get_type_hints(OMASGANConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(OMASGANConfig) if dataclasses.is_dataclass(hints[f.name])}
 
 
 def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a nested dict under its dotted key, in the dict's order."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
@@ -619,7 +536,7 @@ def default_config(dataset: str = "digits", **data_kwargs: Any) -> OMASGANConfig
     The paper trains 500 epochs on MNIST; the defaults here are budgets a CPU can finish, and every
     one of them can be overridden (``task1.epochs=500``).
     """
-    _choice("data", "dataset", dataset, DATASET_NAMES)
+    check_value("data.dataset", dataset, DATASET)
     data = DataConfig(dataset=dataset, **data_kwargs)
     if dataset == "synthetic":
         return OMASGANConfig(
