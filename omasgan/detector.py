@@ -302,12 +302,13 @@ class OMASGANDetector(BaseEstimator):
         return self._scores_of(self.transform_.apply(data).to(self.device))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Label each sample: 1 (anomaly) when its score is at or above ``threshold_``, else 0.
+        """Label each sample: 1 (anomaly) when its score (:meth:`decision_function`) is at or above
+        ``threshold_``, else 0.
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of the fitted sample shape
-            Samples in the raw units of the data ``fit`` saw.
+        X : array-like or torch.Tensor
+            The samples, as :meth:`decision_function` takes them.
 
         Returns
         -------

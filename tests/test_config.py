@@ -27,6 +27,7 @@ def test_paper_defaults():
         assert config.j.zeta == 0.5
 
 
+@pytest.mark.parametrize("dataset", ["synthetic", "digits"])
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -58,11 +59,48 @@ def test_paper_defaults():
         ("j.batch_size=1", r"^j.batch_size=1 is out of range; it must be a finite number >= 2$"),
         ("task2.muu=1", r"unknown config key 'task2.muu'; section 'task2' has: "),
         ("tsk2.mu=1", r"unknown config key 'tsk2.mu'"),
+        # the issue-12 variant switches
+        ("task2.boundaries=0", r"task2.boundaries=0 is out of range; it must be a finite number >= 1"),
+        ("task2.boundaries=1.5", r"task2.boundaries=1.5 has the wrong type; expected an integer"),
+        ("task2.diversity=-1", r"task2.diversity=-1.0 is out of range; it must be a finite number >= 0"),
+        ("task2.feature_space=latent", r"task2.feature_space='latent' is not allowed; choose one of: pixel, critic, "
+                                       r"autoencoder"),
+        ("task2.ae_epochs=0", r"task2.ae_epochs=0 is out of range"),
+        ("task2.ae_latent_dim=-2", r"task2.ae_latent_dim=-2 is out of range"),
+        ("task2.ae_lr=0", r"task2.ae_lr=0.0 is out of range; it must be a finite number > 0"),
+        ("j.refine_steps=-1", r"j.refine_steps=-1 is out of range; it must be a finite number >= 0"),
+        ("j.refine_weight=-0.1", r"j.refine_weight=-0.1 is out of range"),
+        ("j.refine_margin=nan", r"j.refine_margin=nan is out of range"),
+        ("j.refine_bank=0", r"j.refine_bank=0 is out of range"),
+        ("j.refine_patience=-3", r"j.refine_patience=-3 is out of range"),
+        ("j.refine_holdout=1", r"j.refine_holdout=1.0 is out of range; it must lie in \(0, 1\)"),
+        ("j.score=logit", r"j.score='logit' is not allowed; choose one of: j, critic, fusion"),
+        ("j.fusion_scaling=minmax", r"j.fusion_scaling='minmax' is not allowed; choose one of: standard, robust"),
     ],
 )
-def test_bad_values_name_the_value_and_what_is_allowed(override, message):
+def test_bad_values_name_the_value_and_what_is_allowed(dataset, override, message):
     with pytest.raises(ConfigError, match=message):
-        default_config("synthetic").with_overrides([override])
+        default_config(dataset).with_overrides([override])
+
+
+def test_every_number_field_declares_its_bounds():
+    """A number field without a declared rule would take any value unchecked; only the data set's
+    class label and label column may."""
+    import dataclasses
+    import typing
+
+    from omasgan.config_fields import RULE
+
+    top = typing.get_type_hints(OMASGANConfig)
+    sections = {"": OMASGANConfig, **{f"{name}.": kind for name, kind in top.items() if dataclasses.is_dataclass(kind)}}
+    unbounded = []
+    for prefix, kind in sections.items():
+        hints = typing.get_type_hints(kind)
+        for item in dataclasses.fields(kind):
+            types = set(typing.get_args(hints[item.name])) or {hints[item.name]}
+            if types & {int, float} and RULE not in item.metadata:
+                unbounded.append(prefix + item.name)
+    assert unbounded == ["data.holdout", "data.label_column"]
 
 
 def test_gamma_admissible_bound():
@@ -123,32 +161,6 @@ def test_variant_switches_default_to_the_paper():
         config = default_config(dataset)
         assert (config.task2.boundaries, config.task2.feature_space) == (1, "pixel")
         assert (config.j.refine_steps, config.j.score) == (0, "j")
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("task2.boundaries=0", r"task2.boundaries=0 is out of range; it must be a finite number >= 1"),
-        ("task2.boundaries=1.5", r"task2.boundaries=1.5 has the wrong type; expected an integer"),
-        ("task2.diversity=-1", r"task2.diversity=-1.0 is out of range; it must be a finite number >= 0"),
-        ("task2.feature_space=latent", r"task2.feature_space='latent' is not allowed; choose one of: pixel, critic, "
-                                       r"autoencoder"),
-        ("task2.ae_epochs=0", r"task2.ae_epochs=0 is out of range"),
-        ("task2.ae_latent_dim=-2", r"task2.ae_latent_dim=-2 is out of range"),
-        ("task2.ae_lr=0", r"task2.ae_lr=0.0 is out of range; it must be a finite number > 0"),
-        ("j.refine_steps=-1", r"j.refine_steps=-1 is out of range; it must be a finite number >= 0"),
-        ("j.refine_weight=-0.1", r"j.refine_weight=-0.1 is out of range"),
-        ("j.refine_margin=nan", r"j.refine_margin=nan is out of range"),
-        ("j.refine_bank=0", r"j.refine_bank=0 is out of range"),
-        ("j.refine_patience=-3", r"j.refine_patience=-3 is out of range"),
-        ("j.refine_holdout=1", r"j.refine_holdout=1.0 is out of range; it must lie in \(0, 1\)"),
-        ("j.score=logit", r"j.score='logit' is not allowed; choose one of: j, critic, fusion"),
-        ("j.fusion_scaling=minmax", r"j.fusion_scaling='minmax' is not allowed; choose one of: standard, robust"),
-    ],
-)
-def test_bad_variant_values_name_the_value_and_what_is_allowed(override, message):
-    with pytest.raises(ConfigError, match=message):
-        default_config("digits").with_overrides([override])
 
 
 def test_autoencoder_code_too_large_for_vectors_fails_before_training():
