@@ -1,5 +1,9 @@
 """What every OMASGAN stage's training loop shares: seeding, batching, optimisers, loss logging
-with a NaN/inf stop, sampling from frozen generators, critic penalties and the stage result."""
+with a NaN/inf stop, sampling from frozen generators, critic penalties and the stage result.
+
+A stage builds a :class:`StageLoop` first thing (it seeds the stage and builds the divergence), then
+runs ``for epoch in loop.epochs(n)`` over its own loss, taking its optimiser steps through
+:meth:`StageLoop.step` and :meth:`StageLoop.critic_step`, and returns :meth:`StageLoop.result`."""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from ..config import STAGES, DivergenceConfig, NetworkConfig
-from ..divergences import Divergence
+from ..config import (STAGES, DivergenceConfig, JConfig, NetworkConfig, OMASGANConfig, Task1Config, Task2Config,
+                      Task3Config)
+from ..divergences import Divergence, build_divergence
 from ..errors import TrainingDivergedError
 from ..networks import build_discriminator, build_generator
 from ..penalties import r1_penalty, wgan_gradient_penalty
@@ -45,8 +50,10 @@ def seed_stage(seed: int, stage: str) -> None:
     torch.manual_seed(stage_seed(seed, stage))
 
 
-def adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2))
+def adam(module: nn.Module, lr: float, section: Task1Config | Task2Config | Task3Config | JConfig
+         ) -> torch.optim.Adam:
+    """Adam over ``module``'s parameters at rate ``lr`` with the ``beta1``, ``beta2`` of config ``section``."""
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(section.beta1, section.beta2))
 
 
 def descend(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
@@ -69,6 +76,12 @@ def epoch_batches(n: int, batch_size: int, device: torch.device) -> Iterator[Ten
         return
     for k in range(n // batch_size):
         yield order[k * batch_size : (k + 1) * batch_size]
+
+
+def shuffled_batches(data: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """The batches of one shuffled pass over the rows of ``data`` (:func:`epoch_batches`)."""
+    for index in epoch_batches(data.shape[0], batch_size, data.device):
+        yield data[index]
 
 
 class BatchCycler:
@@ -195,9 +208,64 @@ class LossLog:
         return means
 
 
-class StageTimer:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
+class StageLoop:
+    """The bookkeeping of one stage's training loop, around the stage's own loss.
 
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+    Built first thing in a stage: it seeds the stage (:func:`seed_stage`, so every draw after it is
+    the stage's own) and builds the divergence.  :meth:`epochs` yields the epochs, timed from the
+    first; after each, the epoch's losses are checked for NaN/inf and their means handed to
+    ``on_epoch``.  :meth:`step` and :meth:`critic_step` take an optimiser step and log its loss;
+    ``steps`` is the stage's step count (the stage advances it); :meth:`result` packs the trained
+    modules with the loss history, the wall time and the step count.
+    """
+
+    def __init__(self, stage: str, config: OMASGANConfig, device: torch.device,
+                 on_epoch: EpochCallback | None) -> None:
+        seed_stage(config.seed, stage)
+        self.stage, self.device, self.on_epoch = stage, device, on_epoch
+        self.latent_dim = config.network.latent_dim
+        self.divergence_config = config.divergence
+        self.divergence = build_divergence(config.divergence)
+        self.log = LossLog(stage)
+        self.steps = 0
+        self._start = time.perf_counter()
+
+    def epochs(self, count: int) -> Iterator[int]:
+        """1, ..., ``count``; when the body of an epoch is done, its losses are checked and reported."""
+        self._start = time.perf_counter()
+        for epoch in range(1, count + 1):
+            yield epoch
+            means = self.log.end_epoch()
+            if self.on_epoch is not None:
+                self.on_epoch(self.stage, epoch, count, means)
+
+    def codes(self, n: int) -> Tensor:
+        """n latent codes z ~ N(0, I) on the stage's device."""
+        return latent(n, self.latent_dim, self.device)
+
+    def samples_of(self, generator: nn.Module, n: int) -> Tensor:
+        """``generator`` applied to n fresh codes, without an autograd graph (:func:`samples_without_graph`)."""
+        return samples_without_graph(generator, self.codes(n))
+
+    def step(self, optimizer: torch.optim.Optimizer, **loss: Tensor) -> None:
+        """One step of ``optimizer`` on the one loss given (``loss_g=...``), logged under its name."""
+        ((name, value),) = loss.items()
+        descend(optimizer, value)
+        self.log.add(**{name: value})
+
+    def critic_step(self, optimizer: torch.optim.Optimizer, critic: nn.Module, positive: Tensor, negative: Tensor,
+                    **loss: Tensor) -> None:
+        """:meth:`step` on a critic's loss plus its penalties between the ``positive`` and ``negative``
+        batches (:func:`critic_penalty`); the logged loss includes the penalties."""
+        ((name, value),) = loss.items()
+        penalty = critic_penalty(self.divergence, self.divergence_config, critic, positive, negative)
+        if penalty is not None:
+            value = value + penalty
+        self.step(optimizer, **{name: value})
+
+    def result(self, modules: dict[str, nn.Module], extra_history: dict[str, list[float]] | None = None
+               ) -> StageResult:
+        """The stage's result: ``modules``, the per-epoch loss means (and ``extra_history``), the
+        wall time since the first epoch began and ``steps``."""
+        history = {**self.log.history, **(extra_history or {})}
+        return StageResult(self.stage, modules, history, time.perf_counter() - self._start, self.steps)

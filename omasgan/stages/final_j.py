@@ -20,24 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from ..config import OMASGANConfig
-from ..divergences import build_divergence
-from .common import (
-    EpochCallback,
-    LossLog,
-    StageResult,
-    StageTimer,
-    adam,
-    descend,
-    critic_penalty,
-    epoch_batches,
-    freeze,
-    latent,
-    new_critic,
-    samples_without_graph,
-    seed_stage,
-    stage_seed,
-    trainable_copy,
-)
+from .common import (EpochCallback, StageLoop, StageResult, adam, freeze, new_critic, shuffled_batches, stage_seed,
+                     trainable_copy)
 from .refine import BoundaryRefiner, frozen, holdout_split
 from .union import member_name, sampler_members
 
@@ -57,50 +41,37 @@ def train_j(
     ``init_from`` is the critic J starts from when ``config.j.init`` is not ``scratch``;
     ``score_critic`` (Task 3's critic) is kept in the output for ``j.score`` = critic | fusion.
     """
-    seed_stage(config.seed, "j")
-    device = train_x.device
-    cfg, latent_dim = config.j, config.network.latent_dim
-    divergence = build_divergence(config.divergence)
+    loop = StageLoop("j", config, train_x.device, on_epoch)
+    cfg, divergence = config.j, loop.divergence
     frozen_b, frozen_g = freeze(boundary), freeze(retrained_generator)
     if cfg.init == "scratch" or init_from is None:
-        detector = new_critic(config.network, tuple(train_x.shape[1:])).to(device).train()
+        detector = new_critic(config.network, tuple(train_x.shape[1:])).to(loop.device).train()
     else:
         detector = trainable_copy(init_from)
-    opt = adam(detector, cfg.lr, cfg.beta1, cfg.beta2)
-    log, timer, step = LossLog("j"), StageTimer(), 0
+    opt = adam(detector, cfg.lr, cfg)
     fit_x, held_x = holdout_split(config, train_x)
     refiner = BoundaryRefiner(config, frozen_b, fit_x) if cfg.refine_steps > 0 else None
-    holdout_z = _holdout_codes(config, held_x, device) if held_x is not None else None
+    holdout_z = _holdout_codes(config, held_x, loop.device) if held_x is not None else None
 
-    for epoch in range(1, cfg.epochs + 1):
-        for index in epoch_batches(fit_x.shape[0], cfg.batch_size, device):
-            x = fit_x[index]
+    for _ in loop.epochs(cfg.epochs):
+        for x in shuffled_batches(fit_x, cfg.batch_size):
             n = x.shape[0]
-            positive_source = frozen_b if refiner is None else refiner.model
-            b_samples = samples_without_graph(positive_source, latent(n, latent_dim, device))
-            g_samples = samples_without_graph(frozen_g, latent(n, latent_dim, device))
-            loss = j_loss(
-                divergence, cfg.zeta, v_boundary=detector(b_samples), v_data=detector(x), v_retrained=detector(g_samples)
-            )
-            penalty = critic_penalty(divergence, config.divergence, detector, b_samples, x)
-            if penalty is not None:
-                loss = loss + penalty
-            descend(opt, loss)
-            log.add(loss_j=loss)
-            step += 1
+            b_samples = loop.samples_of(frozen_b if refiner is None else refiner.model, n)
+            g_samples = loop.samples_of(frozen_g, n)
+            loss = j_loss(divergence, cfg.zeta, v_boundary=detector(b_samples), v_data=detector(x),
+                          v_retrained=detector(g_samples))
+            loop.critic_step(opt, detector, b_samples, x, loss_j=loss)
+            loop.steps += 1
             if refiner is not None and refiner.active:
                 for _ in range(cfg.refine_steps):
-                    loss_r, logit, hinge = refiner.step(detector, n, device)
-                    log.add(refine_loss=loss_r, refine_logit=logit, refine_hinge=hinge)
+                    loss_r, logit, hinge = refiner.step(detector, n, loop.device)
+                    loop.log.add(refine_loss=loss_r, refine_logit=logit, refine_hinge=hinge)
         if refiner is not None:
-            log.add(refine_active=torch.tensor(float(refiner.active)))
+            loop.log.add(refine_active=torch.tensor(float(refiner.active)))
             if held_x is not None:
                 held_loss = _holdout_loss(divergence, cfg.zeta, detector, refiner.model, frozen_g, held_x, holdout_z)
-                log.add(holdout_loss_j=held_loss)
+                loop.log.add(holdout_loss_j=held_loss)
                 refiner.end_epoch(float(held_loss))
-        means = log.end_epoch()
-        if on_epoch is not None:
-            on_epoch("j", epoch, cfg.epochs, means)
 
     detector.eval()
     modules: dict[str, nn.Module] = {"detector": detector}
@@ -110,7 +81,7 @@ def train_j(
         refiner.model.eval()
         for k, member in enumerate(sampler_members(refiner.model)):
             modules[member_name(k)] = member
-    return StageResult("j", modules, log.history, timer.elapsed(), step)
+    return loop.result(modules)
 
 
 def j_loss(divergence, zeta: float, *, v_boundary: Tensor, v_data: Tensor, v_retrained: Tensor) -> Tensor:

@@ -103,7 +103,7 @@ class BoundaryRefiner:
         cfg = config.j
         self.cfg, self.latent_dim = cfg, config.network.latent_dim
         self.model = trainable_copy(boundary).eval()
-        self.optimizer = adam(self.model, cfg.refine_lr, cfg.beta1, cfg.beta2)
+        self.optimizer = adam(self.model, cfg.refine_lr, cfg)
         self.eps = cfg.refine_margin * median_nn_distance(train_x, seed=stage_seed(config.seed, "j") + 2)
         self.reference = BatchCycler(train_x, min(cfg.refine_bank, train_x.shape[0]))
         self.active = True

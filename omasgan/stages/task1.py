@@ -10,65 +10,28 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..config import OMASGANConfig
-from ..divergences import build_divergence
-from .common import (
-    EpochCallback,
-    LossLog,
-    StageResult,
-    StageTimer,
-    adam,
-    descend,
-    critic_penalty,
-    epoch_batches,
-    latent,
-    new_critic,
-    new_generator,
-    samples_without_graph,
-    seed_stage,
-)
+from .common import EpochCallback, StageLoop, StageResult, adam, new_critic, new_generator, shuffled_batches
 
 
-def train_task1(
-    config: OMASGANConfig,
-    train_x: Tensor,
-    *,
-    is_image: bool,
-    on_epoch: EpochCallback | None = None,
-) -> StageResult:
+def train_task1(config: OMASGANConfig, train_x: Tensor, *, is_image: bool,
+                on_epoch: EpochCallback | None = None) -> StageResult:
     """Train (G, D) on ``train_x`` (normal samples, on the training device)."""
-    seed_stage(config.seed, "task1")
-    device = train_x.device
+    loop = StageLoop("task1", config, train_x.device, on_epoch)
+    cfg, divergence = config.task1, loop.divergence
     sample_shape = tuple(train_x.shape[1:])
-    cfg, net = config.task1, config.network
-    divergence = build_divergence(config.divergence)
-    generator = new_generator(net, sample_shape, is_image).to(device).train()
-    critic = new_critic(net, sample_shape).to(device).train()
-    opt_g = adam(generator, cfg.lr_g, cfg.beta1, cfg.beta2)
-    opt_d = adam(critic, cfg.lr_d, cfg.beta1, cfg.beta2)
-    log, timer, step = LossLog("task1"), StageTimer(), 0
+    generator = new_generator(config.network, sample_shape, is_image).to(loop.device).train()
+    critic = new_critic(config.network, sample_shape).to(loop.device).train()
+    opt_g = adam(generator, cfg.lr_g, cfg)
+    opt_d = adam(critic, cfg.lr_d, cfg)
 
-    for epoch in range(1, cfg.epochs + 1):
-        for index in epoch_batches(train_x.shape[0], cfg.batch_size, device):
-            x = train_x[index]
-            fake = samples_without_graph(generator, latent(x.shape[0], net.latent_dim, device))
-            v_real, v_fake = critic(x), critic(fake)
-            loss_d = divergence.discriminator_loss(v_real, v_fake)
-            penalty = critic_penalty(divergence, config.divergence, critic, x, fake)
-            if penalty is not None:
-                loss_d = loss_d + penalty
-            descend(opt_d, loss_d)
-            log.add(loss_d=loss_d)
-            step += 1
-            if step % cfg.d_steps == 0:
-                loss_g = divergence.generator_loss(critic(generator(latent(cfg.batch_size, net.latent_dim, device))))
-                descend(opt_g, loss_g)
-                log.add(loss_g=loss_g)
-        means = log.end_epoch()
-        if on_epoch is not None:
-            on_epoch("task1", epoch, cfg.epochs, means)
+    for _ in loop.epochs(cfg.epochs):
+        for x in shuffled_batches(train_x, cfg.batch_size):
+            fake = loop.samples_of(generator, x.shape[0])
+            loop.critic_step(opt_d, critic, x, fake, loss_d=divergence.discriminator_loss(critic(x), critic(fake)))
+            loop.steps += 1
+            if loop.steps % cfg.d_steps == 0:
+                loop.step(opt_g, loss_g=divergence.generator_loss(critic(generator(loop.codes(cfg.batch_size)))))
 
     generator.eval()
     critic.eval()
-    return StageResult(
-        "task1", {"generator": generator, "discriminator": critic}, log.history, timer.elapsed(), step
-    )
+    return loop.result({"generator": generator, "discriminator": critic})

@@ -38,40 +38,17 @@ from torch import Tensor, nn
 
 from ..boundary import dispersion, mean_offset, nearest_bank_distance, offset_similarity
 from ..config import OMASGANConfig
-from ..divergences import build_divergence
-from .common import (
-    BatchCycler,
-    EpochCallback,
-    LossLog,
-    StageResult,
-    StageTimer,
-    adam,
-    descend,
-    critic_penalty,
-    freeze,
-    latent,
-    samples_without_graph,
-    seed_stage,
-    steps_per_epoch,
-    trainable_copy,
-)
+from .common import (BatchCycler, EpochCallback, StageLoop, StageResult, adam, freeze, samples_without_graph,
+                     steps_per_epoch, trainable_copy)
 from .feature_space import task2_feature_map
 from .union import member_name
 
 
-def train_task2(
-    config: OMASGANConfig,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    train_x: Tensor,
-    *,
-    on_epoch: EpochCallback | None = None,
-) -> StageResult:
+def train_task2(config: OMASGANConfig, generator: nn.Module, discriminator: nn.Module, train_x: Tensor, *,
+                on_epoch: EpochCallback | None = None) -> StageResult:
     """Train B from Task 1's (G, D); ``train_x`` is used for the epoch length and for ``reference=data``."""
-    seed_stage(config.seed, "task2")
-    device = train_x.device
-    cfg, latent_dim = config.task2, config.network.latent_dim
-    divergence = build_divergence(config.divergence)
+    loop = StageLoop("task2", config, train_x.device, on_epoch)
+    cfg, divergence = config.task2, loop.divergence
     phi, feature_history = task2_feature_map(config, discriminator, train_x)
     k_count = cfg.boundaries
     frozen_g = freeze(generator)
@@ -79,53 +56,44 @@ def train_task2(
     for boundary in boundaries[1:]:
         _break_symmetry(boundary)
     critics = [trainable_copy(discriminator) for _ in range(k_count)]
-    opt_b = adam(boundaries[0] if k_count == 1 else nn.ModuleList(boundaries), cfg.lr_b, cfg.beta1, cfg.beta2)
-    opt_ds = [adam(critic, cfg.lr_d, cfg.beta1, cfg.beta2) for critic in critics]
-    log, timer, step = LossLog("task2"), StageTimer(), 0
+    opt_b = adam(boundaries[0] if k_count == 1 else nn.ModuleList(boundaries), cfg.lr_b, cfg)
+    opt_ds = [adam(critic, cfg.lr_d, cfg) for critic in critics]
     n_steps = steps_per_epoch(train_x.shape[0], cfg.batch_size)
     bank = bank_features = None
     data_batches = BatchCycler(train_x, cfg.batch_size) if cfg.reference == "data" else None
 
-    for epoch in range(1, cfg.epochs + 1):
+    for _ in loop.epochs(cfg.epochs):
         for _ in range(n_steps):
-            if bank is None or step % cfg.bank_refresh == 0:
-                bank = samples_without_graph(frozen_g, latent(cfg.bank_size, latent_dim, device))
+            if bank is None or loop.steps % cfg.bank_refresh == 0:
+                bank = loop.samples_of(frozen_g, cfg.bank_size)
                 bank_features = bank if phi is None else _features_without_graph(phi, bank)
-            z = latent(cfg.batch_size, latent_dim, device)
+            z = loop.codes(cfg.batch_size)
 
             for boundary, critic, opt_d in zip(boundaries, critics, opt_ds):
                 for _ in range(cfg.d_steps):
                     if data_batches is not None:
                         positive = data_batches.next()
                     else:
-                        positive = samples_without_graph(frozen_g, latent(cfg.batch_size, latent_dim, device))
+                        positive = loop.samples_of(frozen_g, cfg.batch_size)
                     negative = samples_without_graph(boundary, z)
                     loss_d = divergence.discriminator_loss(critic(positive), critic(negative))
-                    penalty = critic_penalty(divergence, config.divergence, critic, positive, negative)
-                    if penalty is not None:
-                        loss_d = loss_d + penalty
-                    descend(opt_d, loss_d)
-                    log.add(loss_d=loss_d)
+                    loop.critic_step(opt_d, critic, positive, negative, loss_d=loss_d)
 
             if k_count == 1:
                 loss_b, m_q_term, d_term, s_term, _ = _boundary_loss(
                     boundaries[0], critics[0], z, bank_features, phi, divergence, cfg)
-                descend(opt_b, loss_b)
-                log.add(loss_b=loss_b, m_fake_term=m_q_term, d=d_term, s=s_term)
+                loop.step(opt_b, loss_b=loss_b)
+                loop.log.add(m_fake_term=m_q_term, d=d_term, s=s_term)
             else:
                 g_z = samples_without_graph(frozen_g, z)
                 parts = [_boundary_loss(b, c, z, bank_features, phi, divergence, cfg, g_z)
                          for b, c in zip(boundaries, critics)]
                 diversity = offset_similarity([part[4] for part in parts])
-                loss_b = torch.stack([part[0] for part in parts]).sum() + cfg.diversity * diversity
-                descend(opt_b, loss_b)
+                loop.step(opt_b, loss_b=torch.stack([part[0] for part in parts]).sum() + cfg.diversity * diversity)
                 means = {name: torch.stack([part[i] for part in parts]).mean()
                          for i, name in ((1, "m_fake_term"), (2, "d"), (3, "s"))}
-                log.add(loss_b=loss_b, diversity=diversity, **means)
-            step += 1
-        means = log.end_epoch()
-        if on_epoch is not None:
-            on_epoch("task2", epoch, cfg.epochs, means)
+                loop.log.add(diversity=diversity, **means)
+            loop.steps += 1
 
     modules: dict[str, nn.Module] = {}
     for k, (boundary, critic) in enumerate(zip(boundaries, critics)):
@@ -133,8 +101,7 @@ def train_task2(
         critic.eval()
         modules[member_name(k)] = boundary
         modules["critic" if k == 0 else f"critic_{k}"] = critic
-    history = {**log.history, **feature_history}
-    return StageResult("task2", modules, history, timer.elapsed(), step)
+    return loop.result(modules, feature_history)
 
 
 SYMMETRY_BREAK = 0.02

@@ -15,52 +15,26 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..config import OMASGANConfig
-from ..divergences import build_divergence
-from .common import (
-    EpochCallback,
-    LossLog,
-    StageResult,
-    StageTimer,
-    adam,
-    descend,
-    critic_penalty,
-    epoch_batches,
-    freeze,
-    latent,
-    samples_without_graph,
-    seed_stage,
-    trainable_copy,
-)
+from .common import EpochCallback, StageLoop, StageResult, adam, freeze, shuffled_batches, trainable_copy
 
 
-def train_task3(
-    config: OMASGANConfig,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    boundary: nn.Module,
-    train_x: Tensor,
-    *,
-    on_epoch: EpochCallback | None = None,
-) -> StageResult:
+def train_task3(config: OMASGANConfig, generator: nn.Module, discriminator: nn.Module, boundary: nn.Module,
+                train_x: Tensor, *, on_epoch: EpochCallback | None = None) -> StageResult:
     """Train (G', C) from Task 1's (G, D) and Task 2's B on the normal ``train_x``."""
-    seed_stage(config.seed, "task3")
-    device = train_x.device
-    cfg, latent_dim = config.task3, config.network.latent_dim
-    divergence = build_divergence(config.divergence)
+    loop = StageLoop("task3", config, train_x.device, on_epoch)
+    cfg, divergence = config.task3, loop.divergence
     frozen_g, frozen_b = freeze(generator), freeze(boundary)
     retrained_g = trainable_copy(generator)
     critic = trainable_copy(discriminator)
-    opt_g = adam(retrained_g, cfg.lr_g, cfg.beta1, cfg.beta2)
-    opt_c = adam(critic, cfg.lr_d, cfg.beta1, cfg.beta2)
-    log, timer, step = LossLog("task3"), StageTimer(), 0
+    opt_g = adam(retrained_g, cfg.lr_g, cfg)
+    opt_c = adam(critic, cfg.lr_d, cfg)
 
-    for epoch in range(1, cfg.epochs + 1):
-        for index in epoch_batches(train_x.shape[0], cfg.batch_size, device):
-            x = train_x[index]
+    for _ in loop.epochs(cfg.epochs):
+        for x in shuffled_batches(train_x, cfg.batch_size):
             n = x.shape[0]
-            g_samples = samples_without_graph(frozen_g, latent(n, latent_dim, device))
-            b_samples = samples_without_graph(frozen_b, latent(n, latent_dim, device))
-            g_prime_samples = samples_without_graph(retrained_g, latent(n, latent_dim, device))
+            g_samples = loop.samples_of(frozen_g, n)
+            b_samples = loop.samples_of(frozen_b, n)
+            g_prime_samples = loop.samples_of(retrained_g, n)
             loss_c = task3_critic_loss(
                 divergence,
                 cfg.alpha,
@@ -72,23 +46,14 @@ def train_task3(
                 v_retrained=critic(g_prime_samples),
                 v_boundary=critic(b_samples),
             )
-            penalty = critic_penalty(divergence, config.divergence, critic, x, g_prime_samples)
-            if penalty is not None:
-                loss_c = loss_c + penalty
-            descend(opt_c, loss_c)
-            log.add(loss_c=loss_c)
-            step += 1
-            if step % cfg.d_steps == 0 and cfg.beta > 0:
-                loss_g = cfg.beta * divergence.generator_loss(critic(retrained_g(latent(n, latent_dim, device))))
-                descend(opt_g, loss_g)
-                log.add(loss_g=loss_g)
-        means = log.end_epoch()
-        if on_epoch is not None:
-            on_epoch("task3", epoch, cfg.epochs, means)
+            loop.critic_step(opt_c, critic, x, g_prime_samples, loss_c=loss_c)
+            loop.steps += 1
+            if loop.steps % cfg.d_steps == 0 and cfg.beta > 0:
+                loop.step(opt_g, loss_g=cfg.beta * divergence.generator_loss(critic(retrained_g(loop.codes(n)))))
 
     retrained_g.eval()
     critic.eval()
-    return StageResult("task3", {"generator": retrained_g, "critic": critic}, log.history, timer.elapsed(), step)
+    return loop.result({"generator": retrained_g, "critic": critic})
 
 
 def task3_critic_loss(
