@@ -278,7 +278,7 @@ def synthesize_store(args: argparse.Namespace) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from omasgan.distributed.store.compaction import MANIFEST_FORMAT
+    from omasgan.distributed.store.manifest import MANIFEST_FORMAT
     from omasgan.distributed.store.result_store import ResultStore, UnitKey, table_schema
     from omasgan.distributed.store.study_folder import StudySpec
     from omasgan.metrics import METRIC_NAMES

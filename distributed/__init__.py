@@ -20,9 +20,9 @@ from .moved_modules import install as _install_moved_modules
 _install_moved_modules()  # old module paths, for studies pickled before the split (see .moved_modules)
 
 _EXPORTS = {
-    "SCHEMA_VERSION": "store.result_store", "ResultStore": "store.result_store", "UnitKey": "store.result_store",
-    "dataset_schema": "store.result_store", "result_schema": "store.result_store",
-    "score_schema": "store.result_store", "StudySpec": "store.study_folder",
+    "SCHEMA_VERSION": "store.result_schema", "ResultStore": "store.result_store", "UnitKey": "store.result_store",
+    "dataset_schema": "store.result_store", "result_schema": "store.result_schema",
+    "score_schema": "store.result_schema", "StudySpec": "store.study_folder",
 }
 
 __all__ = sorted(_EXPORTS)

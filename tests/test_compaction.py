@@ -6,6 +6,7 @@ one-line errors.  No Ray: the store is filled directly."""
 import json
 import multiprocessing
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,9 @@ import pytest
 from omasgan.cli import main
 from omasgan.distributed import ResultStore, UnitKey
 from omasgan.distributed.store import compaction as C
+from omasgan.distributed.store import compaction_lock as L
 from omasgan.distributed.studies.baseline import run_baseline_unit
-from omasgan.distributed.store.result_store import MANIFEST_FILE, PART_NAME
+from omasgan.distributed.store.manifest import MANIFEST_FILE, PART_NAME
 from omasgan.distributed.store.study_folder import StudySpec
 from omasgan.distributed.studies.runner import remove_orphan_files
 from omasgan.distributed.store.trial_record import TrialRecords
@@ -133,7 +135,9 @@ def _compact_and_die_at(root, step):
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_a_compaction_killed_at_any_step_and_run_again_keeps_every_row_once(tmp_path, step):
+def test_a_compaction_killed_at_any_step_and_run_again_keeps_every_row_once(tmp_path, step, monkeypatch):
+    monkeypatch.setattr(L, "LOCK_STALE_S", 0.5)  # how long the next compaction watches the dead one's lock
+    monkeypatch.setattr(L, "LOCK_POLL_S", 0.05)
     store = ResultStore(str(tmp_path))
     _fill(store, ["t0", "t1"])
     C.compact_store(str(tmp_path))  # generation 1
@@ -148,12 +152,12 @@ def test_a_compaction_killed_at_any_step_and_run_again_keeps_every_row_once(tmp_
     _assert_same(store, expected)
     manifest = json.loads((tmp_path / "results" / MANIFEST_FILE).read_text())
     assert manifest["generation"] == (1 if step == "part-written" else 2)
-    C.compact_store(str(tmp_path))  # the lock of the killed process is broken: it is gone
+    C.compact_store(str(tmp_path))  # the killed process's lock does not change: it is taken over
     _assert_same(store, expected)
     for table in ("results", "scores"):
         small, parts, hidden = _layout(tmp_path, table)
         assert not small and not hidden and len(parts) == 4
-    assert not (tmp_path / C.LOCK_FILE).exists()
+    assert not (tmp_path / L.LOCK_FILE).exists()
 
 
 def _race(tmp_path, monkeypatch, method):
@@ -283,11 +287,39 @@ def test_omasgan_compact_bad_input_is_one_line(tmp_path, capsys, make, needle):
 def test_a_second_compaction_is_refused_while_one_holds_the_lock(tmp_path, capsys):
     folder = _study_folder(tmp_path / "st")
     _fill(ResultStore(str(folder)), ["t0"], classes=(0,), seeds=(0,))
-    with C.StoreLock(ResultStore(str(folder))):
+    with L.StoreLock(str(folder), heartbeat_s=0.1):  # renewed while the second compaction watches it
         assert main(["compact", str(folder)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "is being compacted by" in err[0] and C.LOCK_FILE in err[0]
+        assert len(err) == 1 and "is being compacted by" in err[0] and L.LOCK_FILE in err[0]
         assert main(["compact", str(folder), "--threads", "0"]) == 2
         assert "--threads 0 is out of range" in capsys.readouterr().err
-    assert not (folder / C.LOCK_FILE).exists()
+    assert not (folder / L.LOCK_FILE).exists()
     assert main(["compact", str(folder)]) == 0
+
+
+def test_the_lock_is_judged_on_the_watchers_clock_never_on_the_owners(tmp_path, capsys, monkeypatch):
+    """A compaction that finds another's lock watches it on its own clock: a lock that is renewed is never
+    broken, however old its owner's clock says it is (a machine whose clock is an hour behind), and a lock
+    that stops changing is taken over after LOCK_STALE_S, however fresh its owner's clock says it is."""
+    from omasgan.trainables.storage.conditional import LocalConditionalStore
+    from omasgan.trainables.storage.leases import Lease
+
+    folder = _study_folder(tmp_path / "st")
+    _fill(ResultStore(str(folder)), ["t0"], classes=(0,), seeds=(0,))
+    behind = Lease(LocalConditionalStore(), str(folder / L.LOCK_FILE), heartbeat_s=0.1,
+                   info={"since": time.time() - 3600})
+    assert behind.acquire()
+    try:
+        assert main(["compact", str(folder)]) == 2
+        assert "is being compacted by" in capsys.readouterr().err
+    finally:
+        assert behind.release()
+    monkeypatch.setattr(L, "LOCK_STALE_S", 0.5)
+    monkeypatch.setattr(L, "LOCK_POLL_S", 0.05)
+    (folder / L.LOCK_FILE).write_text(json.dumps({"owner": "gone", "host": "elsewhere", "pid": 1, "beat": 7,
+                                                  "since": time.time() + 3600}))
+    started = time.monotonic()
+    assert main(["compact", str(folder)]) == 0
+    assert time.monotonic() - started >= 0.5
+    assert "took over the compaction lock of gone (host elsewhere, pid 1)" in capsys.readouterr().out
+    assert not (folder / L.LOCK_FILE).exists()

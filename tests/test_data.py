@@ -605,7 +605,7 @@ def test_image_size_is_in_the_stage_cache_key_and_a_typed_result_column():
     import pyarrow as pa
 
     from omasgan.config import default_config
-    from omasgan.distributed.store.result_store import result_schema
+    from omasgan.distributed.store.result_schema import result_schema
     from omasgan.trainables.cache import DATA_KEYS, stage_cache_key
 
     assert "image_size" in DATA_KEYS

@@ -205,11 +205,10 @@ def test_a_second_driver_is_kept_out_by_the_lease(s3, tmp_path, monkeypatch):
 
 
 def test_the_compaction_lock_on_s3_is_exclusive_and_released_by_its_owner(s3):
-    from omasgan.distributed import ResultStore
-    from omasgan.distributed.store.compaction import LOCK_FILE, CompactionBusy, StoreLock
+    from omasgan.distributed.store.compaction_lock import LOCK_FILE, CompactionBusy, StoreLock
 
     root = f"s3://{BUCKET}/compaction-lock"
-    first, second = StoreLock(ResultStore(root)), StoreLock(ResultStore(root))
+    first, second = StoreLock(root, heartbeat_s=0.2), StoreLock(root, poll_s=0.1)  # second sees first renew
     assert type(first.conditional).__name__ == "S3ConditionalStore"
     with first:
         with pytest.raises(CompactionBusy, match="is being compacted by"):

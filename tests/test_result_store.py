@@ -116,7 +116,7 @@ def test_duckdb_and_polars_read_the_dataset_with_no_project_code(tmp_path):
 
 
 def test_alarm_columns_are_typed_and_filled_from_the_stage_alarm(tmp_path):
-    from omasgan.distributed.store.result_store import ALARM_COLUMNS
+    from omasgan.distributed.store.result_schema import ALARM_COLUMNS
 
     schema = result_schema()
     assert ALARM_COLUMNS == ("alarm_ink_auroc", "alarm_contrast_auroc", "alarm_nn_auroc", "alarm_ink_spearman")
@@ -141,7 +141,7 @@ def test_alarm_columns_are_typed_and_filled_from_the_stage_alarm(tmp_path):
 def test_files_written_before_the_alarm_still_read(tmp_path):
     """A version-1 file (no alarm columns, no variant config columns) reads next to a new one; the
     missing columns come back as nulls."""
-    from omasgan.distributed.store.result_store import ALARM_COLUMNS
+    from omasgan.distributed.store.result_schema import ALARM_COLUMNS
 
     store = ResultStore(str(tmp_path))
     new = store.write_stage_rows(_key(trial="new"), "task2", config=tiny_config(), alarm={"ink_auroc": 0.2})

@@ -5,4 +5,5 @@
   rest (``compare``, ``report``, ``compact``, ``baseline``)
 - :mod:`.doctor`: ``omasgan doctor``, a preflight of a cluster
 - :mod:`.cache`: ``omasgan cache ls|prune``
+- :mod:`.compact`: ``omasgan compact``, a study's small result files merged into parts
 """

@@ -442,7 +442,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     add_report_parser(sub)
 
-    from ..store.compaction import add_compact_parser
+    from .compact import add_compact_parser
 
     add_compact_parser(sub)
 

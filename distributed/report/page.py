@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..store.result_store import safe_name
+from ..store.result_schema import safe_name
 from .figures import HEIGHT, WIDTH
 
 LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")

@@ -36,7 +36,7 @@ import pandas as pd
 
 from omasgan.errors import ConfigError
 
-from ..store.result_store import safe_name
+from ..store.result_schema import safe_name
 from . import figures as F
 from . import tables as T
 from .alarm import section_alarm

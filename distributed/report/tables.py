@@ -36,7 +36,8 @@ from omasgan.vocabulary import DETECTORS
 
 from ..analysis.ranking import RANK_COLUMNS, ranking_filter, search_ranking
 from ..analysis.tables import planned_units
-from ..store.result_store import ALARM_COLUMNS, ResultStore, safe_name
+from ..store.result_schema import ALARM_COLUMNS, safe_name
+from ..store.result_store import ResultStore
 from ..store.study_folder import JOURNAL_FILE, StudySpec, result_root, study_folders
 
 OMASGAN = "omasgan"

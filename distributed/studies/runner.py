@@ -11,7 +11,9 @@ import ray
 from ray import tune
 
 from ..analysis.objective import STUDY_OBJECTIVE
-from ..store.compaction import CompactionBusy, OrphanRule, compact_store
+from ..store.compaction import OrphanRule, compact_store
+from ..store.compaction_lock import CompactionBusy
+from ..store.result_schema import parse_small_file
 from ..store.result_store import ResultStore
 from ..store.study_folder import StudySpec
 from ..store.trial_record import TrialRecords
@@ -201,8 +203,8 @@ def remove_orphan_files(store: ResultStore, study: str, trial_ids: set[str], see
             folders, _, name = path.rpartition("/")
             if partitions is not None and folders.rsplit("/", 1)[-1] not in partitions:
                 continue
-            parts = name.split(".")
-            if len(parts) >= 4 and parts[0] == study and parts[1] not in trial_ids:
+            named = parse_small_file(name)
+            if named is not None and named.study == study and named.trial_id not in trial_ids:
                 orphans.append(path)
     store.delete(orphans)
     return len(orphans)
