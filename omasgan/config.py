@@ -2,7 +2,7 @@
 
 Every section is a dataclass whose fields declare their default and the values they admit together
 (``lr_g: float = learning_rate_field()``, ``mu: float = setting(0.2, at_least(0.0))``: see
-:mod:`omasgan.config_fields`); it checks them, and then its cross-field rules, when it is built, so an
+:mod:`omasgan.config_rules`); it checks them, and then its cross-field rules, when it is built, so an
 invalid value is rejected with one line naming it and what is allowed, before any data is read or
 any network is built.  A whole config is loaded from a nested dict, a JSON or a YAML file, and
 overridden with dotted keys (``task2.mu=0.2``), whose values are parsed as YAML scalars.
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .config_fields import (OneOf, Range, at_least, batch_size_field, beta1_field, beta2_field, between, check_fields,
-                            check_value, d_steps_field, epochs_field, learning_rate_field, out_of_range, setting)
+from .config_rules import (OneOf, Range, at_least, batch_size_field, beta1_field, beta2_field, between, check_fields,
+                           check_value, d_steps_field, epochs_field, learning_rate_field, out_of_range, setting)
 from .errors import ConfigError
 from .vocabulary import DATASET_NAMES, NETWORK_KINDS, PROTOCOL_NAMES, STAGES  # noqa: F401 (re-exported)
 
@@ -53,7 +53,7 @@ MAX_IMAGE_SIZE = 256
 
 class Section:
     """A config section: a dataclass whose fields are checked against their declared rules when it
-    is built (:func:`~omasgan.config_fields.check_fields`), then against its own cross-field rules."""
+    is built (:func:`~omasgan.config_rules.check_fields`), then against its own cross-field rules."""
 
     SECTION: ClassVar[str]
     """The section's key in a config (``task2``): the first part of every dotted key and error line."""

@@ -89,7 +89,7 @@ def test_every_number_field_declares_its_bounds():
     import dataclasses
     import typing
 
-    from omasgan.config_fields import RULE
+    from omasgan.config_rules import RULE
 
     top = typing.get_type_hints(OMASGANConfig)
     sections = {"": OMASGANConfig, **{f"{name}.": kind for name, kind in top.items() if dataclasses.is_dataclass(kind)}}
