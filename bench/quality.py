@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
+from omasgan.atomic_write import write_file_atomic
 from omasgan.baselines import BaselineConfig
 from omasgan.config import STAGES, default_config, read_config_file
 from omasgan.distributed.studies.baseline import run_baseline_unit
@@ -181,13 +182,13 @@ def record_timing(path: Path, timing: dict) -> None:
     """Add one unit's timing to the ``timings`` of quality.json, leaving the rest as it is."""
     document = read_json(path)
     document["timings"] = merge_timings(stored_timings(document), [timing])
-    write_text_atomic(path, json.dumps(document, indent=2, default=float))
+    write_json(path, document)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+def write_json(path: Path, document: dict) -> None:
+    """Replace ``path`` with ``document`` as indented JSON, atomically (:func:`omasgan.atomic_write.write_file_atomic`)."""
+    text = json.dumps(document, indent=2, default=float)
+    write_file_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def omasgan_columns(args: argparse.Namespace, base) -> dict[str, dict]:
@@ -303,7 +304,7 @@ def main() -> int:
         "timings": stored_timings(previous),  # this run's units were recorded as each one finished
         "timings_this_run": timings,
     }
-    write_text_atomic(out / "quality.json", json.dumps(document, indent=2, default=float))
+    write_json(out / "quality.json", document)
     if not args.no_report and summary:
         from omasgan.distributed.report.sections import write_report
 

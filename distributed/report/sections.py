@@ -25,15 +25,13 @@ Which rows each section reads is in :mod:`.tables`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from omasgan.atomic_write import write_folder_atomic
 from omasgan.errors import ConfigError
 
 from ..store.result_schema import safe_name
@@ -537,10 +535,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
     inputs = T.load_inputs(results_dir)
     out = Path(out) if out is not None else results_dir / "report"
     _check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        page = Page(building)
+
+    def build(folder: str) -> None:
+        page = Page(Path(folder))
         reported = T.reported_rows(inputs)
         pairs = T.sources(reported)
         section_overview(page, inputs, results_dir)
@@ -553,12 +550,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
         section_boundary(page, inputs, reported, pairs)
         section_tables(page, inputs.stage_runs, reported, pairs)
         section_alarm(page, inputs.alarm_rows)
-        (building / PAGE_NAMES[fmt]).write_text(page.render(fmt))
-        old = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
-        if out.exists():
-            os.replace(out, old)
-        os.replace(building, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+        (Path(folder) / PAGE_NAMES[fmt]).write_text(page.render(fmt))
+
+    write_folder_atomic(out, build)  # built under a hidden name beside it, then renamed into place
     return out / PAGE_NAMES[fmt]

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from omasgan.atomic_write import write_file_atomic
 from omasgan.config import OMASGANConfig
 from omasgan.errors import ConfigError
 
@@ -176,10 +177,8 @@ def run_confirmation(paths: StudyPaths, options: RunOptions, top: int, seeds_tex
     where = (ds.field("study") == spec.name) & (ds.field("study_kind") == CONFIRM_KIND)  # what the summary reads
     rows = ResultStore(paths.data_root).read(filter=where).to_pandas()
     summary = summarize_confirmation(rows, spec, info)
-    path = paths.control / CONFIRMATION_FILE
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-    temporary.replace(path)
+    text = json.dumps(summary, indent=2, default=_json_default) + "\n"
+    write_file_atomic(paths.control / CONFIRMATION_FILE, lambda handle: handle.write(text.encode()))
     return summary
 
 
