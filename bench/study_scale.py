@@ -183,7 +183,7 @@ def searcher_driver(args: argparse.Namespace) -> None:
     in results and completions (the wrapper and the journal) to ``args.stats``."""
     from omasgan.config import default_config
     from omasgan.distributed.studies.preparation import RunOptions, prepare_study
-    from omasgan.distributed.commands.studies import search_experiment
+    from omasgan.distributed.studies.experiments import search_experiment
     from omasgan.distributed.store.study_folder import StudySpec
     from omasgan.distributed.analysis.objective import STUDY_OBJECTIVE
 

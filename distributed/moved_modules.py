@@ -34,7 +34,7 @@ MOVED = {
     "trial_record": "store.trial_record",
     "result_query": "store.result_query",
     "compaction": "store.compaction",
-    "report_cli": "report.cli",
+    "report_cli": "commands.report",
     "report_tables": "report.tables",
     "report_figures": "report.figures",
     "report_page": "report.page",

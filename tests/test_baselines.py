@@ -1,6 +1,6 @@
 """The kNN / Isolation Forest / autoencoder baselines (omasgan.baselines) and the ``omasgan baseline``
-command (omasgan.distributed.studies.baseline): hand-checked distances, detection on the synthetic
-mixture, a learning autoencoder, determinism, the detector protocol (clone, fit, decision_function,
+command (omasgan.distributed.commands.baseline, studies.baseline): hand-checked distances, detection on
+the synthetic mixture, a learning autoencoder, determinism, the detector protocol (clone, fit, decision_function,
 predict), the rows written to a study folder, error rows and one-line errors for bad input."""
 
 import json
@@ -20,11 +20,12 @@ from omasgan.baselines import (
 from omasgan.config import default_config
 from omasgan.data import load_splits
 from omasgan.errors import ConfigError
+from omasgan.evaluation import StageEvaluation
 from omasgan.metrics import METRIC_NAMES, max_f1_threshold
-from omasgan.pipeline import StageEvaluation
 
 from omasgan.distributed import ResultStore
-from omasgan.distributed.studies.baseline import main, run_baseline_unit
+from omasgan.distributed.commands.baseline import main
+from omasgan.distributed.studies.baseline import run_baseline_unit
 
 SQUARE = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
@@ -253,11 +254,11 @@ def test_the_parser_is_light_and_lists_every_method_and_setting():
     import sys
 
     from omasgan.baselines import BASELINE_METHODS
-    from omasgan.distributed.studies.baseline import METHOD_NAMES, SETTING_NAMES
+    from omasgan.distributed.commands.baseline import METHOD_NAMES, SETTING_NAMES
 
     assert METHOD_NAMES == BASELINE_METHODS
     assert SETTING_NAMES == tuple(f.name for f in dataclasses.fields(BaselineConfig) if f.name != "method")
-    code = ("import argparse, sys; from omasgan.distributed.studies.baseline import add_baseline_parser; "
+    code = ("import argparse, sys; from omasgan.distributed.commands.baseline import add_baseline_parser; "
             "add_baseline_parser(argparse.ArgumentParser().add_subparsers()); "
             "print(sorted(m for m in ('torch', 'sklearn', 'pyarrow', 'pandas', 'ray') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -16,7 +16,7 @@ from PIL import Image
 from omasgan.cli import main
 from omasgan.distributed import ResultStore, UnitKey
 from omasgan.distributed.report import sections as report_module
-from omasgan.distributed.report.cli import add_report_parser
+from omasgan.distributed.commands.report import add_report_parser
 from omasgan.distributed.report.sections import write_report
 from omasgan.distributed.store.study_folder import JOURNAL_FILE, StudySpec
 from omasgan.errors import ConfigError

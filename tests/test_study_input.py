@@ -178,7 +178,7 @@ def test_the_training_budget_is_a_sensitivity_parameter_like_any_other():
     """`omasgan sensitivity --param data.max_train,task1.epochs --values ...`: one trial per (parameter,
     value), each laid over the base config as an integer."""
     from omasgan.config import default_config
-    from omasgan.distributed.commands.studies import sensitivity_sweeps
+    from omasgan.distributed.studies.experiments import sensitivity_sweeps
     from omasgan.distributed.studies.trainable import trial_overrides
 
     base = default_config("digits")

@@ -13,6 +13,8 @@ from pathlib import Path
 from omasgan.config import STAGES
 from omasgan.errors import ConfigError
 
+from .subcommand import add_subcommand
+
 AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -88,18 +90,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def add_cache_parser(sub: argparse._SubParsersAction) -> None:
-    cache = sub.add_parser("cache", help="show (ls) or remove (prune) stage-cache entries",
+    cache = add_subcommand(sub, "cache", cmd_cache, help="show (ls) or remove (prune) stage-cache entries",
                            description="The stage cache of a study (or any cache root): list its entries, or "
                            "remove those matching every selector given.")
     commands = cache.add_subparsers(dest="cache_command", required=True, metavar="{ls,prune}")
-    ls = commands.add_parser("ls", help="list entries: stage, key, size, last written, who builds it now")
+    ls = add_subcommand(commands, "ls", cmd_cache,
+                        help="list entries: stage, key, size, last written, who builds it now")
     ls.add_argument("root", help="a cache root, a study folder or a study's storage URI")
-    prune = commands.add_parser("prune", help="remove entries matching every selector given")
+    prune = add_subcommand(commands, "prune", cmd_cache, help="remove entries matching every selector given")
     prune.add_argument("root", help="a cache root, a study folder or a study's storage URI")
     prune.add_argument("--stage", help=f"only these stages, e.g. task3,j ({', '.join(STAGES)})")
     prune.add_argument("--older-than", help="only entries last written longer ago, e.g. 12h or 7d")
     prune.add_argument("--damaged", action="store_true", help="only entries that fail their checksum")
     prune.add_argument("--all", action="store_true", help="every entry (with other selectors: those)")
     prune.add_argument("--dry-run", action="store_true", help="print what would be removed; remove nothing")
-    for parser in (cache, ls, prune):
-        parser.set_defaults(handler=cmd_cache)

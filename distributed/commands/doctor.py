@@ -42,6 +42,8 @@ from typing import Any
 
 from omasgan.errors import ConfigError
 
+from .subcommand import add_subcommand
+
 PROBE_FOLDER = ".omasgan-doctor"
 AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 """An EC2 image id: ``ami-`` and 8 (older) or 17 lower-case hex digits."""
@@ -615,9 +617,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def add_doctor_parser(sub: argparse._SubParsersAction) -> None:
-    doctor = sub.add_parser(
-        "doctor", help="preflight: AMI, worker types, CUDA vs torch, the GPU a task gets, code, storage, data, "
-        "credentials",
+    doctor = add_subcommand(
+        sub, "doctor", cmd_doctor,
+        help="preflight: AMI, worker types, CUDA vs torch, the GPU a task gets, code, storage, data, credentials",
         description="Runs a task on every node of the cluster (or the embedded Ray) and prints one line per "
         "check: the AMI of the GPU worker types and the worker types with no node (with the autoscaler's "
         "reason), CUDA and the NVIDIA driver against torch, the GPU a task is given (CUDA_VISIBLE_DEVICES, "
@@ -632,4 +634,3 @@ def add_doctor_parser(sub: argparse._SubParsersAction) -> None:
                         help="ask the autoscaler for one node of each worker type that has none and wait up to "
                         "SECONDS for them (default 0: report only); the request is withdrawn at the end")
     doctor.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
-    doctor.set_defaults(handler=cmd_doctor)

@@ -18,29 +18,27 @@ from pathlib import Path
 from omasgan.budgets import BUDGETS, budget
 from omasgan.errors import ConfigError
 
-from ..analysis.claims import evaluate_claims
-from ..report.claims import write_claims
-from ..store.result_store import ResultStore
-from ..studies.preparation import RunOptions, parse_int_list, prepare_study
+from ..studies.experiments import run_study
+from ..studies.preparation import RunOptions, parse_int_list
 from ..studies.reproduce import PARTS, ReproductionPlan, plan_from_budget, prepare_plan, reproduction_folders, \
     run_reproduction
+from .subcommand import add_subcommand
 
 RUN_FLAGS = ("address", "cpus_per_unit", "gpus_per_unit", "parallel_units", "max_concurrent", "max_failures",
              "max_failed_trials", "placement_timeout_s")
 
 
 def _run_part(spec, options: RunOptions) -> None:
-    from ..studies.runner import Experiment, run_experiment
-
-    with prepare_study(spec, options) as study:
-        run_experiment(study.spec, study.options, study.paths, Experiment({}, 1, 1), lease=study.lease,
-                       shape=study.shape)
+    """Run (or continue) one part of a reproduction: a seeds study."""
+    run_study("seeds", spec, options)
 
 
 def _rows(plan: ReproductionPlan, data_root: str):
     """Every part's result rows, with the part each played (its study name)."""
     import pandas as pd
     import pyarrow.dataset as ds
+
+    from ..store.result_store import ResultStore
 
     frames = []
     for part in plan.parts:
@@ -80,6 +78,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                              explicit=frozenset(given), **given)
         plan = prepare_plan(plan, folder, args.resume)
         run_reproduction(plan, options, folder, data_root, _run_part)
+    from ..analysis.claims import evaluate_claims
+    from ..report.claims import write_claims
+
     chosen = budget(plan.budget)
     rows = _rows(plan, data_root)
     claims = evaluate_claims(rows, plan.dataset)
@@ -96,8 +97,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "reproduce", help="the paper's MNIST experiments at a named budget, with a claims table",
+    parser = add_subcommand(
+        sub, "reproduce", cmd_reproduce, help="the paper's MNIST experiments at a named budget, with a claims table",
         description="Runs the paper's MNIST leave-one-out experiments as seeds studies over held-out digits x seeds: "
         "OMASGAN with the paper's settings (the ablation: Task 1's critic, Task 3's critic, J), the f-GAN base model "
         "of its Figure 9, and the kNN, Isolation Forest and autoencoder baselines in the same protocol; then writes "
@@ -127,4 +128,3 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--placement-timeout", dest="placement_timeout_s", type=float,
                         help="halt when a trial waits this long for its placement group (default 1800 s)")
     parser.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
-    parser.set_defaults(handler=cmd_reproduce)

@@ -1,21 +1,23 @@
-"""``omasgan search | sensitivity | seeds | results``: argument parsing, the studies' experiments, and
-their final tables.  Every check of the input runs before Ray starts (see preparation.prepare_study)."""
+"""``omasgan search | sensitivity | seeds | confirm | results``: their arguments, handlers and printed
+tables; and the registration of the other study subcommands (``compare``, ``report``, ``compact``,
+``baseline``).  Every check of the input runs before Ray starts (see preparation.prepare_study); each
+study's experiment is built in :mod:`omasgan.distributed.studies.experiments`."""
 
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 from typing import Any
 
 from omasgan.cli import add_config_options, build_config
-from omasgan.config import STAGES, OMASGANConfig
+from omasgan.config import STAGES
 from omasgan.errors import ConfigError
 from omasgan.search_spaces import DEFAULT_WINDOW, MIN_WINDOW, check_window
 from omasgan.vocabulary import SCORE_CHOICES, SPACE_NAMES
 
-from ..analysis.objective import AGGREGATES, STUDY_OBJECTIVE, check_aggregate
+from ..analysis.objective import AGGREGATES, check_aggregate
 from ..store.study_folder import STUDY_FILE, StudySpec, result_root, study_folders
+from ..studies.experiments import run_study, sensitivity_sweeps
 from ..studies.preparation import (
     SCHEDULERS,
     RunOptions,
@@ -23,109 +25,25 @@ from ..studies.preparation import (
     default_study_name,
     parse_float_list,
     parse_int_list,
-    prepare_study,
 )
+from .baseline import split_set_options
+from .subcommand import add_subcommand
 
 SPACES = SPACE_NAMES
-
-
-# ---------------------------------------------------------------- the experiments of each study
-
-
-def search_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
-    """Tuner + OptunaSearch: seeded multivariate TPE over the space, the base config's values
-    (for the defaults: the paper's) tried first, the study persisted in the journal file."""
-    import optuna
-    from ray.tune.schedulers import ASHAScheduler
-    from omasgan.search_spaces import build_space, paper_point
-    from omasgan.search_spaces.windowed_tpe import WindowedTPESampler
-
-    from ..studies.journal_search import AdoptingConcurrencyLimiter, JournalOptunaSearch, fail_orphaned_optuna_trials
-    from ..studies.runner import Experiment
-    from ..studies.trainable import DETECTOR_ROUND, DETECTOR_STAGES
-
-    o = spec.options
-    base = OMASGANConfig.from_dict(spec.base_config)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's group=True
-
-    def make_searcher():
-        from ..studies.control import journal_storage
-
-        storage = journal_storage(spec.name, paths.journal, paths.data_root if paths.remote else None)
-        # a study written before the window existed keeps plain TPE ("sampler_window" absent: 0)
-        sampler = WindowedTPESampler(seed=o["sampler_seed"], multivariate=True, group=True, constant_liar=True,
-                                     n_startup_trials=max(1, min(10, o["trials"] // 3)),
-                                     window=o.get("sampler_window", 0))
-        searcher = JournalOptunaSearch(
-            space=build_space(o["space"], with_optimizer=o["with_optimizer"], with_batch=o["with_batch"], base=base),
-            metric=STUDY_OBJECTIVE, mode="max", points_to_evaluate=[paper_point(base, o["space"])], sampler=sampler,
-            study_name=spec.name, storage=storage,
-        )
-        return AdoptingConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
-
-    def make_scheduler():
-        # rungs on the detector rounds only (Task 1, Task 3, J): at a rung every trial's objective is
-        # the same detector's AUROC; Task 2's report carries no detector_round and is never judged
-        detector_rounds = len([s for s in STAGES[: STAGES.index(spec.last_stage) + 1] if s in DETECTOR_STAGES])
-        return ASHAScheduler(time_attr=DETECTOR_ROUND, max_t=max(1, detector_rounds), grace_period=1,
-                             reduction_factor=2)
-
-    def finish():
-        fail_orphaned_optuna_trials(str(paths.journal), spec.name)
-
-    return Experiment({}, o["trials"], o["trials"], make_searcher,
-                      make_scheduler if o["scheduler"] == "asha" else None, finish)
-
-
-def sensitivity_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
-    """A grid: one trial per (parameter, value), every other value as the base config has it."""
-    from ray import tune
-
-    from ..studies.runner import Experiment
-
-    sweeps = spec.options["sweeps"]
-    return Experiment({"_sweep": tune.grid_search(sweeps)}, 1, len(sweeps))
-
-
-def seeds_experiment(spec: StudySpec, options: RunOptions, paths) -> Any:
-    """One trial of the fixed config; its units are every (class, seed)."""
-    from ..studies.runner import Experiment
-
-    return Experiment({}, 1, 1)
-
-
-EXPERIMENTS = {"search": search_experiment, "sensitivity": sensitivity_experiment, "seeds": seeds_experiment}
 
 
 # ---------------------------------------------------------------- building the spec from arguments
 
 
-def sensitivity_sweeps(base: OMASGANConfig, params: list[str], values: list[float] | None, grid: str | None) -> list[dict]:
-    from omasgan.search_spaces import SENSITIVITY_PARAMS, sensitivity_grid
-
-    sweeps = []
-    for param in params:
-        if grid == "paper":
-            if param not in SENSITIVITY_PARAMS:
-                raise ConfigError(f"--grid paper has no grid for {param!r}; it has grids for: "
-                                  f"{', '.join(SENSITIVITY_PARAMS)} (or give --values)")
-            grid_values = sensitivity_grid(param, base)
-        else:
-            grid_values = list(values or [])
-        for value in grid_values:
-            base.with_overrides({param: value})  # unknown key or inadmissible value: a ConfigError here
-            sweeps.append({"param": param, "value": float(value)})
-    return sweeps
-
-
 def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
+    """The StudySpec of ``omasgan KIND`` from its arguments (on ``--resume``: only its name and kind,
+    the rest is read from the stored study.json); a one-line ConfigError on bad input."""
     if args.resume:  # everything else comes from the stored study.json
         name = args.name or ""
         if not name:
             raise ConfigError("--resume needs --name, the study to continue")
         return StudySpec(name=name, kind=kind, dataset="-", classes=[0], seeds=[0], base_config={})
-    baseline_sets, config_sets = _split_sets(args)
+    baseline_sets, config_sets = split_set_options(getattr(args, "set", None))
     base = build_config(argparse.Namespace(**{**vars(args), "set": config_sets}))
     classes = parse_int_list(args.classes, "--classes")
     seeds = parse_int_list(args.seeds, "--seeds")
@@ -168,13 +86,6 @@ def spec_from_args(kind: str, args: argparse.Namespace) -> StudySpec:
     )
 
 
-def _split_sets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """``--set`` items for a baseline (``baseline.key=value``) and for the OMASGAN config."""
-    items = list(getattr(args, "set", None) or [])
-    baseline = [i for i in items if i.strip().startswith("baseline.")]
-    return baseline, [i for i in items if i not in baseline]
-
-
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     """RunOptions from the command line; ``explicit`` names the run options given (the parser's
     defaults for them are None, so that --resume can tell given from restored)."""
@@ -188,16 +99,6 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
 
 # ---------------------------------------------------------------- running and printing
-
-
-def run_study(kind: str, spec: StudySpec, options: RunOptions) -> StudyOutcome:
-    """Check, then run a study end to end; returns its outcome (rows are in ``outcome.store``)."""
-    with prepare_study(spec, options) as study:  # every input check, before Ray starts; the driver lease
-        from ..studies.runner import run_experiment
-
-        return run_experiment(study.spec, study.options, study.paths,
-                              EXPERIMENTS[kind](study.spec, study.options, study.paths), lease=study.lease,
-                              shape=study.shape)
 
 
 def final_table(outcome: StudyOutcome) -> str:
@@ -357,8 +258,11 @@ def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    search = sub.add_parser(
-        "search", help="Optuna search (Ray Tune) maximising the mean validation AUROC over classes x seeds",
+    """Add ``omasgan search | sensitivity | seeds | confirm | results``, then ``compare``, ``report``,
+    ``compact`` and ``baseline`` (in this order: the order of ``omasgan --help``)."""
+    search = add_subcommand(
+        sub, "search", cmd_study("search"),
+        help="Optuna search (Ray Tune) maximising the mean validation AUROC over classes x seeds",
         description="Tuner + OptunaSearch (seeded multivariate TPE). Each trial trains every (class, seed) unit "
         "as its own Ray task; the objective is the mean validation AUROC of the final J over the units.")
     add_config_options(search)
@@ -385,18 +289,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "never seeds of the search")
     search.add_argument("--with-optimizer", action="store_true", help="also search the learning rates")
     search.add_argument("--with-batch", action="store_true", help="also search Q (bank size) and N (batch size)")
-    search.set_defaults(handler=cmd_study("search"))
 
-    sens = sub.add_parser("sensitivity", help="one parameter at a time around a base config, over classes x seeds",
+    sens = add_subcommand(sub, "sensitivity", cmd_study("sensitivity"),
+                          help="one parameter at a time around a base config, over classes x seeds",
                           description="A grid search (no Optuna): one trial per value of each --param.")
     add_config_options(sens)
     _add_run_options(sens, "sensitivity")
     sens.add_argument("--param", default="", help="dotted config key(s), e.g. task2.mu or task2.mu,j.zeta")
     sens.add_argument("--values", help="values to try, e.g. 0.05,0.2,1")
     sens.add_argument("--grid", choices=("paper",), help="the built-in grid around the base value")
-    sens.set_defaults(handler=cmd_study("sensitivity"))
 
-    seeds = sub.add_parser("seeds", help="a fixed config over classes x seeds: mean and SD of test AUROC",
+    seeds = add_subcommand(sub, "seeds", cmd_study("seeds"),
+                           help="a fixed config over classes x seeds: mean and SD of test AUROC",
                            description="Trains --config (e.g. a search's best-config.json) on every (class, seed) "
                            "and prints the mean and SD over seeds per class and overall (the paper's Figure 11).")
     add_config_options(seeds)
@@ -404,10 +308,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     seeds.add_argument("--method", default="omasgan",
                        help="omasgan, or a baseline scored in the same protocol: knn, iforest, ae "
                        "(settings with --set baseline.k=10 ...)")
-    seeds.set_defaults(handler=cmd_study("seeds"))
 
-    confirm = sub.add_parser(
-        "confirm", help="rerun a search's top trials and its base config on fresh seeds and compare them",
+    confirm = add_subcommand(
+        sub, "confirm", cmd_confirm, help="rerun a search's top trials and its base config on fresh seeds and compare them",
         description="Confirmation of a finished search: its top --top trials (by the search's objective) and the "
         "base config are trained on seeds the search never used (default 100-102), same classes; each candidate "
         "is compared with the base paired by (class, seed) on J's validation AUROC (mean difference, stratified "
@@ -424,29 +327,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     confirm.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     confirm.add_argument("--report", action="store_true", help="write the study's report afterwards")
     confirm.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
-    confirm.set_defaults(handler=cmd_confirm)
 
-    results = sub.add_parser("results", help="summarise the Parquet results of a study folder (or a folder of them)")
+    results = add_subcommand(sub, "results", cmd_results,
+                             help="summarise the Parquet results of a study folder (or a folder of them)")
     results.add_argument("folder", help="a study folder, a folder of study folders, or a folder holding results/")
     results.add_argument("--where", help="a filter in pandas query syntax, run in the Parquet scan: comparisons "
                          "of a column with a value, 'in' lists, isna()/notna(), and/or/not, "
                          "e.g. \"stage == 'j' and seed in [0, 1]\"")
     results.add_argument("--by", help="extra columns to group by, e.g. holdout_class or sweep_value")
-    results.set_defaults(handler=cmd_results)
 
-    from ..report.compare import add_compare_parser
+    from .report import add_compare_parser, add_report_parser
 
     add_compare_parser(sub)
-
-    from ..report.cli import add_report_parser
-
     add_report_parser(sub)
 
     from .compact import add_compact_parser
 
     add_compact_parser(sub)
 
-    from ..studies.baseline import add_baseline_parser
+    from .baseline import add_baseline_parser
 
     add_baseline_parser(sub)
 

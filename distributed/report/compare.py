@@ -18,15 +18,15 @@ choice between configs should be made on ``--split val``).
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from omasgan.errors import ConfigError
 from omasgan.vocabulary import DETECTORS, SPLITS
+
+if TYPE_CHECKING:  # pandas waits until a comparison runs: the parser reads METRICS
+    import pandas as pd
 
 METRICS = ("auroc", "auprc", "f1")
 
@@ -62,6 +62,8 @@ def _ranked_trial(inputs, study: str, spec) -> tuple[str, str]:
 
 def resolve(name: str, inputs, split: str, metric: str) -> Selection:
     """The rows ``name`` stands for (see the module docstring), as values by (class, seed)."""
+    import pandas as pd
+
     from ..analysis.statistics import unit_series
 
     text, _, detector = name.partition("@")
@@ -136,34 +138,3 @@ def compare(folder: str | Path, a: str, b: str, *, split: str = "test", metric: 
             "split": split, "metric": metric, "overall": overall.as_dict(), "line": overall.line(),
             "per_class": per_class.to_dict(orient="records"),
             "unpaired": {"a": len(first.values) - len(paired), "b": len(second.values) - len(paired)}}
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from ..analysis.tables import render
-
-    result = compare(args.folder, args.a, args.b, split=args.split, metric=args.metric)
-    print(f"A = {result['a']}: {result['a_is']}")
-    print(f"B = {result['b']}: {result['b_is']}")
-    print(f"{args.split} {args.metric}, paired by (held-out class, seed); unpaired units left out: "
-          f"A {result['unpaired']['a']}, B {result['unpaired']['b']}")
-    table = pd.DataFrame(result["per_class"])
-    print(render(table))
-    print(result["line"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
-        print(f"wrote {args.json}")
-    return 0
-
-
-def add_compare_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "compare", help="two configs or methods paired by (class, seed): difference, interval, test, verdict",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", help="a study folder or a folder of study folders")
-    parser.add_argument("--a", required=True, help="STUDY, STUDY:TRIAL, STUDY:METHOD, TRIAL or METHOD[@task1|task3]")
-    parser.add_argument("--b", required=True, help="the reference, same forms as --a")
-    parser.add_argument("--split", choices=SPLITS, default="test", help="default test (choose configs on val)")
-    parser.add_argument("--metric", choices=METRICS, default="auroc", help="default auroc")
-    parser.add_argument("--json", help="also write the numbers to this JSON file")
-    parser.set_defaults(handler=cmd_compare)

@@ -38,10 +38,9 @@ from ..store.result_schema import safe_name
 from . import figures as F
 from . import tables as T
 from .alarm import section_alarm
-from .cli import FORMATS
+from .formats import FORMATS, PAGE_NAMES
 from .page import Page, code, plain
 
-PAGE_NAMES = {"md": "report.md", "html": "report.html"}
 BEST_CONFIG = "best-config.json"
 IMPORTANCE_MAX_TRIALS = 500
 """fANOVA fits a random forest on every completed trial it is given, at a cost that grows faster than
@@ -458,42 +457,59 @@ def _lowest_seed_runs(inputs: T.Inputs, reported: pd.DataFrame, pairs: list[tupl
             yield dataset, source, store, holdout, seed, mine
 
 
+def _figure_per_class(page: Page, heading: str, text: str, runs, prefix: str, caption: str, draw,
+                      missing: str) -> None:
+    """A section of one figure per run of :func:`_lowest_seed_runs` under ``heading`` and ``text``, each
+    named ``prefix-DATASET-SOURCE-classN`` and captioned ``caption, class N``: ``draw(path, run)`` plots
+    it to ``path``, or returns False when the run has nothing to plot (having said why on the page); the
+    line ``missing`` when no run gave a figure."""
+    page.heading(heading)
+    page.text(text)
+    drawn = False
+    for run in runs:
+        dataset, source, _, holdout, _, _ = run
+        path = page.figure_path(f"{prefix}-{dataset}-{source}-class{holdout}")
+        if draw(path, run):
+            page.figure(path, f"{caption}, class {plain(holdout)}")
+            drawn = True
+    if not drawn:
+        page.left_out(missing)
+
+
 def section_scores(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
     """6. Histograms of J's test scores, normal vs anomalous samples, one per held-out class (lowest seed)."""
-    page.heading("6. Anomaly scores of the test samples")
-    page.text("Test-split anomaly scores of the final detector J (higher = more anomalous) of normal (label 0) "
-              "and anomalous (label 1) samples, as densities, for the run with the lowest seed of each class.")
-    done = False
-    for dataset, source, _, holdout, seed, mine in _lowest_seed_runs(inputs, reported, pairs, T.read_scores):
-        path = page.figure_path(f"scores-{dataset}-{source}-class{holdout}")
+    def draw(path: Path, run) -> bool:
+        dataset, source, _, holdout, seed, mine = run
         F.score_histogram(path, mine.loc[mine["label"] == 0, "score"].to_numpy(),
                           mine.loc[mine["label"] == 1, "score"].to_numpy(),
                           f"{dataset} / {source}: J test scores, class {holdout} held out, seed {seed}")
-        page.figure(path, f"scores, class {plain(holdout)}")
-        done = True
-    if not done:
-        page.left_out("no per-sample test scores of the final detector in the scores table")
+        return True
+
+    _figure_per_class(page, "6. Anomaly scores of the test samples",
+                      "Test-split anomaly scores of the final detector J (higher = more anomalous) of normal "
+                      "(label 0) and anomalous (label 1) samples, as densities, for the run with the lowest seed of "
+                      "each class.", _lowest_seed_runs(inputs, reported, pairs, T.read_scores), "scores", "scores",
+                      draw, "no per-sample test scores of the final detector in the scores table")
 
 
 def section_boundary(page: Page, inputs: T.Inputs, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:
     """7. For 2-D data: x, G(z) and B(z) of the run with the lowest seed of each held-out class."""
-    page.heading("7. Boundary samples (2-D data)")
-    page.text("Normal data x, Task 1 samples G(z) and Task 2 boundary samples B(z) of the run with the lowest "
-              "seed of each held-out class (paper Figure 3).")
-    done = False
-    for dataset, source, store, holdout, seed, mine in _lowest_seed_runs(inputs, reported, pairs, T.find_samples):
+    def draw(path: Path, run) -> bool:
+        dataset, source, store, holdout, seed, mine = run
         arrays = T.load_samples(store, mine["path"].iloc[0])
         x = arrays.get("x")
         if x is None or x.ndim != 2 or x.shape[1] != 2:
             page.left_out(f"{code(dataset)} / {code(source)} class {plain(holdout)}: the samples are not 2-D points")
-            continue
-        path = page.figure_path(f"boundary-{dataset}-{source}-class{holdout}")
+            return False
         F.boundary_scatter(path, x, arrays.get("generated"), arrays.get("boundary"),
                            f"{dataset} / {source}: class {holdout} held out, seed {seed}")
-        page.figure(path, f"x, G(z), B(z), class {plain(holdout)}")
-        done = True
-    if not done:
-        page.left_out("no 2-D samples (only 2-D data sets such as synthetic save x, G(z) and B(z))")
+        return True
+
+    _figure_per_class(page, "7. Boundary samples (2-D data)",
+                      "Normal data x, Task 1 samples G(z) and Task 2 boundary samples B(z) of the run with the "
+                      "lowest seed of each held-out class (paper Figure 3).",
+                      _lowest_seed_runs(inputs, reported, pairs, T.find_samples), "boundary", "x, G(z), B(z)", draw,
+                      "no 2-D samples (only 2-D data sets such as synthetic save x, G(z) and B(z))")
 
 
 def section_tables(page: Page, runs: pd.DataFrame, reported: pd.DataFrame, pairs: list[tuple[str, str]]) -> None:

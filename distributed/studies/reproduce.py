@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from omasgan.atomic_write import write_file_atomic
-from omasgan.baselines import BaselineConfig
 from omasgan.budgets import FGAN_OVERRIDES, Budget, budget
 from omasgan.config import OMASGANConfig
 from omasgan.errors import ConfigError
@@ -61,6 +60,8 @@ class ReproductionPlan:
 
     def study(self, part: str) -> StudySpec:
         """The seeds study of ``part``."""
+        from omasgan.baselines import BaselineConfig  # torch and scikit-learn: not for building the parser
+
         base = OMASGANConfig.from_dict(self.base_config)
         options: dict[str, Any] = {"scores": "none", "reproduction": self.name, "part": part}
         if part == "fgan":
