@@ -78,6 +78,16 @@ def _figure_claims(path: Path, claims: list[Claim]) -> Path | None:
     return _save(figure, path)
 
 
+def _table_or_left_out(page: Page, name: str, table: pd.DataFrame, caption: str, missing: str) -> bool:
+    """``table`` on the page under ``name`` with ``caption``, or the line ``missing`` when it is empty;
+    returns whether the table was shown."""
+    if table.empty:
+        page.left_out(missing)
+        return False
+    page.table(name, table, caption)
+    return True
+
+
 def _page(folder: Path, plan: Any, claims: list[Claim], rows: pd.DataFrame, budget: Any) -> Page:
     units = unit_table(rows)
     page = Page(folder)
@@ -88,12 +98,10 @@ def _page(folder: Path, plan: Any, claims: list[Claim], rows: pd.DataFrame, budg
     for note in budget.notes:
         page.text(f"*Note: {note}.*")
     page.heading("Claims", 2)
-    tested = claims_frame(claims)
-    if tested.empty:
-        page.left_out("no claim could be measured: the parts that measure them have no results yet")
-    else:
-        page.table("claims", tested, "consistent: the interval holds the paper's number; below / above: the whole "
-                                     "interval lies below / above it.")
+    if _table_or_left_out(page, "claims", claims_frame(claims),
+                          "consistent: the interval holds the paper's number; below / above: the whole interval "
+                          "lies below / above it.",
+                          "no claim could be measured: the parts that measure them have no results yet"):
         figure = _figure_claims(page.figure_path("claims"), claims)
         if figure is not None:
             page.figure(figure, "the paper's AUROC claims against the measured means and their intervals")
@@ -106,13 +114,9 @@ def _page(folder: Path, plan: Any, claims: list[Claim], rows: pd.DataFrame, budg
         page.text(f"{claim.statement} (paper: {claim.paper:g}, {claim.where}): {claim.test}"
                   + (f"; test it with {code(command)}" if command else ""))
     page.heading("Baselines in the same protocol", 2)
-    context = baseline_context(units)
-    if context.empty:
-        page.left_out("no baseline part ran")
-    else:
-        page.table("baselines", context, "mean over units with its interval; J minus the method, paired per unit, "
-                                         "with its interval and verdict (better / worse need the interval and "
-                                         "Wilcoxon at 5%).")
+    _table_or_left_out(page, "baselines", baseline_context(units),
+                       "mean over units with its interval; J minus the method, paired per unit, with its interval "
+                       "and verdict (better / worse need the interval and Wilcoxon at 5%).", "no baseline part ran")
     page.heading("Reference figures (not measured here)", 2)
     for figure in reference_rows(units):
         if "per_digit" in figure:
@@ -123,12 +127,9 @@ def _page(folder: Path, plan: Any, claims: list[Claim], rows: pd.DataFrame, budg
         else:
             page.text(f"{figure['what']}: {figure['mean']:.3f}")
     page.heading("Seed table", 2)
-    table = seed_table(rows)
-    if table.empty:
-        page.left_out("no results yet")
-    else:
-        page.table("seeds", table, "per held-out digit and part:detector, the mean and SD over seeds of the test "
-                                   "AUROC; the last rows (digit 'mean') average the digits.")
+    _table_or_left_out(page, "seeds", seed_table(rows),
+                       "per held-out digit and part:detector, the mean and SD over seeds of the test AUROC; the last "
+                       "rows (digit 'mean') average the digits.", "no results yet")
     return page
 
 
