@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from omasgan.config import default_config
-from omasgan.pipeline import run_stage
+from omasgan.stage_runner import run_stage
 from omasgan.stages.common import StageResult, new_critic, new_generator
 
 STAGES = ("task1", "task2", "task3", "j")

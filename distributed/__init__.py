@@ -6,18 +6,15 @@
   search's trials, the statistics, and the printed tables
 - :mod:`.studies`: the ``search``, ``sensitivity``, ``seeds`` and ``baseline`` studies on Ray Tune (and
   Optuna), unit by unit, and the confirmation of a search's winners
-- :mod:`.report`: ``omasgan report`` and ``omasgan compare``
-- :mod:`.commands`: the study subcommands' arguments and handlers, which :mod:`.cli` registers
+- :mod:`.report`: the report page of studies' results, and the paired comparison of two configs
+- :mod:`.commands`: every study subcommand's arguments and handler, which :mod:`.cli` registers
 
 Each room imports only the rooms listed before it.  Names are imported on first use, so
-``omasgan --help`` does not load pyarrow, sklearn or Ray.
+``omasgan --help`` does not load pyarrow, sklearn or Ray.  :mod:`.moved_modules` reads study folders
+pickled before the split into rooms (installed only when such a folder is resumed).
 """
 
 from importlib import import_module
-
-from .moved_modules import install as _install_moved_modules
-
-_install_moved_modules()  # old module paths, for studies pickled before the split (see .moved_modules)
 
 _EXPORTS = {
     "SCHEMA_VERSION": "store.result_schema", "ResultStore": "store.result_store", "UnitKey": "store.result_store",

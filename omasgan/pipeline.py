@@ -8,31 +8,47 @@ never steers anything.  After Task 2 (and after J) the shortcut alarm (:mod:`oma
 kept per stage in ``PipelineResult.alarms``.
 
 ``run_stage``, ``evaluate_detector``, ``evaluate_stage``, ``final_score``, ``stage_alarm``,
-``StageEvaluation`` and ``DETECTOR_OF_STAGE`` are importable from here too (their homes are
-:mod:`omasgan.stage_runner` and :mod:`omasgan.evaluation`).
+``StageEvaluation`` and ``DETECTOR_OF_STAGE`` still import from here until
+:data:`omasgan.deprecation.REMOVED_IN`, with a ``DeprecationWarning`` naming their homes
+(:data:`MOVED_NAMES`: :mod:`omasgan.stage_runner` and :mod:`omasgan.evaluation`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .config import OMASGANConfig
 from .data import DataSplits
-from .evaluation import (
-    DETECTOR_OF_STAGE, StageEvaluation, evaluate_detector, evaluate_stage, final_score, stage_alarm,
-)
-from .stage_runner import StageOutcome, run_stage, run_stages
+from .deprecation import deprecated
+from .stage_runner import StageOutcome, run_stages
 from .stages import StageResult
 from .stages.common import EpochCallback
 
-__all__ = [
-    "DETECTOR_OF_STAGE", "PipelineResult", "StageEvaluation", "evaluate_detector", "evaluate_stage", "final_score",
-    "metrics_document", "run_pipeline", "run_stage", "stage_alarm",
-]
+if TYPE_CHECKING:
+    from .evaluation import StageEvaluation
+
+__all__ = ["PipelineResult", "metrics_document", "run_pipeline"]
+
+MOVED_NAMES = {
+    "run_stage": "omasgan.stage_runner", "evaluate_detector": "omasgan.evaluation",
+    "evaluate_stage": "omasgan.evaluation", "final_score": "omasgan.evaluation", "stage_alarm": "omasgan.evaluation",
+    "StageEvaluation": "omasgan.evaluation", "DETECTOR_OF_STAGE": "omasgan.evaluation",
+}
+"""Names this module exported before they moved -> their home (imported from there, with a warning)."""
+
+
+def __getattr__(name: str) -> Any:
+    """An old name of :data:`MOVED_NAMES`, from its home, with a ``DeprecationWarning``."""
+    if name in MOVED_NAMES:
+        home = MOVED_NAMES[name]
+        deprecated(f"importing {name} from omasgan.pipeline", f"import it from {home}", stacklevel=2)
+        return getattr(import_module(home), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -41,7 +57,7 @@ class PipelineResult:
     stages: dict[str, StageResult]
     evaluations: dict[str, StageEvaluation]
     alarms: dict[str, dict[str, float]] = field(default_factory=dict)
-    """stage -> the shortcut alarm's figures (see :func:`stage_alarm`)."""
+    """stage -> the shortcut alarm's figures (see :func:`omasgan.evaluation.stage_alarm`)."""
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:

@@ -6,7 +6,8 @@ import torch
 
 from omasgan.checkpoint import CheckpointError, load_stage, save_stage, stage_payload
 from omasgan.data import load_splits
-from omasgan.pipeline import run_pipeline, run_stage
+from omasgan.pipeline import run_pipeline
+from omasgan.stage_runner import run_stage
 
 from helpers import tiny_config
 

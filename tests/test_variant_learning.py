@@ -21,7 +21,8 @@ from omasgan.alarm import separability, shortcut_alarm
 from omasgan.boundary import mean_offset, offset_similarity
 from omasgan.checkpoint import modules_from_payload, stage_payload
 from omasgan.data import load_splits
-from omasgan.pipeline import final_score, run_pipeline
+from omasgan.evaluation import final_score
+from omasgan.pipeline import run_pipeline
 from omasgan.stages import train_j, train_task1, train_task2
 from omasgan.stages.refine import BoundaryRefiner
 from omasgan.stages.union import boundary_sampler

@@ -6,11 +6,13 @@ study's experiment is built in :mod:`omasgan.distributed.studies.experiments`.""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from omasgan.cli import add_config_options, build_config
 from omasgan.config import STAGES
+from omasgan.deprecation import deprecated
 from omasgan.errors import ConfigError
 from omasgan.search_spaces import DEFAULT_WINDOW, MIN_WINDOW, check_window
 from omasgan.vocabulary import SCORE_CHOICES, SPACE_NAMES
@@ -215,6 +217,17 @@ def cmd_results(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- argparse
 
 
+class GpusPerUnit(argparse.Action):
+    """Stores ``--gpus-per-unit``; given by its old name ``--gpus-per-trial``, also prints one line saying
+    the old name is deprecated and the release that removes it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if option_string == "--gpus-per-trial":
+            print(f"omasgan: warning: {deprecated('--gpus-per-trial', 'use --gpus-per-unit (the same option)')}",
+                  file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--classes", default="0", help="held-out classes, e.g. 0-9 or 0,3,5 (default 0)")
     parser.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2 or 0-2 (default 0)")
@@ -233,7 +246,7 @@ def _add_run_options(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--address", help="join a Ray cluster (auto, or ray://HOST:10001); local or none: an embedded "
                         "Ray on this machine")
     parser.add_argument("--cpus-per-unit", type=float, help="CPUs of one (class, seed) unit (default 1)")
-    parser.add_argument("--gpus-per-unit", "--gpus-per-trial", dest="gpus_per_unit", type=float,
+    parser.add_argument("--gpus-per-unit", "--gpus-per-trial", dest="gpus_per_unit", type=float, action=GpusPerUnit,
                         help="GPUs of one unit; fractions pack several on one GPU (default 0)")
     parser.add_argument("--parallel-units", type=int,
                         help="units a trial runs at once (default: as many as the cluster can ever hold, "

@@ -11,6 +11,7 @@ import ray
 from ray import tune
 
 from ..analysis.objective import STUDY_OBJECTIVE
+from ..moved_modules import install_for
 from ..store.compaction import OrphanRule, compact_store
 from ..store.compaction_lock import CompactionBusy
 from ..store.result_schema import parse_small_file
@@ -99,8 +100,8 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         print(f"[{spec.name}] resuming the Tune experiment at {experiment_path}", flush=True)
         # a search's errored trials stay as they ended: Optuna holds them as FAIL, and a rerun's value
         # would never reach it; the other studies have no searcher, and retry them
-        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=spec.kind != "search", param_space=experiment.param_space or None)
+        tuner = restore_tuner(spec.name, experiment_path, trainable, resume_errored=spec.kind != "search",
+                              param_space=experiment.param_space or None)
     else:
         if options.resume:
             print(f"[{spec.name}] no Tune experiment state was saved before the interruption; starting it anew",
@@ -155,6 +156,19 @@ def run_experiment(spec: StudySpec, options: RunOptions, paths: StudyPaths, expe
         raise StudyHalted(f"study {spec.name!r} halted: {guard.halted}; fix the cause, then continue it with "
                           f"`omasgan {spec.kind} --resume --name {spec.name} --storage {options.storage}`")
     return outcome
+
+
+def restore_tuner(study: str, experiment_path: str, trainable: Any, *, resume_errored: bool,
+                  param_space: dict[str, Any] | None) -> tune.Tuner:
+    """``Tuner.restore`` of the experiment at ``experiment_path`` (its unfinished trials resumed).  When
+    its pickled state names module paths from before ``omasgan.distributed`` was split into rooms, the
+    old paths are made importable first (:func:`omasgan.distributed.moved_modules.install_for`), with a
+    warning line."""
+    warning = install_for(experiment_path)
+    if warning:
+        print(f"[{study}] warning: {warning}", flush=True)
+    return tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
+                              resume_errored=resume_errored, param_space=param_space)
 
 
 def compact_study(root: str, spec: StudySpec, trial_ids: set[str], seeds: list[int]):
