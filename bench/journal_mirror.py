@@ -26,8 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,40 +38,19 @@ from omasgan.config import default_config
 from omasgan.distributed.studies.control import StudyControl, journal_storage, mirrored_once
 from omasgan.search_spaces import build_space
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from s3_helpers import client, environment, moto_server  # noqa: E402 (the S3 stand-in the tests use)
+
 ROUNDS = 4  # intermediate values per trial: Task 1, Task 2, Task 3 and J report
 
 
 @contextmanager
 def moto_s3(folder: Path):
-    """An S3 server (moto) on a free loopback port, with the environment boto3 and pyarrow read."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with open(folder / "moto.log", "w") as log:
-        server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
-                                   str(port)], stdout=log, stderr=subprocess.STDOUT)
-    saved = dict(os.environ)
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket="journal-bench")
+    """An S3 server (moto) on a free loopback port (the tests' ``s3_helpers.moto_server``), with the
+    environment boto3 and pyarrow read pointing at it and one bucket; yields the storage URI."""
+    with moto_server(folder / "moto.log") as env, environment(env):
+        client(env).create_bucket(Bucket="journal-bench")
         yield "s3://journal-bench/studies"
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def measure(trials: list[int], storage: str, work: Path) -> list[dict]:
@@ -127,12 +104,13 @@ def measure(trials: list[int], storage: str, work: Path) -> list[dict]:
                        "bytes_per_trial": round(old["bytes"] / number),
                        "bytes_per_trial_last_tenth": round((old["bytes"] - cumulative[number - tenth][0]) / tenth),
                        "resume_objects": 1, "resume_bytes": size},
-            "after": {"objects_written": traffic.objects, "chunks": traffic.chunks, "segments": traffic.segments,
-                      "snapshots": traffic.snapshots, "bytes": traffic.bytes, "chunk_bytes": traffic.chunk_bytes,
-                      "segment_bytes": traffic.segment_bytes, "snapshot_bytes": traffic.snapshot_bytes,
+            "after": {"objects_written": traffic.objects, "chunks": traffic.chunks.objects,
+                      "segments": traffic.segments.objects, "snapshots": traffic.snapshots.objects,
+                      "bytes": traffic.bytes, "chunk_bytes": traffic.chunks.bytes,
+                      "segment_bytes": traffic.segments.bytes, "snapshot_bytes": traffic.snapshots.bytes,
                       "bytes_per_trial": round(traffic.bytes / number),
                       "bytes_per_trial_last_tenth": round((traffic.bytes - cumulative[number - tenth][1]) / tenth),
-                      "resume_objects": reader.traffic.read_objects, "resume_bytes": reader.traffic.read_bytes,
+                      "resume_objects": reader.traffic.reads.objects, "resume_bytes": reader.traffic.reads.bytes,
                       "resume_read_s": round(read_s, 3)},
             "elapsed_s": round(time.perf_counter() - started, 1),
         })

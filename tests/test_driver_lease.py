@@ -299,9 +299,9 @@ def test_the_log_keeps_uploads_flat_and_a_resume_reads_few_objects(tmp_path, mon
         sizes.append(journal.stat().st_size)
     size = sizes[-1]
     traffic = mirror.traffic
-    assert traffic.chunks == 400 and traffic.chunk_bytes == size
-    assert traffic.segment_bytes <= size and traffic.snapshot_bytes < 2 * size and traffic.bytes < 4 * size
-    assert traffic.snapshots >= 3 and traffic.segments >= 10
+    assert traffic.chunks.objects == 400 and traffic.chunks.bytes == size
+    assert traffic.segments.bytes <= size and traffic.snapshots.bytes < 2 * size and traffic.bytes < 4 * size
+    assert traffic.snapshots.objects >= 3 and traffic.segments.objects >= 10
     plan = cover(mirror.objects())
     assert plan[0].first == 0 and not plan[0].is_chunk and plan[0].size >= size / 2  # a snapshot of half or more
     tail_segments = [o for o in plan[1:] if not o.is_chunk]
@@ -309,7 +309,7 @@ def test_the_log_keeps_uploads_flat_and_a_resume_reads_few_objects(tmp_path, mon
     assert len([o for o in plan if o.is_chunk]) < 8
     assert len(plan) < 400 / 10
     fresh = _mirror(tmp_path)
-    assert fresh.read() == (journal.read_bytes(), False) and fresh.traffic.read_objects == len(plan)
+    assert fresh.read() == (journal.read_bytes(), False) and fresh.traffic.reads.objects == len(plan)
     # a writer that read the log continues it where it ends
     _append(journal, {**record, "trial_id": -1})
     fresh.push(journal)

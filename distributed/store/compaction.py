@@ -82,11 +82,14 @@ class TableCompaction:
     """What one table's compaction did."""
 
     generation: int = 0
+    """The table's generation after it: the one it committed, or the one it found."""
     merged_files: int = 0
     parts_written: int = 0
     parts_live: int = 0
+    """Parts the manifest lists after it."""
     rows_written: int = 0
     rows_dropped: int = 0
+    """Rows of trials the experiment does not know (``OrphanRule``), left out of the new parts."""
     files_deleted: int = 0
     files_kept: int = 0
     """Merged small files left in place because they changed after they were read."""

@@ -127,25 +127,36 @@ class MirrorState:
 
 
 @dataclass
-class MirrorTraffic:
-    """What a writer uploaded and a reader read (objects and bytes), for measurements."""
+class Tally:
+    """A count of objects and of the bytes they hold."""
 
-    chunks: int = 0
-    chunk_bytes: int = 0
-    segments: int = 0
-    segment_bytes: int = 0
-    snapshots: int = 0
-    snapshot_bytes: int = 0
-    read_objects: int = 0
-    read_bytes: int = 0
+    objects: int = 0
+    bytes: int = 0
+
+    def add(self, size: int, objects: int = 1) -> None:
+        """Count ``objects`` more objects holding ``size`` bytes together."""
+        self.objects += objects
+        self.bytes += size
+
+
+class MirrorTraffic:
+    """What a writer uploaded and a reader read, for measurements: ``chunks`` (one object per push, with
+    only the new bytes: the commits), ``segments`` (copies of ``SEGMENT_CHUNKS`` chunks each),
+    ``snapshots`` (copies of every chunk from chunk 0) and ``reads`` (the objects
+    :meth:`JournalMirror.read` read: a cover, or the old whole-file copy)."""
+
+    def __init__(self) -> None:
+        self.chunks, self.segments, self.snapshots, self.reads = Tally(), Tally(), Tally(), Tally()
 
     @property
     def objects(self) -> int:
-        return self.chunks + self.segments + self.snapshots
+        """Objects uploaded."""
+        return self.chunks.objects + self.segments.objects + self.snapshots.objects
 
     @property
     def bytes(self) -> int:
-        return self.chunk_bytes + self.segment_bytes + self.snapshot_bytes
+        """Bytes uploaded."""
+        return self.chunks.bytes + self.segments.bytes + self.snapshots.bytes
 
 
 class JournalMirror:
@@ -194,15 +205,13 @@ class JournalMirror:
                     return None, False
                 current = self.store.read(self.legacy)
                 if current is not None:
-                    self.traffic.read_objects += 1
-                    self.traffic.read_bytes += len(current.data)
+                    self.traffic.reads.add(len(current.data))
                 return (current.data if current is not None else None), current is not None
             with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(plan))) as pool:
                 parts = list(pool.map(self._read_object, plan))
             if [len(part) for part in parts] != [obj.size for obj in plan]:
                 raise RuntimeError(f"journal objects under {self.folder} changed size while read; read them again")
-            self.traffic.read_objects += len(parts)
-            self.traffic.read_bytes += sum(map(len, parts))
+            self.traffic.reads.add(sum(map(len, parts)), objects=len(parts))
             return b"".join(parts), False
 
     # ---- writing ------------------------------------------------------------------------------
@@ -259,8 +268,7 @@ class JournalMirror:
                 body = existing.data  # this writer's own earlier create, whose reply was lost
             else:
                 body = pending[done:]
-                self.traffic.chunks += 1
-                self.traffic.chunk_bytes += len(body)
+                self.traffic.chunks.add(len(body))
             state.next_chunk += 1
             state.size += len(body)
             done += len(body)
@@ -283,12 +291,7 @@ class JournalMirror:
                 self.store.create(self.where(segment_name(first, last)), body)
             except Exception:  # noqa: BLE001 - LeaseLost or a storage error: the chunks hold every byte
                 return
-            if snapshot:
-                self.traffic.snapshots += 1
-                self.traffic.snapshot_bytes += len(body)
-            else:
-                self.traffic.segments += 1
-                self.traffic.segment_bytes += len(body)
+            (self.traffic.snapshots if snapshot else self.traffic.segments).add(len(body))
         if first == 0:  # a snapshot, or a segment from chunk 0, which is one
             state.snapshot_size = state.size
         state.run_first, state.run_offset = last + 1, state.size
