@@ -17,6 +17,7 @@ from omasgan.cli import main
 from omasgan.distributed import ResultStore, UnitKey
 from omasgan.distributed.store import compaction as C
 from omasgan.distributed.store import compaction_lock as L
+from omasgan.distributed.store import compaction_scope as S
 from omasgan.distributed.studies.baseline import run_baseline_unit
 from omasgan.distributed.store.manifest import MANIFEST_FILE, PART_NAME
 from omasgan.distributed.store.study_folder import StudySpec
@@ -82,7 +83,7 @@ def test_compaction_keeps_every_row_once_in_one_part_per_partition(tmp_path):
     _fill(store, ["t0", "t1", "t2"])
     expected = _state(store)
     assert len(expected["results"]) == 3 * 4 * 7 and len(expected["scores"]) == 3 * 4 * 5
-    stats = C.compact_store(str(tmp_path), orphans=C.OrphanRule("st", {"t0", "t1", "t2"}))
+    stats = C.compact_store(str(tmp_path), orphans=S.OrphanRule("st", {"t0", "t1", "t2"}))
     assert stats.tables["results"].merged_files == 3 * 4 * 4 and stats.tables["scores"].merged_files == 3 * 4
     _assert_same(store, expected)
     for table in ("results", "scores"):
@@ -201,7 +202,7 @@ def test_rows_of_trials_the_experiment_does_not_know_are_dropped_in_its_own_seed
     C.compact_store(str(tmp_path))  # e.g. `omasgan compact` after the driver died
     _unit(store, "orphan", 0, 0, auroc=0.1)  # a small file of the orphan written after that
     assert remove_orphan_files(store, "st", {"t0", "t1"}, [0, 1]) == 5  # its 4 results files and 1 scores file
-    stats = C.compact_store(str(tmp_path), orphans=C.OrphanRule("st", {"t0", "t1"}, [0, 1]))
+    stats = C.compact_store(str(tmp_path), orphans=S.OrphanRule("st", {"t0", "t1"}, [0, 1]))
     assert stats.tables["results"].rows_dropped == 4 * 7 and stats.tables["scores"].rows_dropped == 4 * 5
     for table in ("results", "scores"):
         frame = _frame(store, table)
@@ -220,7 +221,7 @@ def test_a_running_study_merges_only_the_rounds_its_trials_finished(tmp_path):
     expected = _state(store)
     spec = StudySpec(name="st", kind="search", dataset="synthetic", classes=[0, 1], seeds=[0, 1],
                      base_config=CONFIG.to_dict())
-    stats = C.compact_store(str(tmp_path), settled=C.settled_by_records(str(tmp_path), spec))
+    stats = C.compact_store(str(tmp_path), settled=S.settled_by_records(str(tmp_path), spec))
     _assert_same(store, expected)
     small, _, _ = _layout(tmp_path)
     assert sorted({p.name for p in small if "seed=100" not in str(p)}) == [
@@ -230,12 +231,12 @@ def test_a_running_study_merges_only_the_rounds_its_trials_finished(tmp_path):
     scores_small, _, _ = _layout(tmp_path, "scores")
     assert {p.name for p in scores_small} == {"st.t1.omasgan.final.parquet", "st.t0.omasgan.final.parquet"}
     # the confirmation has finished: its files are final too
-    C.compact_store(str(tmp_path), settled=C.settled_by_records(str(tmp_path), spec, confirmed=True))
+    C.compact_store(str(tmp_path), settled=S.settled_by_records(str(tmp_path), spec, confirmed=True))
     _assert_same(store, expected)
     assert not [p for p in _layout(tmp_path)[0] if "seed=100" in str(p)]
     baseline = StudySpec(name="b", kind="baseline", dataset="synthetic", classes=[0], seeds=[0],
                          base_config=CONFIG.to_dict())
-    assert C.settled_by_records(str(tmp_path), baseline) is None  # baselines: every file is final
+    assert S.settled_by_records(str(tmp_path), baseline) is None  # baselines: every file is final
 
 
 def test_a_failing_baseline_rerun_hides_its_compacted_scores(tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from omasgan.errors import ConfigError
 
-from ..store.compaction import READ_THREADS, compact_store, settled_by_records
+from ..store.compaction import READ_THREADS, compact_store
+from ..store.compaction_scope import settled_by_records
 from ..store.study_folder import STUDY_FILE, StudySpec, read_confirmation, result_root, study_folders
 
 

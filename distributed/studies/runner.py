@@ -12,8 +12,9 @@ from ray import tune
 
 from ..analysis.objective import STUDY_OBJECTIVE
 from ..moved_modules import install_for
-from ..store.compaction import OrphanRule, compact_store
+from ..store.compaction import compact_store
 from ..store.compaction_lock import CompactionBusy
+from ..store.compaction_scope import OrphanRule
 from ..store.result_schema import parse_small_file
 from ..store.result_store import ResultStore
 from ..store.study_folder import StudySpec
