@@ -177,8 +177,8 @@ def test_the_objective_aggregates_every_unit_and_a_failed_one_makes_it_nan():
 def test_asha_rungs_fall_on_the_detector_rounds_only(tmp_path):
     from ray.tune.schedulers import TrialScheduler
 
-    from omasgan.distributed.studies.preparation import study_paths
     from omasgan.distributed.studies.experiments import search_experiment
+    from omasgan.distributed.studies.preparation import study_paths
 
     spec = StudySpec(name="asha", kind="search", dataset="synthetic", classes=[0], seeds=[0],
                      base_config=tiny_config().to_dict(), options={"trials": 4, "scheduler": "asha",
