@@ -247,7 +247,6 @@ def read_lease(store: ConditionalStore, path: str) -> tuple[dict[str, Any], str]
     return (document if isinstance(document, dict) else {}), current.version
 
 
-
 @dataclass(frozen=True)
 class Holder:
     """Another party's lease on a file as a watcher sees it: its document, its version, and for how
@@ -297,6 +296,6 @@ def claim_lease(new_lease: Callable[[], Lease], stale_after_s: float, *, alive: 
                 if taken_over is not None:
                     taken_over(holder)
                 return lease
-            first = None
+            first = None  # another watcher took it over first: watch the new holder from the start
             continue
         time.sleep(poll_s)
