@@ -11,6 +11,7 @@ from omasgan.errors import ConfigError
 from ..store.compaction import READ_THREADS, compact_store
 from ..store.compaction_scope import settled_by_records
 from ..store.study_folder import STUDY_FILE, StudySpec, read_confirmation, result_root, study_folders
+from .subcommand import add_subcommand
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
@@ -35,8 +36,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 def add_compact_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``omasgan compact`` to the ``omasgan`` subcommands."""
-    parser = sub.add_parser(
-        "compact", help="merge a study's small result files into a few large ones per partition",
+    parser = add_subcommand(
+        sub, "compact", cmd_compact, help="merge a study's small result files into a few large ones per partition",
         description="Merge the small Parquet files of a study's results and scores tables (one per unit and "
         "stage) into a few large parts per (data set, class, seed) partition, atomically: readers see every "
         "row exactly once before, during and after. Safe on a running study (only rounds the trials have "
@@ -44,5 +45,4 @@ def add_compact_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("folder", help="a study folder (holds study.json) or a folder of study folders")
     parser.add_argument("--threads", type=int, default=READ_THREADS,
                         help=f"small files read at once (default {READ_THREADS}; more for object stores)")
-    parser.set_defaults(handler=cmd_compact)
     return parser
