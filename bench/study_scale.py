@@ -279,7 +279,8 @@ def synthesize_store(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
 
     from omasgan.distributed.store.manifest import MANIFEST_FORMAT
-    from omasgan.distributed.store.result_store import ResultStore, UnitKey, table_schema
+    from omasgan.distributed.store.result_schema import table_schema
+    from omasgan.distributed.store.result_store import ResultStore, UnitKey
     from omasgan.distributed.store.study_folder import StudySpec
     from omasgan.metrics import METRIC_NAMES
     from omasgan.trainables import trial_config
