@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .vocabulary import ALARM_KEYS, ALARM_STATISTICS
+
 ALARM_SAMPLES = 2000
 ALARM_REFERENCE = 10_000
-ALARM_STATISTICS = ("ink_auroc", "contrast_auroc", "nn_auroc")
-ALARM_KEYS = (*ALARM_STATISTICS, "ink_spearman")
 WARNED = ("ink_auroc", "contrast_auroc")
 """The statistics whose separability warns: global image statistics a detector must not learn."""
 DEFAULT_THRESHOLD = 0.9

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-METRIC_NAMES = ("auroc", "auprc", "f1", "precision", "recall", "accuracy")
+from .vocabulary import METRIC_NAMES
 
 
 def _as_numpy(values) -> np.ndarray:

@@ -26,3 +26,9 @@ SPACE_NAMES = ("full", "task2", "task3", "j", "variants", "branches")
 """The search spaces of ``omasgan search --space`` (defined in ``omasgan.search_spaces.spaces``)."""
 SCORE_CHOICES = ("none", "test", "all")
 """``--scores``: which per-sample scores a study stores (see ``result_store.score_splits``)."""
+METRIC_NAMES = ("auroc", "auprc", "f1", "precision", "recall", "accuracy")
+"""The metrics of every detector on every split (``omasgan.metrics``)."""
+ALARM_STATISTICS = ("ink_auroc", "contrast_auroc", "nn_auroc")
+"""The shortcut alarm's trivial statistics (``omasgan.alarm``): each one's AUROC alone separating B(z) from x."""
+ALARM_KEYS = (*ALARM_STATISTICS, "ink_spearman")
+"""Every figure of the shortcut alarm, as stored (``alarm_<key>`` columns of the result rows)."""

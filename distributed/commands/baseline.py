@@ -42,7 +42,7 @@ def split_set_options(items: list[str] | None) -> tuple[list[str], list[str]]:
 
 def format_baseline_table(summary: dict[str, Any]) -> str:
     """One row per split: the metrics of the baseline and its wall time."""
-    from omasgan.metrics import METRIC_NAMES
+    from omasgan.vocabulary import METRIC_NAMES
 
     header = f"{'method':<9}{'split':<6}" + "".join(f"{c:>10}" for c in METRIC_NAMES) + f"{'seconds':>10}"
     lines = [header, "-" * len(header)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from omasgan.alarm import ALARM_STATISTICS
+from omasgan.vocabulary import ALARM_STATISTICS
 
 from .page import Page
 from .tables import OMASGAN, ok

@@ -37,9 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from omasgan.alarm import ALARM_KEYS
 from omasgan.config import OMASGANConfig
-from omasgan.metrics import METRIC_NAMES
+from omasgan.vocabulary import ALARM_KEYS, METRIC_NAMES
 
 SCHEMA_VERSION = 2
 ALARM_COLUMNS = tuple(f"alarm_{name}" for name in ALARM_KEYS)

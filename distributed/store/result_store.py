@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from omasgan.config import OMASGANConfig
-from omasgan.metrics import METRIC_NAMES
+from omasgan.vocabulary import METRIC_NAMES
 from omasgan.provenance import CODE_VERSION, library_versions
 from omasgan.trainables.storage.filesystems import open_filesystem, write_atomic
 from omasgan.vocabulary import SCORE_CHOICES
