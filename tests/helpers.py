@@ -1,6 +1,22 @@
-"""Small, fast, seeded configurations on the synthetic 2-D mixture, shared by the tests."""
+"""Helpers shared by the tests: small seeded configurations on the synthetic 2-D mixture, and a wait for a
+condition with a deadline (the suite never sleeps a fixed time and hopes)."""
+
+import time
+from typing import Callable
 
 from omasgan.config import OMASGANConfig, default_config
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    """Poll ``condition`` until it returns a true value, and return that value; fail naming ``what`` once
+    ``timeout`` seconds have passed without it. The deadline bounds a slow machine, not a guess of speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} (waited {timeout:g} s)"
+        time.sleep(interval)
 
 
 def tiny_config(holdout: int = 4, n_per_class: int = 300, **overrides) -> OMASGANConfig:

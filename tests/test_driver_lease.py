@@ -27,6 +27,8 @@ from omasgan.trainables.storage.leases import Lease, LeaseLost
 from omasgan.distributed.studies.control import DriverLease, StudyControl
 from omasgan.distributed.studies.journal_mirror import JournalMirror, cover, parse_name
 
+from helpers import wait_until
+
 
 class FailingRenewals(LocalConditionalStore):
     """A local store whose ``replace`` (a lease's renewal) raises once ``failing`` is set, as with
@@ -65,10 +67,7 @@ def _append(journal: Path, *records: dict) -> None:
 
 
 def _wait(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
+    wait_until(condition, seconds, what, interval=0.01)
 
 
 # ---------------------------------------------------------------- the fenced lease

@@ -14,7 +14,7 @@ from omasgan.trainables.cache import (
     stage_cache_key,
 )
 
-from helpers import tiny_config
+from helpers import tiny_config, wait_until
 
 
 def test_key_depends_on_upstream_but_not_downstream_parameters():
@@ -171,10 +171,11 @@ def test_a_heartbeat_finds_its_lease_taken_over(tmp_path):
     path = str(tmp_path / "x.lock")
     first = Lease(store, path, heartbeat_s=0.05)
     assert first.acquire()
-    time.sleep(0.2)
-    assert first.beat >= 1 and not first.lost.is_set()
-    current = store.read(path)
-    assert Lease(store, path, heartbeat_s=60).take_over(current.version) or first.lost.wait(1)
+    wait_until(lambda: first.beat >= 1, 30, "the lease never renewed")
+    assert not first.lost.is_set()
+    second = Lease(store, path, heartbeat_s=60)
+    # as a waiter that judged it stale: a take-over that races one of first's beats fails and is tried again
+    wait_until(lambda: second.take_over(store.read(path).version), 30, "the lease could never be taken over")
     assert first.lost.wait(2)
     assert not first.release()
 
@@ -264,14 +265,20 @@ def test_heartbeat_keeps_a_long_build_alive(tmp_path):
     owner = StageCache(str(tmp_path), heartbeat_s=0.1, poll_s=0.05)
     waiter = StageCache(str(tmp_path), stale_after_s=0.5, poll_s=0.05)
     results = {}
+    building, waiting_since = threading.Event(), []
 
     def slow():
-        time.sleep(1.5)
+        # holds the lock until the waiter has waited three stale windows: without the owner's
+        # heartbeat the waiter would have taken the build over by then
+        building.set()
+        wait_until(lambda: waiting_since and time.monotonic() - waiting_since[0] > 3 * 0.5, 60,
+                   "the waiter never started", interval=0.01)
         return {"value": 3}
 
     t = threading.Thread(target=lambda: results.setdefault("owner", owner.get_or_build("task2", "k", slow)))
     t.start()
-    time.sleep(0.2)
+    assert building.wait(60), "the owner never started its build"  # the owner holds the lock now
+    waiting_since.append(time.monotonic())
     results["waiter"] = waiter.get_or_build("task2", "k", lambda: {"value": -1})
     t.join()
     assert results["owner"][1] == "miss" and results["waiter"] == ({"value": 3}, "waited")

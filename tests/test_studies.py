@@ -150,9 +150,10 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_or_duplicating(loc
     rows = _rows(folder)
     _assert_complete(rows, trials=4, units=2)
     assert set(rows.trial_id) == set(outcome.trial_ids)
-    # the trial finished before the kill was not run again: its rows are the ones written before the
-    # kill (the study compacted its files when it ended, keeping every row as it was)
-    assert len(before) == 2 * ROWS_PER_UNIT
+    # the trials finished before the kill (one, or more on a machine where the poll was slow) were not run
+    # again: their rows are the ones written before the kill (the study compacted its files when it ended,
+    # keeping every row as it was)
+    assert finished and len(before) == len(finished) * 2 * ROWS_PER_UNIT
     assert rows.set_index(KEY).created_at.loc[before.index].equals(before)
     assert not list(folder.rglob("*.tmp"))
     # the stages all trials share were trained once per class, across the kill; no unit trained J twice

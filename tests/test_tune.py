@@ -10,7 +10,7 @@ from ray import tune  # noqa: E402
 
 from omasgan.trainables import FaultInjection, make_trainable, pipeline_trainable  # noqa: E402
 
-from helpers import tiny_config  # noqa: E402
+from helpers import tiny_config, wait_until  # noqa: E402
 
 SHORT = dict(n_per_class=80, task1__epochs=4, task2__epochs=3, task3__epochs=2, j__epochs=4)
 
@@ -108,6 +108,17 @@ tune.Tuner(trainable, param_space={"task2.mu": 3.0},
 """
 
 
+def _names_a_checkpoint(experiment: Path) -> bool:
+    """Whether the experiment state Tune last wrote under ``experiment`` holds a checkpoint of a trial."""
+    if not list(experiment.glob("experiment_state-*.json")):
+        return False
+    try:
+        trials = tune.ExperimentAnalysis(str(experiment)).trials
+    except (ValueError, OSError, KeyError):  # a state file being replaced as it is read: poll again
+        return False
+    return any(trial.checkpoint is not None for trial in trials)
+
+
 def test_tuner_restore_of_a_killed_driver_resumes_at_task2(local_ray, tmp_path):
     import json
     import os
@@ -128,7 +139,9 @@ def test_tuner_restore_of_a_killed_driver_resumes_at_task2(local_ray, tmp_path):
             assert driver.poll() is None, "the driver exited before reaching Task 2"
             assert time.time() < deadline, "the trial never reached Task 2"
             time.sleep(0.5)
-        time.sleep(8)  # let Tune persist the experiment state with Task 1's checkpoint
+        # kill once Tune's experiment state names Task 1's checkpoint: the state a restore starts from
+        wait_until(lambda: _names_a_checkpoint(storage / "interrupted"), 120,
+                   "Tune never persisted an experiment state with Task 1's checkpoint", interval=0.2)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
