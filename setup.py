@@ -49,10 +49,11 @@ setup(
         "tqdm>=4.64",
     ],
     # duckdb and polars only check that the Parquet results read with no project code; moto's server
-    # mode is the S3-compatible server the object-store tests start on the loopback.  "cluster":
+    # mode is the S3-compatible server the object-store tests start on the loopback; pytest-timeout gives
+    # every test a time limit, so a hang fails with its stacks instead of stalling CI.  "cluster":
     # what s3:// storage needs on every node (boto3 for conditional writes; the worker image has it)
     extras_require={
-        "test": ["pytest>=8.0", "duckdb>=1.0", "polars>=1.0", "moto[server]>=5.0", "boto3>=1.35"],
+        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "duckdb>=1.0", "polars>=1.0", "moto[server]>=5.0", "boto3>=1.35"],
         "cluster": ["boto3>=1.35"],
     },
     entry_points={

@@ -4,7 +4,7 @@
 
 Two roles, each with an instance profile of the same name, both trusted by EC2, split by what each
 node writes (every S3 request a study makes, recorded and evaluated against these policies by
-tests/test_iam_stand_in.py with deploy/policy_check.py):
+tests/cluster/test_iam_stand_in.py with deploy/policy_check.py):
 
 - ``omasgan-worker`` (the GPU workers: trial coordinators, units, doctor's tasks; policies/storage-worker.json):
   list the bucket under ``PREFIX/`` (and ``HeadBucket``, which AWS authorises as ``s3:ListBucket``

@@ -2,7 +2,7 @@
 
     python deploy/policy_check.py REQUESTS.jsonl [--bucket BUCKET --prefix PREFIX] [--spot]
 
-``REQUESTS.jsonl`` is a request log as ``tests/test_iam_stand_in.py`` records one (each request a
+``REQUESTS.jsonl`` is a request log as ``tests/cluster/test_iam_stand_in.py`` records one (each request a
 study made on its S3 server, with the role whose credentials signed it; set ``OMASGAN_S3_REQUEST_LOG``
 to keep a copy).  The script prints, per role, the S3 actions its requests needed, every request the
 role's policies deny, and every S3 permission the role holds that none of its requests used; exit
@@ -541,7 +541,7 @@ def _load_iam():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("log", type=Path, help="a request log (JSON lines) as tests/test_iam_stand_in.py records it")
+    parser.add_argument("log", type=Path, help="a request log (JSON lines) as tests/cluster/test_iam_stand_in.py records it")
     parser.add_argument("--bucket", help="the bucket the policies name (default: the log's)")
     parser.add_argument("--prefix", help="the key prefix the policies name (default: the log's)")
     parser.add_argument("--spot", action="store_true", help="the policies of deploy/iam.py --spot")

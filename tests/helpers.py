@@ -2,9 +2,15 @@
 condition with a deadline (the suite never sleeps a fixed time and hopes)."""
 
 import time
+from pathlib import Path
 from typing import Callable
 
 from omasgan.config import OMASGANConfig, default_config
+
+TESTS = Path(__file__).resolve().parent
+"""The tests' root folder (this module and ``s3_helpers`` live there: a subprocess puts it on its path)."""
+REPO = TESTS.parent
+"""The repository's root folder."""
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:

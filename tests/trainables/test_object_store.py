@@ -20,10 +20,9 @@ boto3 = pytest.importorskip("boto3")
 
 from s3_helpers import client, environment, keys, moto_server  # noqa: E402
 
-from helpers import tiny_config, wait_until  # noqa: E402
+from helpers import TESTS, tiny_config, wait_until  # noqa: E402
 
 BUCKET = "omasgan-test"
-TESTS = str(Path(__file__).parent)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,14 @@
 omasgan/ imports Ray, Optuna or pyarrow; the card folders trainables/, search_spaces/, distributed/
 may); no package uses another's private names; the rooms of distributed/ import one way; only its
 commands/ room builds argparse parsers; no import cycle among all the modules; and the old module paths
-of distributed/ still unpickle (once installed, see tests/test_deprecations.py)."""
+of distributed/ still unpickle (once installed, see tests/distributed/commands/test_deprecations.py)."""
 
 import ast
 from pathlib import Path
 
 import omasgan
+
+from helpers import REPO
 
 FORBIDDEN = {"ray", "optuna", "pyarrow"}
 
@@ -27,7 +29,7 @@ def test_core_never_imports_ray_optuna_or_pyarrow():
     assert offenders == []
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PACKAGES = {"omasgan": "omasgan", "trainables": "omasgan.trainables", "search_spaces": "omasgan.search_spaces",
             "distributed": "omasgan.distributed"}
 """Each source folder and the package it installs as (see setup.py)."""

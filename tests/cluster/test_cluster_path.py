@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray")
 
 from s3_helpers import client, environment, keys, moto_server  # noqa: E402
 
-from helpers import tiny_config  # noqa: E402
+from helpers import REPO, tiny_config  # noqa: E402
 
 BUCKET = "omasgan-cluster"
 ROWS_PER_UNIT = 7
@@ -160,7 +160,7 @@ def test_a_joined_cluster_is_sized_by_its_autoscaler_config_on_the_head(s3_ray, 
 
     alive = joined_cluster_shape()
     assert alive.source.startswith("the nodes alive now") and len(alive.node_types) == 1
-    monkeypatch.setenv("OMASGAN_AUTOSCALER_CONFIG", str(Path(__file__).resolve().parents[1] / "cluster.yaml"))
+    monkeypatch.setenv("OMASGAN_AUTOSCALER_CONFIG", str(REPO / "cluster.yaml"))
     shape = joined_cluster_shape()
     assert "cluster.yaml on the head" in shape.source
     assert check_fit(shape, 2, 1, units=20, parallel_units=None) == 10  # ten g5.xlarge the autoscaler can add

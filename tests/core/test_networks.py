@@ -18,6 +18,8 @@ from omasgan.networks import (
     check_network_shape,
 )
 
+from helpers import REPO
+
 W = 8  # small widths keep the whole file fast on 2 CPU cores
 LATENT = 4
 
@@ -495,7 +497,7 @@ def test_paper_config_loads_and_takes_mnist_at_32_px(tmp_path):
     from omasgan.run import validate_run
 
     _write_stroke_mnist(tmp_path)
-    config = OMASGANConfig.load(Path(__file__).resolve().parent.parent / "bench/configs/mnist_paper.yaml")
+    config = OMASGANConfig.load(REPO / "bench/configs/mnist_paper.yaml")
     assert (config.data.dataset, config.data.max_train, config.data.image_size) == ("mnist", None, 32)
     net = config.network
     assert (net.kind, net.g_width, net.d_width, net.latent_dim, net.g_spectral_norm, net.init) == \

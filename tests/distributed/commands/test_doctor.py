@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import REPO
+
 ray = pytest.importorskip("ray")
 
 from omasgan.distributed.commands import doctor_workers  # noqa: E402
@@ -36,7 +38,7 @@ from omasgan.distributed.studies.autoscaler_state import (  # noqa: E402
     read_autoscaler_state,
 )
 
-CLUSTER_YAML = Path(__file__).resolve().parents[1] / "cluster.yaml"
+CLUSTER_YAML = REPO / "cluster.yaml"
 QUOTA = ("VcpuLimitExceeded", "You have requested more vCPU capacity than your current vCPU limit of 0 allows for "
          "the instance bucket that the specified instance type belongs to.")
 GPU_WORKER = {"min_workers": 0, "max_workers": 4, "resources": {"CPU": 4, "GPU": 1},

@@ -2,7 +2,6 @@
 driver starts, and the up-front refusal of a placement group that can never fit; and the run options
 that --resume restores.  No Ray cluster: the shapes come from cluster.yaml and from node lists."""
 
-from pathlib import Path
 
 import pytest
 import yaml
@@ -19,7 +18,9 @@ from omasgan.distributed.studies.capacity import (
 from omasgan.distributed.studies.preparation import RunOptions, restore_run_options
 from omasgan.errors import ConfigError
 
-CLUSTER_YAML = Path(__file__).resolve().parents[1] / "cluster.yaml"
+from helpers import REPO
+
+CLUSTER_YAML = REPO / "cluster.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ units (no training), the files it writes, and the budgets it trains at."""
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,8 @@ from omasgan.distributed.analysis.claims import (
     value_verdict,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 
 
 def _units(values: dict[tuple[int, int], float]) -> pd.Series:

@@ -45,9 +45,8 @@ pytest.importorskip("boto3")
 
 from s3_helpers import client, moto_server, recording_proxy  # noqa: E402
 
-from helpers import tiny_config  # noqa: E402
+from helpers import REPO, tiny_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):

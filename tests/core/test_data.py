@@ -16,6 +16,8 @@ from omasgan.data import (DATASETS, PROTOCOLS, DataSplits, dataset_classes, load
                           validate_data_request)
 from omasgan.errors import ConfigError, DataError
 
+from helpers import REPO
+
 IDX_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
 TRAIN_LABELS = np.repeat(np.arange(10), 4)  # 40 training images, 4 per class
 TEST_LABELS = np.repeat(np.arange(10), 2)   # 20 test images, 2 per class
@@ -123,7 +125,7 @@ def test_public_names():
 
 
 def test_data_package_never_imports_ray_optuna_pyarrow():
-    package = Path(__file__).resolve().parents[1] / "omasgan" / "data"
+    package = REPO / "omasgan" / "data"
     for source in package.glob("*.py"):
         text = source.read_text()
         for name in ("ray", "optuna", "pyarrow"):

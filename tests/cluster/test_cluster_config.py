@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
+
 yaml = pytest.importorskip("yaml")
 jsonschema = pytest.importorskip("jsonschema")
 pytest.importorskip("ray")
@@ -34,7 +36,6 @@ from packaging.specifiers import SpecifierSet  # noqa: E402
 from packaging.version import Version  # noqa: E402
 from ray.autoscaler._private.util import prepare_config, validate_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = REPO / "cluster.yaml"
 CLUSTER_DOC = REPO / "docs" / "cluster.md"
 DOCKERFILE = REPO / "Dockerfile"
@@ -377,7 +378,7 @@ def test_broken_dockerfile_fails_project_checks(config, case):
 def test_iam_set_up_against_an_iam_server(tmp_path, config):
     """deploy/iam.py against moto's server: two profiles as cluster.yaml names them; the head's role may
     pass the worker role and no other; both reach only the bucket and the keys under the prefix of
-    metadata.omasgan_storage, with the documents deploy/iam.py renders (tests/test_iam_stand_in.py
+    metadata.omasgan_storage, with the documents deploy/iam.py renders (tests/cluster/test_iam_stand_in.py
     evaluates them against every S3 request of a study); a run with --spot, then one without, leaves
     the head without the Spot service-linked role permission (the rerun replaces the policies)."""
     pytest.importorskip("moto")

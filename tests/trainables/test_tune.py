@@ -10,7 +10,7 @@ from ray import tune  # noqa: E402
 
 from omasgan.trainables import FaultInjection, make_trainable, pipeline_trainable  # noqa: E402
 
-from helpers import tiny_config, wait_until  # noqa: E402
+from helpers import TESTS, tiny_config, wait_until  # noqa: E402
 
 SHORT = dict(n_per_class=80, task1__epochs=4, task2__epochs=3, task3__epochs=2, j__epochs=4)
 
@@ -130,7 +130,7 @@ def test_tuner_restore_of_a_killed_driver_resumes_at_task2(local_ray, tmp_path):
     base = tiny_config(**SHORT)
     (tmp_path / "base.json").write_text(json.dumps(base.to_dict()))
     markers, storage = tmp_path / "markers", tmp_path / "storage"
-    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", PYTHONPATH=str(Path(__file__).parent))
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", PYTHONPATH=str(TESTS))
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path / "base.json"), str(storage), str(markers)],
                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
