@@ -29,7 +29,7 @@ run: $(STAMP)
 	$(BIN)/omasgan run --dataset digits --protocol loo --holdout 0 --seed 0 --out runs/run-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # The inner loop: every test not marked slow (no Ray, no study, no subprocess).
 test-fast: $(STAMP)

@@ -214,7 +214,7 @@ def alarm_figure(points: list[dict], path: Path) -> None:
 
 def cmd_table(args: argparse.Namespace) -> None:
     """Per point: each detector's mean test AUROC with its interval, the alarm's figures and the unit time;
-    paired comparisons of the largest point with the smallest; the log-compute fit and what it says at
+    paired comparisons of the largest point with the smallest (detectors and alarm figures); the log-compute fit and what it says at
     the paper's compute; a figure and a JSON file."""
     from omasgan.distributed.analysis.statistics import paired_comparison
 
@@ -242,6 +242,7 @@ def cmd_table(args: argparse.Namespace) -> None:
             for name in names:
                 if name in frame:
                     point["alarm"][name] = interval(frame[name])
+                    point["units"][name] = {f"{k},{s}": float(v) for (k, s), v in frame[name].dropna().items()}
         points.append(point)
     if not points:
         raise SystemExit(f"no finished budget point under {root}")
@@ -261,7 +262,8 @@ def cmd_table(args: argparse.Namespace) -> None:
     import pandas as pd
 
     first, last = points[0], points[-1]
-    for detector in (*DETECTORS, "knn"):
+    alarm_names = [name for names in ALARMS.values() for name in names]
+    for detector in (*DETECTORS, "knn", *alarm_names):
         if first is not last and detector in first["units"] and detector in last["units"]:
             def series(p):
                 items = {tuple(int(v) for v in k.split(",")): x for k, x in p["units"][detector].items()}

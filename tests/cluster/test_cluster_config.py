@@ -375,6 +375,7 @@ def test_broken_dockerfile_fails_project_checks(config, case):
     assert project_problems(config, DOCKERFILE_REJECTS[case](DOCKERFILE.read_text())), case
 
 
+@pytest.mark.slow
 def test_iam_set_up_against_an_iam_server(tmp_path, config):
     """deploy/iam.py against moto's server: two profiles as cluster.yaml names them; the head's role may
     pass the worker role and no other; both reach only the bucket and the keys under the prefix of

@@ -114,6 +114,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.slow
 def test_old_module_paths_are_installed_only_to_resume_a_study_pickled_under_them(tmp_path):
     """A fresh ``import omasgan.distributed`` (and every subcommand registered) installs no finder: an
     old path does not import.  Restoring a study written since the split installs nothing; restoring one

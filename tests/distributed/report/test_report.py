@@ -436,6 +436,7 @@ def test_rows_without_the_alarm_leave_section_9_out(tmp_path):
     assert "Left out: no ok OMASGAN row holds the alarm's figures" in text
 
 
+@pytest.mark.slow
 def test_the_report_is_the_same_after_compaction(studies, tmp_path):
     """Every table (CSV), the best config and the page, from the same rows in small files and then in
     compacted parts."""
@@ -531,6 +532,7 @@ def _markdown_outside_code(text):
     return "".join(out)
 
 
+@pytest.mark.slow
 def test_hostile_strings_from_the_data_are_inert_in_both_pages(tmp_path):
     """A study name, trial ids, an error message, a swept parameter and an Optuna parameter holding HTML,
     scripts, javascript: links and autolinks: report.md has no raw HTML, no link but the report's own, no

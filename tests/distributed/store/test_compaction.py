@@ -135,6 +135,7 @@ def _compact_and_die_at(root, step):
     os._exit(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", STEPS)
 def test_a_compaction_killed_at_any_step_and_run_again_keeps_every_row_once(tmp_path, step, monkeypatch):
     monkeypatch.setattr(L, "LOCK_STALE_S", 0.5)  # how long the next compaction watches the dead one's lock
