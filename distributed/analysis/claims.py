@@ -175,17 +175,19 @@ def seed_sd_over_units(units: pd.Series, n_resamples: int = 2000) -> tuple[float
 
 
 def evaluate_claim(spec: ClaimSpec, units: dict[tuple[str, str], pd.Series], dataset: str,
-                   n_resamples: int = N_RESAMPLES) -> Claim:
+                   n_resamples: int = N_RESAMPLES, missing_command: str | None = None) -> Claim:
     """``spec`` measured on ``units`` ((part, detector) -> test AUROC per (holdout_class, seed)) of a run
-    on ``dataset``."""
+    on ``dataset``.  ``missing_command``: the command that would finish the run, given with a claim
+    whose part has no results yet (a claim about data the run lacks names its own command)."""
     claim = Claim(spec.key, spec.statement, spec.paper, spec.where)
     missing = [side for side in (spec.a, spec.b) if side is not None and side not in units]
     usable = spec.needs == dataset or dataset in STAND_INS.get(spec.needs, ())
     if not usable or spec.a is None or missing:
         claim.test = (f"needs {spec.needs} data; this run trained on {dataset}" if not usable
                       else f"this run has no {' and '.join('/'.join(m) for m in missing)} results")
-        if spec.command:
-            claim.detail["command"] = spec.command
+        command = missing_command if usable and missing_command else spec.command
+        if command:
+            claim.detail["command"] = command
         return claim
     claim.data = dataset if spec.needs == dataset else f"{dataset} (stand-in for {spec.needs})"
     a = units[spec.a]
@@ -235,10 +237,10 @@ def unit_table(rows: pd.DataFrame, split: str = "test") -> dict[tuple[str, str],
 
 
 def evaluate_claims(rows: pd.DataFrame, dataset: str, specs: tuple[ClaimSpec, ...] = PAPER_CLAIMS,
-                    n_resamples: int = N_RESAMPLES) -> list[Claim]:
+                    n_resamples: int = N_RESAMPLES, missing_command: str | None = None) -> list[Claim]:
     """Every claim of ``specs`` on the reproduction's rows (see :func:`unit_table`)."""
     units = unit_table(rows)
-    return [evaluate_claim(spec, units, dataset, n_resamples) for spec in specs]
+    return [evaluate_claim(spec, units, dataset, n_resamples, missing_command) for spec in specs]
 
 
 def seed_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -83,7 +83,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     chosen = budget(plan.budget)
     rows = _rows(plan, data_root)
-    claims = evaluate_claims(rows, plan.dataset)
+    claims = evaluate_claims(rows, plan.dataset, missing_command=(
+        f"omasgan reproduce --resume --name {plan.name} --storage {args.storage}  (runs what is unfinished of "
+        f"the parts {', '.join(plan.parts)})"))
     out = write_claims(folder, plan, claims, rows, chosen)
     print(f"\nclaims at budget {plan.budget!r} ({len(rows[rows.split == 'test']) if len(rows) else 0} test rows):")
     for claim in claims:

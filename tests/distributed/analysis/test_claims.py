@@ -78,8 +78,13 @@ def test_claims_about_data_this_run_lacks_are_untested_with_the_command():
     claim = evaluate_claim(spec, {}, "mnist")
     assert claim.verdict == "untested" and "needs fashion_mnist" in claim.test
     assert claim.detail["command"].startswith("omasgan run --dataset mnist --protocol ood --ood-dataset fashion_mnist")
-    missing = evaluate_claim(ClaimSpec("x", "x", 0.5, "here", "mean", ("fgan", "final")), {}, "mnist")
+    missing = evaluate_claim(ClaimSpec("x", "x", 0.5, "here", "mean", ("fgan", "final")), {}, "mnist",
+                             missing_command="omasgan reproduce --resume --name r")
     assert missing.verdict == "untested" and "no fgan/final results" in missing.test
+    assert missing.detail["command"] == "omasgan reproduce --resume --name r"
+    # a claim about data the run lacks keeps its own command, not the run's
+    assert evaluate_claim(spec, {}, "mnist", missing_command="omasgan reproduce --resume --name r").detail[
+        "command"].startswith("omasgan run --dataset mnist --protocol ood")
 
 
 def test_a_unit_with_a_failed_stage_is_missing_not_averaged_over_its_survivors():
