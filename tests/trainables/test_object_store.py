@@ -81,7 +81,7 @@ def test_two_processes_sharing_only_the_bucket_train_one_entry_once(s3, tmp_path
     root = f"s3://{BUCKET}/race/cache"
     ready = tmp_path / "ready"
     ready.mkdir()
-    script = RACER.format(tests=TESTS)
+    script = RACER.format(tests=str(TESTS))
     racers = []
     for me in ("a", "b"):
         folder = tmp_path / me  # each its own working folder: nothing shared but the bucket
